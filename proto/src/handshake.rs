@@ -1,0 +1,104 @@
+//! The first frame of every connection, and its answer.
+//!
+//! `Hello` and `HelloReply` are the only encodings that must stay stable
+//! across protocol versions: a peer of any version can read the magic and the
+//! version, and read a refusal that names both versions.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{MAGIC, PROTOCOL_VERSION, error::DecodeError, wire};
+
+/// Who is connecting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Role {
+    Client,
+    Worker,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Client => "client",
+            Role::Worker => "worker",
+        })
+    }
+}
+
+/// The first frame a connecting peer sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Always [`MAGIC`]: tells a tessera peer from anything else on the port.
+    pub magic: [u8; 4],
+    pub version: u16,
+    pub role: Role,
+    /// The peer's self-chosen id, for logs (at most [`MAX_NODE_ID`] bytes).
+    pub node_id: String,
+}
+
+/// Longest node id accepted in a `Hello`.
+pub const MAX_NODE_ID: usize = 128;
+
+impl Hello {
+    pub fn new(role: Role, node_id: impl Into<String>) -> Self {
+        Hello {
+            magic: MAGIC,
+            version: PROTOCOL_VERSION,
+            role,
+            node_id: node_id.into(),
+        }
+    }
+}
+
+/// The master's answer to a `Hello`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HelloReply {
+    Welcome(Welcome),
+    Refused(Refusal),
+}
+
+/// Accepted: the connection now carries [`crate::Msg`] frames.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub version: u16,
+    pub master_id: String,
+}
+
+/// Why the master refused a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Refusal {
+    #[error("not a tessera peer: the first frame does not start with the magic bytes")]
+    BadMagic,
+    #[error(
+        "protocol version mismatch: master speaks version {master}, this peer speaks version {peer}"
+    )]
+    VersionMismatch { master: u16, peer: u16 },
+    #[error("malformed handshake: {0}")]
+    Malformed(String),
+    #[error("the master is at its connection limit ({limit}); retry later")]
+    Busy { limit: u32 },
+}
+
+/// Checks and decodes a first frame. Magic first, then version (read from a
+/// prefix that every version shares), then the rest.
+pub fn parse_hello(frame: &[u8]) -> Result<Hello, Refusal> {
+    if frame.len() < MAGIC.len() || frame[..MAGIC.len()] != MAGIC {
+        return Err(Refusal::BadMagic);
+    }
+    let ((_, version), _) = wire::decode_prefix::<([u8; 4], u16)>(frame)
+        .map_err(|e| Refusal::Malformed(e.to_string()))?;
+    if version != PROTOCOL_VERSION {
+        return Err(Refusal::VersionMismatch {
+            master: PROTOCOL_VERSION,
+            peer: version,
+        });
+    }
+    let hello: Hello =
+        wire::decode_exact(frame).map_err(|e: DecodeError| Refusal::Malformed(e.to_string()))?;
+    if hello.node_id.len() > MAX_NODE_ID {
+        return Err(Refusal::Malformed(format!(
+            "node id of {} bytes is over the {MAX_NODE_ID}-byte limit",
+            hello.node_id.len()
+        )));
+    }
+    Ok(hello)
+}

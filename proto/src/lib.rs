@@ -1,0 +1,31 @@
+//! tessera's wire protocol.
+//!
+//! * [`frame`]: 4-byte big-endian length-prefixed frames with a maximum size.
+//! * [`wire`]: the only module that knows bincode; every decode has a byte limit.
+//! * [`handshake`]: the first frame (`Hello`) and its answer; stable across versions.
+//! * [`message`]: every message after the handshake ([`Msg`]).
+//! * [`task`]: task ids, states and failure kinds.
+//! * [`conn`]: typed frame reader and writer over any async byte stream.
+//! * [`stream`]: reassembly of chunked byte streams with a declared length.
+
+pub mod conn;
+pub mod error;
+pub mod frame;
+pub mod handshake;
+pub mod message;
+pub mod stream;
+pub mod task;
+pub mod wire;
+
+pub use conn::{FrameReader, FrameWriter, Incoming};
+pub use error::{DecodeError, ProtoError};
+pub use frame::DEFAULT_MAX_FRAME;
+pub use handshake::{Hello, HelloReply, Refusal, Role, Welcome};
+pub use message::{ErrorCode, MAX_CHUNK, Msg, StreamId};
+pub use task::{FailureKind, TaskId, TaskInfo, TaskState};
+
+/// The first four bytes of every connection's first frame.
+pub const MAGIC: [u8; 4] = *b"TSRA";
+
+/// Bumped on every change to [`Msg`] or the frame layout.
+pub const PROTOCOL_VERSION: u16 = 1;

@@ -1,0 +1,130 @@
+//! Every message after the handshake.
+//!
+//! Requests from a client carry a `req` id chosen by the client; every reply
+//! names it, so one connection carries many requests at once. Image bytes never
+//! go through bincode: a message that announces `len` bytes is followed by
+//! [`Msg::Chunk`] frames whose payloads (at most [`MAX_CHUNK`] bytes each) add
+//! up to exactly `len`.
+//!
+//! The variant order is the wire encoding: append new variants at the end and
+//! bump [`crate::PROTOCOL_VERSION`] on any change (the golden-bytes tests fail
+//! on an accidental one).
+
+use serde::{Deserialize, Serialize};
+
+use crate::task::{FailureKind, TaskId, TaskInfo};
+
+/// Largest payload of one chunk frame.
+pub const MAX_CHUNK: usize = 1024 * 1024;
+
+/// How many variants [`Msg`] has; a frame whose variant index is at or past
+/// this is an unknown message type.
+pub const MSG_VARIANTS: u32 = 14;
+
+/// Which stream a chunk belongs to: the `req` of a submit or fetch, or the
+/// task id of an assignment or a result.
+pub type StreamId = u64;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Msg {
+    // ---- client → master ----
+    /// Start uploading an image of `len` bytes; chunks follow on stream `req`.
+    Submit { req: u64, name: String, len: u64 },
+    /// Ask for a task's state now.
+    Status { req: u64, task: TaskId },
+    /// Ask to be told when the task is done or failed (answered with `Info`).
+    Wait { req: u64, task: TaskId },
+    /// Ask for a done task's result (answered with `Result` and chunks).
+    Fetch { req: u64, task: TaskId },
+
+    // ---- master → client ----
+    /// The image of submission `req` is stored and queued as `task`.
+    Submitted { req: u64, task: TaskId },
+    /// A task's state, answering `Status` or `Wait`.
+    Info { req: u64, info: TaskInfo },
+    /// A result of `len` bytes follows as chunks on stream `req`.
+    Result { req: u64, task: TaskId, len: u64 },
+
+    // ---- worker → master ----
+    /// The worker can take `credits` more tasks (pull).
+    Ready { credits: u32 },
+    /// The result of (`task`, `attempt`), `len` bytes, follows as chunks on stream `task`.
+    Done {
+        task: TaskId,
+        attempt: u32,
+        len: u64,
+    },
+    /// The worker could not process (`task`, `attempt`).
+    Failed {
+        task: TaskId,
+        attempt: u32,
+        kind: FailureKind,
+        reason: String,
+    },
+
+    // ---- master → worker ----
+    /// Process this image; `len` bytes follow as chunks on stream `task`.
+    Assign {
+        task: TaskId,
+        attempt: u32,
+        name: String,
+        len: u64,
+    },
+    /// The master stored the result of `task` (or no longer needs it).
+    Accepted { task: TaskId },
+
+    // ---- both directions ----
+    /// Part of the byte stream `stream`; the payload follows the header in the frame.
+    Chunk { stream: StreamId },
+    /// A typed error reply; `req` names the request it answers, if any.
+    Error {
+        req: Option<u64>,
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+impl Msg {
+    /// A short name for logs and error messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Msg::Submit { .. } => "Submit",
+            Msg::Status { .. } => "Status",
+            Msg::Wait { .. } => "Wait",
+            Msg::Fetch { .. } => "Fetch",
+            Msg::Submitted { .. } => "Submitted",
+            Msg::Info { .. } => "Info",
+            Msg::Result { .. } => "Result",
+            Msg::Ready { .. } => "Ready",
+            Msg::Done { .. } => "Done",
+            Msg::Failed { .. } => "Failed",
+            Msg::Assign { .. } => "Assign",
+            Msg::Accepted { .. } => "Accepted",
+            Msg::Chunk { .. } => "Chunk",
+            Msg::Error { .. } => "Error",
+        }
+    }
+}
+
+/// Error replies, typed by what the receiver should do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// The frame did not decode as any known message. Do not resend it.
+    UnknownMessage,
+    /// A valid message that this peer does not accept now (wrong role or state).
+    UnexpectedMessage,
+    /// A valid message with inconsistent content (chunks past the announced length...).
+    Malformed,
+    /// No such task.
+    NotFound,
+    /// The task exists but has no result (yet, or because it failed).
+    NotReady,
+    /// Over a configured limit; the message says which.
+    TooLarge,
+    /// The master is at capacity; retry later with backoff.
+    Busy,
+    /// The master could not store data (disk full, I/O error); retry later.
+    Storage,
+    /// A bug on the master.
+    Internal,
+}

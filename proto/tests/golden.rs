@@ -1,0 +1,206 @@
+//! Golden bytes: the exact encoding of every message is pinned here, so an
+//! accidental wire change fails this test. A deliberate change updates the
+//! bytes *and* bumps `PROTOCOL_VERSION`.
+
+use tessera_proto::{
+    ErrorCode, FailureKind, Hello, HelloReply, Msg, PROTOCOL_VERSION, Refusal, Role, TaskId,
+    TaskInfo, TaskState, Welcome, wire,
+};
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn info() -> TaskInfo {
+    TaskInfo {
+        task: TaskId(7),
+        name: "a.png".into(),
+        state: TaskState::Failed {
+            kind: FailureKind::Corrupt,
+            reason: "bad".into(),
+        },
+        input_len: 300,
+        output_len: None,
+        attempts: 1,
+    }
+}
+
+fn messages() -> Vec<(&'static str, Msg)> {
+    let t = TaskId(7);
+    vec![
+        (
+            "Submit",
+            Msg::Submit {
+                req: 1,
+                name: "a.png".into(),
+                len: 300,
+            },
+        ),
+        ("Status", Msg::Status { req: 2, task: t }),
+        ("Wait", Msg::Wait { req: 3, task: t }),
+        ("Fetch", Msg::Fetch { req: 4, task: t }),
+        ("Submitted", Msg::Submitted { req: 1, task: t }),
+        (
+            "Info",
+            Msg::Info {
+                req: 2,
+                info: info(),
+            },
+        ),
+        (
+            "Result",
+            Msg::Result {
+                req: 4,
+                task: t,
+                len: 70_000,
+            },
+        ),
+        ("Ready", Msg::Ready { credits: 3 }),
+        (
+            "Done",
+            Msg::Done {
+                task: t,
+                attempt: 1,
+                len: 300,
+            },
+        ),
+        (
+            "Failed",
+            Msg::Failed {
+                task: t,
+                attempt: 2,
+                kind: FailureKind::Unsupported,
+                reason: "x".into(),
+            },
+        ),
+        (
+            "Assign",
+            Msg::Assign {
+                task: t,
+                attempt: 1,
+                name: "a.png".into(),
+                len: 300,
+            },
+        ),
+        ("Accepted", Msg::Accepted { task: t }),
+        ("Chunk", Msg::Chunk { stream: 9 }),
+        (
+            "Error",
+            Msg::Error {
+                req: Some(5),
+                code: ErrorCode::NotFound,
+                message: "no task 7".into(),
+            },
+        ),
+    ]
+}
+
+const GOLDEN_MSGS: &[(&str, &str)] = &[
+    ("Submit", "000105612e706e67fb2c01"),
+    ("Status", "010207"),
+    ("Wait", "020307"),
+    ("Fetch", "030407"),
+    ("Submitted", "040107"),
+    ("Info", "05020705612e706e67030103626164fb2c010001"),
+    ("Result", "060407fc70110100"),
+    ("Ready", "0703"),
+    ("Done", "080701fb2c01"),
+    ("Failed", "090702000178"),
+    ("Assign", "0a070105612e706e67fb2c01"),
+    ("Accepted", "0b07"),
+    ("Chunk", "0c09"),
+    ("Error", "0d010503096e6f207461736b2037"),
+];
+
+#[test]
+fn every_message_encodes_to_its_golden_bytes() {
+    let mut mismatches = Vec::new();
+    let msgs = messages();
+    for (name, msg) in &msgs {
+        let got = hex(&wire::encode(msg).unwrap());
+        match GOLDEN_MSGS.iter().find(|(n, _)| n == name) {
+            Some((_, want)) if *want == got => {}
+            Some((_, want)) => mismatches.push(format!("{name}: want {want}, got {got}")),
+            None => mismatches.push(format!("(\"{name}\", \"{got}\"),")),
+        }
+        assert_eq!(msg.name(), *name);
+        // And they decode back to the same value.
+        let back: Msg = wire::decode_exact(&wire::encode(msg).unwrap()).unwrap();
+        assert_eq!(&back, msg);
+    }
+    assert!(
+        mismatches.is_empty(),
+        "wire encoding changed:\n{}",
+        mismatches.join("\n")
+    );
+    assert_eq!(
+        GOLDEN_MSGS.len(),
+        msgs.len(),
+        "every message needs golden bytes"
+    );
+}
+
+#[test]
+fn handshake_encodes_to_its_golden_bytes() {
+    assert_eq!(
+        PROTOCOL_VERSION, 1,
+        "bump the golden bytes with the version"
+    );
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "hello",
+            wire::encode(&Hello::new(Role::Worker, "w1")).unwrap(),
+        ),
+        (
+            "welcome",
+            wire::encode(&HelloReply::Welcome(Welcome {
+                version: 1,
+                master_id: "m".into(),
+            }))
+            .unwrap(),
+        ),
+        (
+            "version mismatch",
+            wire::encode(&HelloReply::Refused(Refusal::VersionMismatch {
+                master: 1,
+                peer: 2,
+            }))
+            .unwrap(),
+        ),
+        (
+            "bad magic",
+            wire::encode(&HelloReply::Refused(Refusal::BadMagic)).unwrap(),
+        ),
+        (
+            "malformed",
+            wire::encode(&HelloReply::Refused(Refusal::Malformed("m".into()))).unwrap(),
+        ),
+        (
+            "busy",
+            wire::encode(&HelloReply::Refused(Refusal::Busy { limit: 10 })).unwrap(),
+        ),
+    ];
+    let got: Vec<(&str, String)> = cases.iter().map(|(n, b)| (*n, hex(b))).collect();
+    let want: Vec<(&str, String)> = GOLDEN_HANDSHAKE
+        .iter()
+        .map(|(n, h)| (*n, h.to_string()))
+        .collect();
+    assert_eq!(got, want, "handshake encoding changed");
+}
+
+/// The handshake must start with the raw magic bytes, then the version.
+#[test]
+fn hello_starts_with_magic_then_version() {
+    let bytes = wire::encode(&Hello::new(Role::Client, "c")).unwrap();
+    assert_eq!(&bytes[..4], b"TSRA");
+    assert_eq!(bytes[4], PROTOCOL_VERSION as u8);
+}
+
+const GOLDEN_HANDSHAKE: &[(&str, &str)] = &[
+    ("hello", "545352410101027731"),
+    ("welcome", "0001016d"),
+    ("version mismatch", "01010102"),
+    ("bad magic", "0100"),
+    ("malformed", "0102016d"),
+    ("busy", "01030a"),
+];
