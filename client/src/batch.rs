@@ -1,0 +1,181 @@
+//! A batch: stream many images through the master with a bounded number in
+//! flight, write each result under the output directory, report every outcome.
+
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use tessera_proto::{ErrorCode, TaskId, TaskState};
+use tokio::{sync::Semaphore, task::JoinSet};
+
+use crate::{Client, ClientError, files::Input};
+
+/// How to run a batch.
+#[derive(Debug, Clone)]
+pub struct BatchOptions {
+    pub out_dir: PathBuf,
+    /// Images submitted but not yet written out, at most.
+    pub in_flight: usize,
+}
+
+/// One image's outcome.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub input: Input,
+    pub result: Result<Done, Failure>,
+}
+
+/// A processed image, written to `output`.
+#[derive(Debug, Clone)]
+pub struct Done {
+    pub task: TaskId,
+    pub output: PathBuf,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Width × height / 1e6, when the input is a PNG.
+    pub megapixels: f64,
+}
+
+/// Why an image did not make it.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub task: Option<TaskId>,
+    pub reason: String,
+}
+
+/// Everything a batch did.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub outcomes: Vec<Outcome>,
+    pub elapsed: Duration,
+}
+
+impl Report {
+    pub fn done(&self) -> impl Iterator<Item = &Done> {
+        self.outcomes.iter().filter_map(|o| o.result.as_ref().ok())
+    }
+
+    pub fn failed(&self) -> impl Iterator<Item = (&Input, &Failure)> {
+        self.outcomes
+            .iter()
+            .filter_map(|o| o.result.as_ref().err().map(|f| (&o.input, f)))
+    }
+
+    pub fn megapixels(&self) -> f64 {
+        self.done().map(|d| d.megapixels).sum()
+    }
+}
+
+/// Runs the batch; `on_outcome` is called as each image finishes.
+pub async fn run(
+    client: Arc<Client>,
+    inputs: Vec<Input>,
+    options: &BatchOptions,
+    mut on_outcome: impl FnMut(&Outcome),
+) -> Report {
+    let started = Instant::now();
+    let slots = Arc::new(Semaphore::new(options.in_flight.max(1)));
+    let mut jobs = JoinSet::new();
+    let mut outcomes = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        // Bound the tasks, not just the work: acquire before spawning, and
+        // report whatever finished meanwhile.
+        let permit = loop {
+            tokio::select! {
+                p = slots.clone().acquire_owned() => break p.expect("never closed"),
+                Some(Ok(o)) = jobs.join_next(), if !jobs.is_empty() => {
+                    on_outcome(&o);
+                    outcomes.push(o);
+                }
+            }
+        };
+        let client = client.clone();
+        let out_dir = options.out_dir.clone();
+        jobs.spawn(async move {
+            let result = one(&client, &input, &out_dir).await;
+            drop(permit);
+            Outcome { input, result }
+        });
+    }
+    while let Some(joined) = jobs.join_next().await {
+        if let Ok(o) = joined {
+            on_outcome(&o);
+            outcomes.push(o);
+        }
+    }
+    Report {
+        outcomes,
+        elapsed: started.elapsed(),
+    }
+}
+
+async fn one(client: &Client, input: &Input, out_dir: &std::path::Path) -> Result<Done, Failure> {
+    let fail = |task, reason: String| Failure { task, reason };
+    let data = tokio::fs::read(&input.path)
+        .await
+        .map_err(|e| fail(None, format!("cannot read {}: {e}", input.path.display())))?;
+    let megapixels = png_dimensions(&data).map_or(0.0, |(w, h)| f64::from(w) * f64::from(h) / 1e6);
+    let bytes_in = data.len() as u64;
+    let name = input.name.to_string_lossy().into_owned();
+    let task = submit_respecting_busy(client, &name, Bytes::from(data))
+        .await
+        .map_err(|e| fail(None, e.to_string()))?;
+    let info = client
+        .wait(task)
+        .await
+        .map_err(|e| fail(Some(task), e.to_string()))?;
+    match info.state {
+        TaskState::Done => {
+            let output = out_dir.join(&input.name);
+            let bytes_out = client
+                .fetch_to(task, &output)
+                .await
+                .map_err(|e| fail(Some(task), e.to_string()))?;
+            Ok(Done {
+                task,
+                output,
+                bytes_in,
+                bytes_out,
+                megapixels,
+            })
+        }
+        TaskState::Failed { reason, .. } => Err(fail(Some(task), reason)),
+        other => Err(fail(
+            Some(task),
+            format!("unexpected state after wait: {other}"),
+        )),
+    }
+}
+
+/// Submits, backing off while the master answers `Busy`.
+async fn submit_respecting_busy(
+    client: &Client,
+    name: &str,
+    data: Bytes,
+) -> Result<TaskId, ClientError> {
+    let mut pause = Duration::from_millis(20);
+    loop {
+        match client.submit(name, data.clone()).await {
+            Err(e) if e.code() == Some(ErrorCode::Busy) => {
+                let jitter = 0.5 + rand::random::<f64>() * 0.5;
+                tokio::time::sleep(pause.mul_f64(jitter)).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Width and height from a PNG's IHDR, if `data` starts like a PNG.
+pub fn png_dimensions(data: &[u8]) -> Option<(u32, u32)> {
+    const SIG: &[u8] = b"\x89PNG\r\n\x1a\n";
+    if data.len() < 24 || !data.starts_with(SIG) || &data[12..16] != b"IHDR" {
+        return None;
+    }
+    let w = u32::from_be_bytes(data[16..20].try_into().ok()?);
+    let h = u32::from_be_bytes(data[20..24].try_into().ok()?);
+    Some((w, h))
+}

@@ -1,0 +1,63 @@
+//! Errors of the client library, typed by what the caller should do.
+
+use std::{path::PathBuf, time::Duration};
+
+use tessera_proto::{ErrorCode, ProtoError, Refusal};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No master at that address (or it did not answer in time).
+    #[error(
+        "cannot connect to master at {addr}: {source}; start one with `tessera-node master` (or `tessera-node dev`), or pass --master / TESSERA_MASTER"
+    )]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    /// The master refused the handshake (version mismatch, at capacity...).
+    #[error("master refused the connection: {0}")]
+    Refused(Refusal),
+    /// The connection dropped; what was pending did not complete.
+    #[error("lost the connection to the master")]
+    Disconnected,
+    /// The master answered a request with a typed error.
+    #[error("{message}")]
+    Master { code: ErrorCode, message: String },
+    #[error("the master sent a malformed reply: {0}")]
+    Protocol(String),
+    #[error("result of {len} bytes is over this client's limit of {max} bytes")]
+    TooLarge { len: u64, max: u64 },
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("{}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Wire(#[from] ProtoError),
+}
+
+impl ClientError {
+    /// The master's error code, when the master answered with one.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Master { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// True when the same request may succeed later (busy master, lost connection).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Master { code, .. } => {
+                matches!(code, ErrorCode::Busy | ErrorCode::Storage)
+            }
+            ClientError::Disconnected | ClientError::Connect { .. } | ClientError::Timeout(_) => {
+                true
+            }
+            ClientError::Refused(Refusal::Busy { .. }) => true,
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Local files: atomic writes and the inputs of a batch.
+
+use std::{
+    io,
+    path::{Path, PathBuf},
+};
+
+/// Writes `data` to `path` via a temporary file in the same directory, then
+/// renames it into place, so a reader never sees a partial image.
+pub async fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        tokio::fs::create_dir_all(dir).await?;
+    }
+    let file_name = path.file_name().ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, "output path has no file name")
+    })?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(file_name);
+    tmp_name.push(format!(".{}.part", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    tokio::fs::write(&tmp, data).await?;
+    if let Err(e) = tokio::fs::rename(&tmp, path).await {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// One image of a batch: where it is, and the name (relative path) it keeps
+/// in the output directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    pub path: PathBuf,
+    pub name: PathBuf,
+}
+
+/// Expands files and directories into inputs. A file keeps its file name; a
+/// directory contributes every non-hidden regular file below it, named by its
+/// path relative to that directory. Sorted; two inputs with one name are an error.
+pub fn collect_inputs(args: &[PathBuf]) -> io::Result<Vec<Input>> {
+    let mut out = Vec::new();
+    for arg in args {
+        let meta = std::fs::metadata(arg)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", arg.display())))?;
+        if meta.is_dir() {
+            walk(arg, Path::new(""), &mut out)?;
+        } else {
+            let name = arg.file_name().map(PathBuf::from).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{}: not a file", arg.display()),
+                )
+            })?;
+            out.push(Input {
+                path: arg.clone(),
+                name,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    for pair in out.windows(2) {
+        if pair[0].name == pair[1].name {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} and {} would both be written as {}",
+                    pair[0].path.display(),
+                    pair[1].path.display(),
+                    pair[0].name.display()
+                ),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, rel: &Path, out: &mut Vec<Input>) -> io::Result<()> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        let kind = std::fs::metadata(&path)?;
+        if kind.is_dir() {
+            walk(&path, &rel.join(&name), out)?;
+        } else if kind.is_file() {
+            out.push(Input {
+                path,
+                name: rel.join(&name),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directories_keep_relative_paths_and_skip_hidden_files() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("a/b")).unwrap();
+        std::fs::write(d.path().join("a/b/x.png"), b"x").unwrap();
+        std::fs::write(d.path().join("y.png"), b"y").unwrap();
+        std::fs::write(d.path().join(".hidden"), b"h").unwrap();
+        let got = collect_inputs(&[d.path().to_path_buf()]).unwrap();
+        let names: Vec<_> = got.iter().map(|i| i.name.clone()).collect();
+        assert_eq!(
+            names,
+            vec![PathBuf::from("a/b/x.png"), PathBuf::from("y.png")]
+        );
+    }
+
+    #[test]
+    fn two_inputs_with_one_output_name_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("1")).unwrap();
+        std::fs::create_dir_all(d.path().join("2")).unwrap();
+        std::fs::write(d.path().join("1/x.png"), b"x").unwrap();
+        std::fs::write(d.path().join("2/x.png"), b"x").unwrap();
+        let err =
+            collect_inputs(&[d.path().join("1/x.png"), d.path().join("2/x.png")]).unwrap_err();
+        assert!(
+            err.to_string().contains("would both be written as x.png"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_missing_input_names_itself() {
+        let err = collect_inputs(&[PathBuf::from("/nonexistent/q.png")]).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/q.png"), "{err}");
+    }
+}

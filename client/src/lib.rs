@@ -1,0 +1,23 @@
+//! tessera's client library: connect to a master, submit images, wait for
+//! them (pushed, no polling), fetch results, or run a whole batch.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tessera_client::ClientError> {
+//! let client = tessera_client::Client::connect("127.0.0.1:7878").await?;
+//! let task = client.submit("cat.png", std::fs::read("cat.png").unwrap().into()).await?;
+//! let info = client.wait(task).await?;
+//! let swapped = client.fetch(task).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod batch;
+mod client;
+mod error;
+pub mod files;
+
+#[cfg(feature = "cli")]
+pub mod cli;
+
+pub use client::{Client, ClientConfig};
+pub use error::ClientError;
+pub use tessera_proto::{ErrorCode, FailureKind, TaskId, TaskInfo, TaskState};

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    tessera_client::cli::main()
+}

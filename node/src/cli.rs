@@ -1,0 +1,198 @@
+//! The `tessera-node` command line.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    dev::{DevCluster, DevConfig},
+    master::{self, MasterConfig},
+    worker::{self, WorkerConfig},
+};
+
+/// A node of a tessera image-processing cluster.
+#[derive(Debug, Parser)]
+#[command(name = "tessera-node", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the master: accepts images from clients and hands them to workers.
+    ///
+    /// Example: tessera-node master --listen 0.0.0.0:7878 --data-dir /var/lib/tessera
+    Master {
+        /// Address to listen on.
+        #[arg(long, default_value = "0.0.0.0:7878")]
+        listen: SocketAddr,
+        /// Directory for images and results.
+        #[arg(long, default_value = "tessera-data")]
+        data_dir: PathBuf,
+        /// Largest image accepted, in bytes.
+        #[arg(long, default_value_t = 256 * 1024 * 1024)]
+        max_image_bytes: u64,
+        /// Hand-outs per task before it fails (a worker dying on it each time).
+        #[arg(long, default_value_t = 3)]
+        max_attempts: u32,
+    },
+    /// Run a worker: pulls images from the master and processes them.
+    ///
+    /// Example: tessera-node worker --master 192.0.2.10:7878 --threads 4
+    Worker {
+        /// The master's address (host:port).
+        #[arg(long, env = "TESSERA_MASTER")]
+        master: String,
+        #[command(flatten)]
+        work: WorkArgs,
+    },
+    /// Run a master and N workers in this one process (for one machine).
+    ///
+    /// Example: tessera-node dev --workers 2 --listen 127.0.0.1:7878
+    Dev {
+        /// Number of workers.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Address the master listens on.
+        #[arg(long, default_value = "127.0.0.1:7878")]
+        listen: SocketAddr,
+        /// Directory for images and results (default: a temporary directory).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        work: WorkArgs,
+    },
+}
+
+/// Options shared by `worker` and `dev`.
+#[derive(Debug, clap::Args)]
+pub struct WorkArgs {
+    /// Images processed at once, each with its swap spread over the same threads
+    /// (default: all cores; in `dev`, the cores shared among the workers).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// PNG encoder effort for re-encoded images.
+    #[arg(long, value_enum, default_value_t = PngCompression::Fast)]
+    pub png_compression: PngCompression,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PngCompression {
+    Fast,
+    Default,
+    Best,
+}
+
+impl From<PngCompression> for tessera_imaging::Compression {
+    fn from(c: PngCompression) -> Self {
+        match c {
+            PngCompression::Fast => tessera_imaging::Compression::Fast,
+            PngCompression::Default => tessera_imaging::Compression::Default,
+            PngCompression::Best => tessera_imaging::Compression::Best,
+        }
+    }
+}
+
+/// Sets up logging (`RUST_LOG`, default `info`).
+pub fn init_logging() {
+    init_logging_with_default("info");
+}
+
+/// Sets up logging to stderr from `RUST_LOG`, or `default` when it is unset.
+pub fn init_logging_with_default(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// A token cancelled on Ctrl-C or SIGTERM.
+pub fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("install SIGTERM handler");
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down");
+        t.cancel();
+    });
+    token
+}
+
+/// Entry point of the `tessera-node` binary.
+pub fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(run(cli))
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let shutdown = shutdown_on_signal();
+    match cli.command {
+        Command::Master {
+            listen,
+            data_dir,
+            max_image_bytes,
+            max_attempts,
+        } => {
+            let listener = TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            let mut config = MasterConfig::new(data_dir);
+            config.max_image_bytes = max_image_bytes;
+            config.scheduler.max_attempts = max_attempts.max(1);
+            // The bound address, for scripts and tests that asked for port 0.
+            println!("listening on {}", listener.local_addr()?);
+            master::run(listener, config, shutdown).await?;
+        }
+        Command::Worker { master, work } => {
+            let mut config = WorkerConfig::new(master);
+            if let Some(t) = work.threads {
+                anyhow::ensure!(t > 0, "--threads must be at least 1");
+                config.threads = t;
+                config.prefetch = t.max(2);
+            }
+            config.options.compression = work.png_compression.into();
+            worker::run(config, shutdown).await?;
+        }
+        Command::Dev {
+            workers,
+            listen,
+            data_dir,
+            work,
+        } => {
+            anyhow::ensure!(workers > 0, "--workers must be at least 1");
+            let mut config = DevConfig::new(workers);
+            config.listen = listen;
+            config.data_dir = data_dir;
+            config.threads = work.threads;
+            config.options.compression = work.png_compression.into();
+            let cluster = DevCluster::start(config)
+                .await
+                .with_context(|| format!("cannot start a dev cluster on {listen}"))?;
+            println!("listening on {}", cluster.addr);
+            println!("dev cluster: master and {workers} workers; Ctrl-C to stop");
+            shutdown.cancelled().await;
+            cluster.stop().await;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,20 @@
+//! tessera-node: the master, the worker, and a one-process dev cluster.
+//!
+//! * [`master`]: accepts images, keeps them on disk, schedules tasks.
+//! * [`worker`]: pulls tasks, processes them on a rayon pool.
+//! * [`dev`]: a master and N workers in one process.
+//! * [`cli`]: the `tessera-node` command line.
+
+pub mod cli;
+pub mod dev;
+pub mod master;
+pub mod worker;
+
+/// A fresh node id: role, process id and a random suffix.
+pub fn node_id(role: &str) -> String {
+    format!(
+        "{role}-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}

@@ -1,0 +1,3 @@
+fn main() -> anyhow::Result<()> {
+    tessera_node::cli::main()
+}

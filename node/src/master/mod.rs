@@ -1,0 +1,187 @@
+//! The master: accepts connections, keeps images on disk, schedules tasks.
+//!
+//! [`run`] serves a bound listener until `shutdown` fires, in the style of
+//! mini-redis: tests bind `127.0.0.1:0` and pass the listener in.
+
+pub mod client_conn;
+pub mod outbox;
+pub mod scheduler;
+pub mod state;
+pub mod store;
+pub mod worker_conn;
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use tessera_proto::{
+    FrameReader, FrameWriter, HelloReply, PROTOCOL_VERSION, Refusal, Role, Welcome,
+    handshake::parse_hello,
+};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::{Semaphore, mpsc},
+};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use self::{scheduler::SchedulerConfig, state::Shared, store::DataDir};
+
+/// Everything a master is configured with.
+#[derive(Debug, Clone)]
+pub struct MasterConfig {
+    pub data_dir: PathBuf,
+    /// Largest image accepted, in bytes.
+    pub max_image_bytes: u64,
+    /// Largest frame accepted on any connection.
+    pub max_frame: usize,
+    /// Most connections served at once; more are refused with `Busy`.
+    pub max_connections: usize,
+    /// Time a new connection has to complete its handshake.
+    pub handshake_timeout: Duration,
+    /// Submissions one client connection may have mid-upload at once.
+    pub max_uploads_per_client: usize,
+    /// `Wait` requests one client connection may have pending.
+    pub max_waits_per_client: usize,
+    pub scheduler: SchedulerConfig,
+    /// This master's id, for logs and the handshake.
+    pub master_id: String,
+}
+
+impl MasterConfig {
+    pub fn new(data_dir: PathBuf) -> Self {
+        MasterConfig {
+            data_dir,
+            max_image_bytes: 256 * 1024 * 1024,
+            max_frame: tessera_proto::DEFAULT_MAX_FRAME,
+            max_connections: 1024,
+            handshake_timeout: Duration::from_secs(10),
+            max_uploads_per_client: 64,
+            max_waits_per_client: 65_536,
+            scheduler: SchedulerConfig::default(),
+            master_id: crate::node_id("master"),
+        }
+    }
+}
+
+/// What every connection task shares.
+#[derive(Debug)]
+pub struct Ctx {
+    pub config: MasterConfig,
+    pub state: Shared,
+    pub store: DataDir,
+}
+
+/// The master could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MasterError {
+    #[error("cannot use data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Serves `listener` until `shutdown` is cancelled.
+pub async fn run(
+    listener: TcpListener,
+    config: MasterConfig,
+    shutdown: CancellationToken,
+) -> Result<(), MasterError> {
+    let store = DataDir::open(&config.data_dir)
+        .await
+        .map_err(|source| MasterError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+    let ctx = Arc::new(Ctx {
+        state: Shared::new(config.scheduler),
+        store,
+        config,
+    });
+    let slots = Arc::new(Semaphore::new(ctx.config.max_connections));
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, data_dir = %ctx.config.data_dir.display(), "master listening");
+    }
+    loop {
+        let (socket, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let permit = slots.clone().try_acquire_owned().ok();
+        let ctx = ctx.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let _permit = permit.as_ref();
+            if permit.is_none() {
+                refuse_busy(socket, ctx.config.max_connections, ctx.config.max_frame).await;
+                return;
+            }
+            serve_connection(ctx, socket, peer, shutdown).await;
+        });
+    }
+    info!("master stopped");
+    Ok(())
+}
+
+async fn refuse_busy(socket: TcpStream, limit: usize, max_frame: usize) {
+    let mut writer = FrameWriter::new(socket, max_frame);
+    let reply = HelloReply::Refused(Refusal::Busy {
+        limit: limit as u32,
+    });
+    let _ = tokio::time::timeout(Duration::from_secs(1), writer.send_hello_reply(&reply)).await;
+}
+
+async fn serve_connection(
+    ctx: Arc<Ctx>,
+    socket: TcpStream,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
+    let _ = socket.set_nodelay(true);
+    let (read, write) = socket.into_split();
+    let mut reader = FrameReader::new(read, ctx.config.max_frame);
+    let mut writer = FrameWriter::new(write, ctx.config.max_frame);
+    let hello = match reader.next_frame_within(ctx.config.handshake_timeout).await {
+        Ok(frame) => parse_hello(&frame),
+        Err(e) => {
+            debug!(%peer, "no handshake: {e}");
+            return;
+        }
+    };
+    let hello = match hello {
+        Ok(h) => h,
+        Err(refusal) => {
+            warn!(%peer, "refused connection: {refusal}");
+            let _ = writer.send_hello_reply(&HelloReply::Refused(refusal)).await;
+            return;
+        }
+    };
+    let welcome = HelloReply::Welcome(Welcome {
+        version: PROTOCOL_VERSION,
+        master_id: ctx.config.master_id.clone(),
+    });
+    if writer.send_hello_reply(&welcome).await.is_err() {
+        return;
+    }
+    let (out, rx) = mpsc::channel(outbox::OUTBOX_CAPACITY);
+    let writer_task = tokio::spawn(async move {
+        if let Err(e) = outbox::run(writer, rx).await {
+            debug!(%peer, "connection writer stopped: {e}");
+        }
+    });
+    match hello.role {
+        Role::Client => {
+            debug!(%peer, node = %hello.node_id, "client connected");
+            client_conn::serve(ctx, reader, out, shutdown).await;
+        }
+        Role::Worker => worker_conn::serve(ctx, hello.node_id, reader, out, shutdown).await,
+    }
+    let _ = writer_task.await;
+}

@@ -1,0 +1,126 @@
+//! Image files under the master's data directory.
+//!
+//! Layout: `inputs/<task>`, `results/<task>`, and `tmp/` for files being
+//! received. A file is written under `tmp/`, fsynced, renamed into place, and
+//! the directory fsynced, so a reader never sees a partial image.
+
+use std::{
+    io,
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use tessera_proto::TaskId;
+use tokio::{fs, io::AsyncWriteExt};
+
+/// Where an image is kept. Each attempt's result has its own file, so two
+/// attempts that finish at once never overwrite each other; the scheduler
+/// records which attempt won.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Input,
+    Result { attempt: u32 },
+}
+
+/// The master's data directory.
+#[derive(Debug)]
+pub struct DataDir {
+    root: PathBuf,
+    next_tmp: AtomicU64,
+}
+
+impl DataDir {
+    /// Opens (creating) the data directory.
+    ///
+    /// Until task records are durable, files left by an earlier run have no
+    /// task that refers to them; they are removed so ids can start afresh.
+    pub async fn open(root: &Path) -> io::Result<Self> {
+        for sub in ["inputs", "results", "tmp"] {
+            let dir = root.join(sub);
+            match fs::remove_dir_all(&dir).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            fs::create_dir_all(&dir).await?;
+        }
+        Ok(DataDir {
+            root: root.to_path_buf(),
+            next_tmp: AtomicU64::new(0),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn path(&self, kind: Kind, task: TaskId) -> PathBuf {
+        match kind {
+            Kind::Input => self.root.join("inputs").join(task.0.to_string()),
+            Kind::Result { attempt } => self
+                .root
+                .join("results")
+                .join(format!("{}.{attempt}", task.0)),
+        }
+    }
+
+    /// Starts a new file under `tmp/`.
+    pub async fn create_tmp(&self) -> io::Result<TmpFile> {
+        let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
+        let path = self.root.join("tmp").join(format!("{n}.part"));
+        let file = fs::File::create(&path).await?;
+        Ok(TmpFile {
+            path,
+            file: Some(file),
+        })
+    }
+
+    /// Makes a finished temporary file the `kind` file of `task`: fsync, rename, fsync the directory.
+    pub async fn commit(&self, mut tmp: TmpFile, kind: Kind, task: TaskId) -> io::Result<PathBuf> {
+        let mut file = tmp.file.take().expect("a TmpFile is committed once");
+        file.flush().await?;
+        file.sync_all().await?;
+        drop(file);
+        let dest = self.path(kind, task);
+        fs::rename(&tmp.path, &dest).await?;
+        tmp.path = PathBuf::new();
+        let dir = dest.parent().expect("has a parent").to_path_buf();
+        tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
+            .await
+            .map_err(io::Error::other)??;
+        Ok(dest)
+    }
+
+    /// Removes the files of a task (missing files are fine).
+    pub async fn remove(&self, kind: Kind, task: TaskId) -> io::Result<()> {
+        match fs::remove_file(self.path(kind, task)).await {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A file being received. Dropped without [`DataDir::commit`], it is deleted.
+#[derive(Debug)]
+pub struct TmpFile {
+    path: PathBuf,
+    file: Option<fs::File>,
+}
+
+impl TmpFile {
+    pub async fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.file
+            .as_mut()
+            .expect("not committed")
+            .write_all(data)
+            .await
+    }
+}
+
+impl Drop for TmpFile {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! A worker's connection to the master: the worker grants credits (pull), the
+//! master streams it assigned images, the worker streams results back or
+//! reports a failure.
+
+use std::{collections::HashMap, sync::Arc};
+
+use bytes::Bytes;
+use tessera_proto::{ErrorCode, FrameReader, Incoming, Msg, ProtoError, TaskId, stream::Progress};
+use tokio::{io::AsyncRead, sync::mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::{
+    Ctx,
+    outbox::Out,
+    scheduler::{Assignment, Outcome, WorkerId},
+    store::{Kind, TmpFile},
+};
+
+struct ResultUpload {
+    attempt: u32,
+    progress: Progress,
+    file: TmpFile,
+}
+
+struct WorkerConn {
+    ctx: Arc<Ctx>,
+    id: WorkerId,
+    out: mpsc::Sender<Out>,
+    results: HashMap<TaskId, ResultUpload>,
+}
+
+/// Serves one worker until it disconnects or `shutdown` fires. Whatever way
+/// the connection ends, the worker's tasks go back to the queue at once.
+pub async fn serve<R: AsyncRead + Unpin>(
+    ctx: Arc<Ctx>,
+    node_id: String,
+    mut reader: FrameReader<R>,
+    out: mpsc::Sender<Out>,
+    shutdown: CancellationToken,
+) {
+    let capacity = ctx.config.scheduler.max_credits as usize;
+    let (id, mut assignments) = ctx.state.join_worker(capacity);
+    info!(worker = %id, node = %node_id, "worker joined");
+    // Forward assignments to the writer as file streams.
+    let forward = {
+        let ctx = ctx.clone();
+        let out = out.clone();
+        tokio::spawn(async move {
+            while let Some(a) = assignments.recv().await {
+                let Assignment {
+                    task,
+                    attempt,
+                    name,
+                    input_len,
+                } = a.clone();
+                let path = ctx.store.path(Kind::Input, task);
+                let header = Msg::Assign {
+                    task,
+                    attempt,
+                    name,
+                    len: input_len,
+                };
+                let item = Out::File {
+                    header,
+                    stream: task.0,
+                    path,
+                    len: input_len,
+                };
+                if out.send(item).await.is_err() {
+                    ctx.state.undeliverable(id, &a);
+                    break;
+                }
+            }
+        })
+    };
+    let mut conn = WorkerConn {
+        ctx: ctx.clone(),
+        id,
+        out,
+        results: HashMap::new(),
+    };
+    let why = loop {
+        let next = tokio::select! {
+            next = reader.recv() => next,
+            () = shutdown.cancelled() => break "master shutting down".to_string(),
+        };
+        match next {
+            Ok(incoming) => {
+                if let Err(why) = conn.handle(incoming).await {
+                    break why;
+                }
+            }
+            Err(ProtoError::Decode(e)) => {
+                let code = match e {
+                    tessera_proto::DecodeError::UnknownVariant { .. } => ErrorCode::UnknownMessage,
+                    _ => ErrorCode::Malformed,
+                };
+                let _ = conn
+                    .out
+                    .send(Out::Msg(Msg::Error {
+                        req: None,
+                        code,
+                        message: e.to_string(),
+                    }))
+                    .await;
+            }
+            Err(ProtoError::Closed) => break "connection closed".to_string(),
+            Err(e) => break e.to_string(),
+        }
+    };
+    forward.abort();
+    info!(worker = %id, node = %node_id, "worker left: {why}");
+    ctx.state.worker_lost(id, &why);
+}
+
+impl WorkerConn {
+    async fn send(&self, msg: Msg) -> Result<(), String> {
+        self.out
+            .send(Out::Msg(msg))
+            .await
+            .map_err(|_| "connection writer closed".to_string())
+    }
+
+    async fn handle(&mut self, incoming: Incoming) -> Result<(), String> {
+        match incoming.msg {
+            Msg::Ready { credits } => {
+                self.ctx.state.worker_ready(self.id, credits);
+                Ok(())
+            }
+            Msg::Done { task, attempt, len } => self.start_result(task, attempt, len).await,
+            Msg::Chunk { stream } => self.chunk(TaskId(stream), incoming.payload).await,
+            Msg::Failed {
+                task,
+                attempt,
+                kind,
+                reason,
+            } => {
+                match self
+                    .ctx
+                    .state
+                    .fail(self.id, task, attempt, kind, reason.clone())
+                {
+                    Outcome::Accepted => info!(%task, worker = %self.id, "task failed: {reason}"),
+                    other => debug!(%task, "discarded failure report ({other:?})"),
+                }
+                self.send(Msg::Accepted { task }).await
+            }
+            other => {
+                let message = format!("{} is not a message a worker may send", other.name());
+                self.send(Msg::Error {
+                    req: None,
+                    code: ErrorCode::UnexpectedMessage,
+                    message,
+                })
+                .await
+            }
+        }
+    }
+
+    async fn start_result(&mut self, task: TaskId, attempt: u32, len: u64) -> Result<(), String> {
+        if len > self.ctx.config.max_image_bytes {
+            // Cannot skip the stream cheaply and a worker never should send
+            // this: drop the connection, which requeues its tasks.
+            return Err(format!(
+                "result of {len} bytes for task {task} is over the limit"
+            ));
+        }
+        let file = self
+            .ctx
+            .store
+            .create_tmp()
+            .await
+            .map_err(|e| format!("cannot store result: {e}"))?;
+        self.results.insert(
+            task,
+            ResultUpload {
+                attempt,
+                progress: Progress::new(len),
+                file,
+            },
+        );
+        if len == 0 {
+            self.finish_result(task).await
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn chunk(&mut self, task: TaskId, payload: Bytes) -> Result<(), String> {
+        let Some(upload) = self.results.get_mut(&task) else {
+            return Err(format!(
+                "chunk for task {task}, which has no result in progress"
+            ));
+        };
+        let complete = upload
+            .progress
+            .add(payload.len())
+            .map_err(|e| e.to_string())?;
+        upload
+            .file
+            .write(&payload)
+            .await
+            .map_err(|e| format!("cannot store result: {e}"))?;
+        if complete {
+            self.finish_result(task).await
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn finish_result(&mut self, task: TaskId) -> Result<(), String> {
+        let Some(upload) = self.results.remove(&task) else {
+            return Ok(());
+        };
+        let kind = Kind::Result {
+            attempt: upload.attempt,
+        };
+        let len = upload.progress.announced();
+        if let Err(e) = self.ctx.store.commit(upload.file, kind, task).await {
+            warn!(%task, "cannot store a result: {e}");
+            return Err(format!("cannot store result: {e}"));
+        }
+        match self.ctx.state.complete(self.id, task, upload.attempt, len) {
+            Outcome::Accepted => debug!(%task, worker = %self.id, "task done"),
+            outcome => {
+                debug!(%task, worker = %self.id, "discarded result ({outcome:?})");
+                let _ = self.ctx.store.remove(kind, task).await;
+            }
+        }
+        self.send(Msg::Accepted { task }).await
+    }
+}

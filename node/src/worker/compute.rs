@@ -1,0 +1,69 @@
+//! The bridge from the tokio side to the worker's rayon pool: images are
+//! processed on the pool's threads and the result comes back on a oneshot, so
+//! no CPU work runs on a tokio thread.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tessera_imaging::{Options, ProcessError};
+use tessera_proto::FailureKind;
+use tokio::sync::oneshot;
+
+/// A rayon pool sized for one worker.
+#[derive(Debug, Clone)]
+pub struct Compute {
+    pool: Arc<rayon::ThreadPool>,
+    options: Arc<Options>,
+}
+
+/// Why a task could not be processed, ready for the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskFailure {
+    pub kind: FailureKind,
+    pub reason: String,
+}
+
+impl Compute {
+    pub fn new(threads: usize, options: Options, name: &str) -> std::io::Result<Self> {
+        let prefix = name.to_string();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(move |i| format!("{prefix}-cpu-{i}"))
+            .build()
+            .map_err(std::io::Error::other)?;
+        Ok(Compute {
+            pool: Arc::new(pool),
+            options: Arc::new(options),
+        })
+    }
+
+    /// Processes one image on the pool.
+    pub async fn process(&self, input: Bytes) -> Result<Bytes, TaskFailure> {
+        let (tx, rx) = oneshot::channel();
+        let options = self.options.clone();
+        self.pool.spawn(move || {
+            let result = tessera_imaging::process(&input, &options);
+            let _ = tx.send(result.map(|out| Bytes::from(out.bytes)).map_err(to_failure));
+        });
+        rx.await.unwrap_or_else(|_| {
+            Err(TaskFailure {
+                kind: FailureKind::Internal,
+                reason: "image processing stopped without a result".into(),
+            })
+        })
+    }
+}
+
+fn to_failure(e: ProcessError) -> TaskFailure {
+    use tessera_imaging::ErrorKind as K;
+    let kind = match e.kind() {
+        K::Unsupported => FailureKind::Unsupported,
+        K::Corrupt => FailureKind::Corrupt,
+        K::TooLarge => FailureKind::TooLarge,
+        K::Internal => FailureKind::Internal,
+    };
+    TaskFailure {
+        kind,
+        reason: e.to_string(),
+    }
+}
