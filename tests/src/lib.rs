@@ -1,1 +1,193 @@
+//! Shared helpers of the workspace-level integration tests: the test corpus,
+//! an independent pixel check, and real processes that die with the test.
 
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use image::GenericImageView;
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+/// `tests/data/` in the source tree.
+pub fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
+}
+
+/// Every PNG in `dir` whose file name satisfies `keep`, sorted.
+pub fn pngs_in(dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.ends_with(".png") && keep(&name)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The valid PngSuite images (names not starting with `x`).
+pub fn valid_pngsuite() -> Vec<PathBuf> {
+    pngs_in(&data_dir().join("pngsuite"), |n| !n.starts_with('x'))
+}
+
+/// The deliberately corrupt PngSuite images.
+pub fn corrupt_pngsuite() -> Vec<PathBuf> {
+    pngs_in(&data_dir().join("pngsuite"), |n| n.starts_with('x'))
+}
+
+/// The malformed PNGs of `bad/`.
+pub fn bad_pngs() -> Vec<PathBuf> {
+    pngs_in(&data_dir().join("bad"), |_| true)
+}
+
+/// The Kodak photos.
+pub fn photos() -> Vec<PathBuf> {
+    pngs_in(&data_dir().join("photos"), |_| true)
+}
+
+/// Checks that `output` is `input` with red and blue swapped, computed here
+/// independently of tessera: both decoded by the `image` crate to RGBA16 and
+/// compared pixel by pixel, and both PNG headers compared (size, colour type,
+/// bit depth). Grayscale images must come back byte-identical.
+pub fn check_swapped(input: &[u8], output: &[u8]) -> Result<(), String> {
+    let hi = png_header(input)?;
+    let ho = png_header(output).map_err(|e| format!("output: {e}"))?;
+    if hi != ho {
+        return Err(format!("header changed: input {hi:?}, output {ho:?}"));
+    }
+    let a = image::load_from_memory_with_format(input, image::ImageFormat::Png)
+        .map_err(|e| format!("input does not decode: {e}"))?;
+    let b = image::load_from_memory_with_format(output, image::ImageFormat::Png)
+        .map_err(|e| format!("output does not decode: {e}"))?;
+    if a.dimensions() != b.dimensions() {
+        return Err(format!(
+            "size changed: {:?} -> {:?}",
+            a.dimensions(),
+            b.dimensions()
+        ));
+    }
+    let (a, b) = (a.to_rgba16(), b.to_rgba16());
+    for (x, y, pa) in a.enumerate_pixels() {
+        let [r, g, bl, al] = pa.0;
+        let want = [bl, g, r, al];
+        let got = b.get_pixel(x, y).0;
+        if got != want {
+            return Err(format!(
+                "pixel ({x},{y}): input {:?}, want {want:?}, got {got:?}",
+                pa.0
+            ));
+        }
+    }
+    if matches!(
+        hi.2,
+        png::ColorType::Grayscale | png::ColorType::GrayscaleAlpha
+    ) && input != output
+    {
+        return Err("grayscale image was not returned unchanged".into());
+    }
+    Ok(())
+}
+
+type Header = (u32, u32, png::ColorType, png::BitDepth);
+
+fn png_header(data: &[u8]) -> Result<Header, String> {
+    let decoder = png::Decoder::new(std::io::Cursor::new(data));
+    let reader = decoder.read_info().map_err(|e| format!("not a PNG: {e}"))?;
+    let info = reader.info();
+    Ok((info.width, info.height, info.color_type, info.bit_depth))
+}
+
+/// A child process killed when dropped, so a failing test leaves nothing behind.
+#[derive(Debug)]
+pub struct Proc {
+    pub child: Child,
+    pub name: String,
+}
+
+impl Proc {
+    /// Starts `program args` with stdout piped and stderr inherited.
+    pub fn spawn(name: &str, program: &str, args: &[&str]) -> Proc {
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({program}): {e}"));
+        Proc {
+            child,
+            name: name.into(),
+        }
+    }
+
+    /// Reads stdout lines until one starts with `prefix`; returns the rest of it.
+    pub async fn wait_for_line(&mut self, prefix: &str, deadline: Duration) -> String {
+        let stdout = self
+            .child
+            .stdout
+            .take()
+            .expect("stdout piped and not yet taken");
+        let mut lines = BufReader::new(stdout).lines();
+        let found = tokio::time::timeout(deadline, async {
+            while let Some(line) = lines.next_line().await.expect("read stdout") {
+                if let Some(rest) = line.strip_prefix(prefix) {
+                    return Some(rest.trim().to_string());
+                }
+            }
+            None
+        })
+        .await;
+        match found {
+            Ok(Some(rest)) => {
+                // Keep draining so the child never blocks on a full pipe.
+                tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+                rest
+            }
+            Ok(None) => panic!("{} exited before printing {prefix:?}", self.name),
+            Err(_) => panic!("{} did not print {prefix:?} within {deadline:?}", self.name),
+        }
+    }
+}
+
+/// Waits up to `deadline` for `cond` to hold, checking every 10 ms.
+pub async fn eventually(deadline: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The checker itself must catch an unswapped or altered image.
+    #[test]
+    fn the_pixel_check_rejects_an_unswapped_image() {
+        let photo = std::fs::read(&photos()[0]).unwrap();
+        let err = check_swapped(&photo, &photo).unwrap_err();
+        assert!(err.starts_with("pixel ("), "{err}");
+    }
+
+    #[test]
+    fn the_pixel_check_rejects_a_changed_colour_type() {
+        // basn2c08 is RGB 8-bit; basn6a08 is RGBA 8-bit of a different image.
+        let dir = data_dir().join("pngsuite");
+        let rgb = std::fs::read(dir.join("basn2c08.png")).unwrap();
+        let rgba = std::fs::read(dir.join("basn6a08.png")).unwrap();
+        let err = check_swapped(&rgb, &rgba).unwrap_err();
+        assert!(err.starts_with("header changed"), "{err}");
+    }
+}
