@@ -1,1 +1,33 @@
+//! Shared helpers of the benchmarks: the corpus and JSON figure lines.
 
+use std::path::{Path, PathBuf};
+
+/// The Kodak photos shipped for tests and benchmarks.
+pub fn photos() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/photos");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Prints one figure as a JSON line: `{"bench":..,"case":..,<fields>}`.
+pub fn figure(bench: &str, case: &str, fields: &[(&str, f64)]) {
+    let mut line = format!("{{\"bench\":\"{bench}\",\"case\":\"{case}\"");
+    for (k, v) in fields {
+        line.push_str(&format!(",\"{k}\":{v:.3}"));
+    }
+    line.push('}');
+    println!("{line}");
+}
+
+/// Number of repetitions, from `TESSERA_BENCH_REPEAT` (default `default`).
+pub fn repeat(default: usize) -> usize {
+    std::env::var("TESSERA_BENCH_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
