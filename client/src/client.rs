@@ -13,11 +13,11 @@ use std::{
 
 use bytes::Bytes;
 use tessera_proto::{
-    ErrorCode, FrameReader, FrameWriter, Hello, HelloReply, Msg, ProtoError, Role, TaskId,
-    TaskInfo, stream::Collector,
+    ErrorCode, FrameReader, FrameWriter, Msg, ProtoError, Role, TaskId, TaskInfo,
+    dial::{DialError, DialOptions, Dialed, dial},
+    stream::Collector,
 };
 use tokio::{
-    net::TcpStream,
     sync::{mpsc, oneshot},
     task::JoinHandle,
 };
@@ -121,26 +121,22 @@ impl Client {
     }
 
     pub async fn connect_with(addr: &str, config: ClientConfig) -> Result<Client, ClientError> {
-        let connect_err = |source| ClientError::Connect {
-            addr: addr.to_string(),
-            source,
+        let options = DialOptions {
+            connect_timeout: config.connect_timeout,
+            handshake_timeout: config.handshake_timeout,
+            max_frame: tessera_proto::DEFAULT_MAX_FRAME,
         };
-        let socket = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
+        let Dialed {
+            reader,
+            writer,
+            welcome,
+        } = dial(addr, Role::Client, &config.node_id, options)
             .await
-            .map_err(|_| connect_err(std::io::ErrorKind::TimedOut.into()))?
-            .map_err(connect_err)?;
-        let _ = socket.set_nodelay(true);
-        let (read, write) = socket.into_split();
-        let max_frame = tessera_proto::DEFAULT_MAX_FRAME;
-        let mut reader = FrameReader::new(read, max_frame);
-        let mut writer = FrameWriter::new(write, max_frame);
-        writer
-            .send_hello(&Hello::new(Role::Client, config.node_id.clone()))
-            .await?;
-        let welcome = match reader.recv_hello_reply(config.handshake_timeout).await? {
-            HelloReply::Welcome(w) => w,
-            HelloReply::Refused(r) => return Err(ClientError::Refused(r)),
-        };
+            .map_err(|e| match e {
+                DialError::Connect { addr, source } => ClientError::Connect { addr, source },
+                DialError::Refused(r) => ClientError::Refused(r),
+                DialError::Proto(p) => ClientError::Wire(p),
+            })?;
         let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
         let (out, rx) = mpsc::channel(16);
         let writer_task = tokio::spawn(write_loop(writer, rx));

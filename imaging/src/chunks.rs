@@ -1,5 +1,5 @@
-//! The PNG chunk stream: reading it with strict framing checks (every CRC,
-//! no truncation, IHDR first, IEND last) and writing a new one.
+//! PNG chunks: reading their framing (length, type, data, CRC) without
+//! copying, and writing a new datastream chunk by chunk.
 //!
 //! This is deliberately independent of the `png` decoder: it gives precise
 //! messages for damaged files, and it lets us rewrite individual chunks
@@ -10,7 +10,6 @@ use png::chunk::{self, ChunkType};
 use crate::ProcessError;
 use crate::crc::chunk_crc;
 use crate::detect::PNG_SIGNATURE;
-use crate::header::Header;
 
 /// The largest chunk length the PNG specification allows (2^31 - 1).
 const MAX_CHUNK_LEN: u32 = i32::MAX as u32;
@@ -30,7 +29,7 @@ pub(crate) struct Chunk<'a> {
 
 impl Chunk<'_> {
     /// Checks the stored CRC against the type and data.
-    fn verify_crc(&self) -> Result<(), ProcessError> {
+    pub(crate) fn verify_crc(&self) -> Result<(), ProcessError> {
         let stored = &self.raw[self.raw.len() - 4..];
         if stored != chunk_crc(self.kind.0, self.data).to_be_bytes() {
             return Err(ProcessError::corrupt(format!(
@@ -42,105 +41,19 @@ impl Chunk<'_> {
     }
 }
 
-/// Checks the framing of a whole PNG datastream and returns its header.
+/// The chunks of a datastream whose framing is known to be sound (one that
+/// [`validate_stream`] accepted, or one the `png` encoder wrote), in order
+/// from IHDR to IEND. Stops early at malformed framing instead of failing.
 ///
-/// Rejects, with a message naming the chunk and reporting the first problem
-/// in file order: a first chunk that is not a valid IHDR, a bad CRC on any
-/// chunk (critical or ancillary), a chunk cut short by the end of the input,
-/// an invalid chunk length or type, IDAT chunks that are missing, empty or
-/// not consecutive, a missing or non-empty IEND, and bytes after IEND.
-/// Chunk contents other than IHDR are left to the `png` decoder.
-///
-/// This reads the input once and allocates nothing per chunk.
-pub(crate) fn validate_stream(png: &[u8]) -> Result<Header, ProcessError> {
-    if let Some(&[a, b, c, d]) = png.get(12..16) {
-        let kind = ChunkType([a, b, c, d]);
-        if kind != chunk::IHDR {
-            return Err(ProcessError::corrupt(missing_ihdr(png, kind)));
-        }
-    }
-    let ihdr = read_chunk(png, PNG_SIGNATURE.len())?;
-    ihdr.verify_crc()?;
-    let header = Header::parse(ihdr.data)?;
-
-    let mut idat = IdatRun::NotSeen;
-    let mut idat_bytes = 0usize;
-    let mut chunks = Chunks::starting_at(png, PNG_SIGNATURE.len() + ihdr.raw.len());
-    for chunk in &mut chunks {
-        let chunk = chunk?;
-        chunk.verify_crc()?;
-        idat = match (idat, chunk.kind == chunk::IDAT) {
-            (IdatRun::Ended { by, at }, true) => {
-                return Err(ProcessError::corrupt(format!(
-                    "IDAT chunks are not consecutive: the {} chunk at byte {at} interrupts them",
-                    type_name(by)
-                )));
-            }
-            (_, true) => IdatRun::Inside,
-            (IdatRun::Inside, false) => IdatRun::Ended {
-                by: chunk.kind,
-                at: chunk.offset,
-            },
-            (state, false) => state,
-        };
-        if chunk.kind == chunk::IDAT {
-            idat_bytes += chunk.data.len();
-        }
-        if chunk.kind == chunk::IEND && !chunk.data.is_empty() {
-            return Err(ProcessError::corrupt(format!(
-                "invalid IEND chunk: it must be empty, but its length is {}",
-                chunk.data.len()
-            )));
-        }
-    }
-    if let Some(extra) = png.len().checked_sub(chunks.pos).filter(|&n| n > 0) {
-        return Err(ProcessError::corrupt(format!(
-            "{extra} unexpected byte{} after the IEND chunk",
-            if extra == 1 { "" } else { "s" }
-        )));
-    }
-    match idat {
-        IdatRun::NotSeen => Err(ProcessError::corrupt(
-            "missing IDAT: the file contains no image data",
-        )),
-        _ if idat_bytes == 0 => Err(ProcessError::corrupt(
-            "missing image data: the IDAT chunks are empty",
-        )),
-        _ => Ok(header),
-    }
-}
-
-/// The message for a datastream whose first chunk type, `kind`, is not IHDR.
-fn missing_ihdr(png: &[u8], kind: ChunkType) -> String {
-    // A damaged length field shifts "IHDR" away from byte 12; say so.
-    let window = &png[..png.len().min(32)];
-    match window.windows(4).position(|w| w == b"IHDR") {
-        Some(at) => format!(
-            "missing IHDR: the chunk header is damaged (the type IHDR is at byte {at}, not 12)"
-        ),
-        None => format!("missing IHDR: the first chunk is {}", type_name(kind)),
-    }
-}
-
-/// Where we are relative to the (single) run of consecutive IDAT chunks.
-#[derive(Clone, Copy, Debug)]
-enum IdatRun {
-    NotSeen,
-    Inside,
-    /// Ended by the chunk of type `by` at byte `at`.
-    Ended { by: ChunkType, at: usize },
-}
-
-/// The chunks of a datastream that [`validate_stream`] accepted, in order,
-/// from IHDR to IEND.
-pub(crate) fn validated_chunks(png: &[u8]) -> impl Iterator<Item = Chunk<'_>> {
+/// [`validate_stream`]: crate::stream::validate_stream
+pub(crate) fn chunks_of(png: &[u8]) -> impl Iterator<Item = Chunk<'_>> {
     Chunks::starting_at(png, PNG_SIGNATURE.len()).map_while(Result::ok)
 }
 
-/// Iterates over the chunks after the signature, up to and including IEND,
+/// Iterates over the chunks from byte `pos` up to and including IEND,
 /// checking their framing (not their CRC). Stops after the first error.
 #[derive(Debug)]
-struct Chunks<'a> {
+pub(crate) struct Chunks<'a> {
     png: &'a [u8],
     /// Where the next chunk starts.
     pos: usize,
@@ -148,13 +61,20 @@ struct Chunks<'a> {
 }
 
 impl<'a> Chunks<'a> {
-    fn starting_at(png: &'a [u8], pos: usize) -> Self {
+    pub(crate) fn starting_at(png: &'a [u8], pos: usize) -> Self {
         debug_assert!(png.starts_with(&PNG_SIGNATURE));
         Self {
             png,
             pos,
             done: false,
         }
+    }
+}
+
+impl Chunks<'_> {
+    /// Where the next chunk would start: after IEND, the end of the datastream.
+    pub(crate) fn position(&self) -> usize {
+        self.pos
     }
 }
 
@@ -178,7 +98,7 @@ impl<'a> Iterator for Chunks<'a> {
 }
 
 /// Reads the framing of the chunk starting at byte `pos` of `png`.
-fn read_chunk(png: &[u8], pos: usize) -> Result<Chunk<'_>, ProcessError> {
+pub(crate) fn read_chunk(png: &[u8], pos: usize) -> Result<Chunk<'_>, ProcessError> {
     let rest = png.get(pos..).unwrap_or_default();
     if rest.is_empty() {
         return Err(ProcessError::corrupt("truncated file: missing IEND chunk"));
@@ -283,16 +203,15 @@ impl PngWriter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::ErrorKind;
 
-    const IHDR_1X1_GRAY: [u8; 13] = [0, 0, 0, 1, 0, 0, 0, 1, 8, 0, 0, 0, 0];
+    pub(crate) const IHDR_1X1_GRAY: [u8; 13] = [0, 0, 0, 1, 0, 0, 0, 1, 8, 0, 0, 0, 0];
     /// zlib stream of one row: filter byte 0, pixel 0.
-    const IDAT_1X1: [u8; 10] = [0x78, 0x01, 0x63, 0x60, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01];
+    pub(crate) const IDAT_1X1: [u8; 10] = [0x78, 0x01, 0x63, 0x60, 0, 0, 0, 0x02, 0, 0x01];
 
     /// A datastream made of these chunks.
-    fn png(chunks: &[(ChunkType, &[u8])]) -> Vec<u8> {
+    pub(crate) fn png(chunks: &[(ChunkType, &[u8])]) -> Vec<u8> {
         let mut w = PngWriter::with_capacity(64);
         for (kind, data) in chunks {
             w.write(*kind, data);
@@ -301,7 +220,7 @@ mod tests {
     }
 
     /// A minimal well-formed datastream: IHDR (1x1 gray), one IDAT, IEND.
-    fn tiny_png() -> Vec<u8> {
+    pub(crate) fn tiny_png() -> Vec<u8> {
         png(&[
             (chunk::IHDR, &IHDR_1X1_GRAY),
             (chunk::IDAT, &IDAT_1X1),
@@ -309,31 +228,32 @@ mod tests {
         ])
     }
 
-    fn error_of(png: &[u8]) -> String {
-        let err = validate_stream(png).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Corrupt);
-        err.to_string()
+    fn framing_error(png: &[u8]) -> String {
+        let results: Vec<_> = Chunks::starting_at(png, PNG_SIGNATURE.len()).collect();
+        match results.last() {
+            Some(Err(e)) => e.to_string(),
+            other => panic!("no error: {other:?}"),
+        }
     }
 
     #[test]
-    fn reads_a_well_formed_stream() {
+    fn iterates_over_a_well_formed_stream() {
         let png = tiny_png();
-        let header = validate_stream(&png).unwrap();
-        assert_eq!((header.width, header.height), (1, 1));
-        let chunks: Vec<Chunk<'_>> = validated_chunks(&png).collect();
+        let chunks: Vec<Chunk<'_>> = chunks_of(&png).collect();
         let kinds: Vec<String> = chunks.iter().map(|c| type_name(c.kind)).collect();
         assert_eq!(kinds, ["IHDR", "IDAT", "IEND"]);
         assert_eq!(chunks[1].offset, 33);
         assert_eq!(chunks[1].data, IDAT_1X1);
         let total: usize = chunks.iter().map(|c| c.raw.len()).sum();
         assert_eq!(total + 8, png.len());
+        assert!(chunks.iter().all(|c| c.verify_crc().is_ok()));
     }
 
     #[test]
     fn copy_round_trips() {
         let png = tiny_png();
         let mut w = PngWriter::with_capacity(png.len());
-        for chunk in validated_chunks(&png) {
+        for chunk in chunks_of(&png) {
             w.copy(&chunk);
         }
         assert_eq!(w.finish(), png);
@@ -343,9 +263,17 @@ mod tests {
     fn every_truncation_is_reported_as_such() {
         let png = tiny_png();
         for len in 8..png.len() {
-            let msg = error_of(&png[..len]);
+            let msg = framing_error(&png[..len]);
             assert!(msg.starts_with("truncated"), "at {len}: {msg}");
         }
+        assert_eq!(
+            framing_error(&png[..53]),
+            "truncated IDAT chunk: the file ends inside its CRC"
+        );
+        assert_eq!(
+            framing_error(&png[..45]),
+            "truncated IDAT chunk: the file ends after 4 of its 10 data bytes"
+        );
     }
 
     #[test]
@@ -353,79 +281,34 @@ mod tests {
         for (offset, kind) in [(29, "IHDR"), (51, "IDAT"), (63, "IEND")] {
             let mut png = tiny_png();
             png[offset] ^= 1;
-            assert_eq!(error_of(&png), format!("CRC mismatch in {kind} chunk"));
+            let bad = chunks_of(&png).find_map(|c| c.verify_crc().err());
+            assert_eq!(
+                bad.unwrap().to_string(),
+                format!("CRC mismatch in {kind} chunk")
+            );
         }
     }
 
     #[test]
-    fn problems_are_reported_in_file_order() {
-        // A bad IHDR comes before a truncated IDAT.
-        let mut png = tiny_png();
-        png[16..20].copy_from_slice(&[0; 4]);
-        let fixed = png.len() - 12;
-        let crc = chunk_crc(*b"IHDR", &png[16..29]);
-        png[29..33].copy_from_slice(&crc.to_be_bytes());
-        let msg = error_of(&png[..fixed]);
-        assert_eq!(msg, "invalid IHDR: width 0 is outside 1..=2^31-1");
+    fn invalid_framing() {
+        let mut bad_type = tiny_png();
+        bad_type[38] = b'0';
+        assert_eq!(
+            framing_error(&bad_type),
+            "invalid chunk type I0AT at byte 33"
+        );
+
+        let mut bad_len = tiny_png();
+        bad_len[33] = 0x80;
+        assert_eq!(
+            framing_error(&bad_len),
+            "invalid length 2147483658 of the IDAT chunk at byte 33 (the maximum is 2^31-1)"
+        );
     }
 
     #[test]
-    fn structural_errors() {
-        let mut trailing = tiny_png();
-        trailing.extend_from_slice(b"junk");
-        assert_eq!(error_of(&trailing), "4 unexpected bytes after the IEND chunk");
-
-        let no_idat = png(&[(chunk::IHDR, &IHDR_1X1_GRAY), (chunk::IEND, &[])]);
-        assert_eq!(error_of(&no_idat), "missing IDAT: the file contains no image data");
-
-        let empty_idat = png(&[
-            (chunk::IHDR, &IHDR_1X1_GRAY),
-            (chunk::IDAT, &[]),
-            (chunk::IEND, &[]),
-        ]);
-        assert_eq!(error_of(&empty_idat), "missing image data: the IDAT chunks are empty");
-
-        let split_idat = png(&[
-            (chunk::IHDR, &IHDR_1X1_GRAY),
-            (chunk::IDAT, &IDAT_1X1[..4]),
-            (chunk::tEXt, b"a\0b"),
-            (chunk::IDAT, &IDAT_1X1[4..]),
-            (chunk::IEND, &[]),
-        ]);
-        assert_eq!(
-            error_of(&split_idat),
-            "IDAT chunks are not consecutive: the tEXt chunk at byte 49 interrupts them"
-        );
-
-        let full_iend = png(&[
-            (chunk::IHDR, &IHDR_1X1_GRAY),
-            (chunk::IDAT, &IDAT_1X1),
-            (chunk::IEND, b"x"),
-        ]);
-        assert_eq!(
-            error_of(&full_iend),
-            "invalid IEND chunk: it must be empty, but its length is 1"
-        );
-
-        let no_ihdr = png(&[(chunk::IDAT, &IDAT_1X1), (chunk::IEND, &[])]);
-        assert_eq!(error_of(&no_ihdr), "missing IHDR: the first chunk is IDAT");
-
-        let mut bad_type = tiny_png();
-        bad_type[12] = 0;
-        assert_eq!(error_of(&bad_type), "missing IHDR: the first chunk is 0x00484452");
-
-        let shifted = [&tiny_png()[..8], &tiny_png()[11..]].concat();
-        assert_eq!(
-            error_of(&shifted),
-            "missing IHDR: the chunk header is damaged (the type IHDR is at byte 9, not 12)"
-        );
-
-        let mut bad_type = tiny_png();
-        bad_type[38] = b'0';
-        assert_eq!(error_of(&bad_type), "invalid chunk type I0AT at byte 33");
-
-        let mut bad_len = tiny_png();
-        bad_len[8] = 0x80;
-        assert!(error_of(&bad_len).starts_with("invalid length 2147483661 of the IHDR chunk"));
+    fn type_names() {
+        assert_eq!(type_name(chunk::IDAT), "IDAT");
+        assert_eq!(type_name(ChunkType([0x52, 0, 0x79, 0])), "0x52007900");
     }
 }

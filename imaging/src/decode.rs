@@ -6,27 +6,46 @@ use std::io::Cursor;
 
 use crate::ProcessError;
 use crate::error::DecodePhase;
+use crate::stream::StreamInfo;
 
 /// A `png` reader positioned at the first frame's image data.
 pub(crate) type Reader<'a> = png::Reader<Cursor<&'a [u8]>>;
 
-/// Opens `input` for decoding with the allocation budget `limits`.
+/// Opens a validated datastream for decoding with the allocation budget
+/// `limits`, and checks that the frames announced by acTL / fcTL match the
+/// runs of image data chunks in the file, so that no frame data escapes
+/// decoding.
 ///
 /// The zlib Adler-32 checksums are verified (the `png` default skips
-/// them). Chunk CRCs are not re-checked here: [`read_chunks`] has already
-/// verified every one of them.
+/// them). Chunk CRCs are not re-checked here: [`validate_stream`] has
+/// already verified every one of them.
 ///
-/// [`read_chunks`]: crate::chunks::read_chunks
-pub(crate) fn open(input: &[u8], limits: png::Limits) -> Result<Reader<'_>, ProcessError> {
+/// [`validate_stream`]: crate::stream::validate_stream
+pub(crate) fn open<'a>(
+    input: &'a [u8],
+    stream: &StreamInfo,
+    limits: png::Limits,
+) -> Result<Reader<'a>, ProcessError> {
     let mut options = png::DecodeOptions::default();
     options.set_ignore_adler32(false);
     options.set_ignore_crc(true);
     let mut decoder = png::Decoder::new_with_options(Cursor::new(input), options);
     decoder.set_limits(limits);
     decoder.set_transformations(png::Transformations::IDENTITY);
-    decoder
+    let reader = decoder
         .read_info()
-        .map_err(|e| ProcessError::from_decoding(e, DecodePhase::Metadata))
+        .map_err(|e| ProcessError::from_decoding(e, DecodePhase::Metadata))?;
+
+    let frames = frame_count(reader.info());
+    if frames != stream.image_data_runs {
+        return Err(ProcessError::corrupt(format!(
+            "invalid animation: the file holds {} runs of image data (IDAT, fdAT) \
+             but acTL and fcTL describe {frames} frame{}",
+            stream.image_data_runs,
+            if frames == 1 { "" } else { "s" }
+        )));
+    }
+    Ok(reader)
 }
 
 /// Decodes every row of every frame without keeping them, then reads the

@@ -156,7 +156,10 @@ mod tests {
         for (input, name) in cases {
             let (kind, msg) = message(input);
             assert_eq!(kind, ErrorKind::Unsupported, "{name}");
-            assert_eq!(msg, format!("unsupported format: {name} (only PNG is supported)"));
+            assert_eq!(
+                msg,
+                format!("unsupported format: {name} (only PNG is supported)")
+            );
         }
     }
 
@@ -179,7 +182,10 @@ mod tests {
     #[test]
     fn damaged_signatures_are_diagnosed() {
         let (_, msg) = message(b"\x89PNG\n\x1A\n\0\0\0\x0DIHDR");
-        assert!(msg.contains("CR LF line endings were converted to LF"), "{msg}");
+        assert!(
+            msg.contains("CR LF line endings were converted to LF"),
+            "{msg}"
+        );
         let (_, msg) = message(b"\x09PNG\r\n\x1A\n\0\0\0\x0DIHDR");
         assert!(msg.contains("7-bit"), "{msg}");
     }

@@ -54,9 +54,11 @@ impl ProcessError {
     /// variant.
     ///
     /// The `png` crate keeps the details of malformed input private
-    /// ([`png::FormatError`] is opaque, with no typed accessor), so for that
-    /// variant its own message is the most precise description available and
-    /// is passed through after a prefix that says where the problem is.
+    /// (`DecodingError::Format` wraps an opaque type with no accessor), so
+    /// for that variant its own message is the most precise description
+    /// available and is passed through after a prefix that says where the
+    /// problem is. The frequent problems (bad CRC, truncation, invalid
+    /// header, missing chunks) are caught earlier with our own messages.
     pub(crate) fn from_decoding(err: png::DecodingError, phase: DecodePhase) -> Self {
         match err {
             png::DecodingError::Format(format) => {
@@ -151,8 +153,14 @@ mod tests {
             ErrorKind::Unsupported
         );
         assert_eq!(ProcessError::corrupt("").kind(), ErrorKind::Corrupt);
-        assert_eq!(ProcessError::TooLarge(String::new()).kind(), ErrorKind::TooLarge);
-        assert_eq!(ProcessError::Internal(String::new()).kind(), ErrorKind::Internal);
+        assert_eq!(
+            ProcessError::TooLarge(String::new()).kind(),
+            ErrorKind::TooLarge
+        );
+        assert_eq!(
+            ProcessError::Internal(String::new()).kind(),
+            ErrorKind::Internal
+        );
     }
 
     #[test]
@@ -169,7 +177,8 @@ mod tests {
             ProcessError::from_decoding(png::DecodingError::LimitsExceeded, DecodePhase::Metadata);
         assert_eq!(err.kind(), ErrorKind::TooLarge);
         let other = std::io::Error::other("boom");
-        let err = ProcessError::from_decoding(png::DecodingError::IoError(other), DecodePhase::Trailer);
+        let err =
+            ProcessError::from_decoding(png::DecodingError::IoError(other), DecodePhase::Trailer);
         assert_eq!(err.kind(), ErrorKind::Internal);
     }
 }

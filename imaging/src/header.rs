@@ -23,8 +23,23 @@ impl Header {
     /// offending field.
     pub(crate) fn parse(data: &[u8]) -> Result<Self, ProcessError> {
         let invalid = |what: String| ProcessError::corrupt(format!("invalid IHDR: {what}"));
-        let Ok(&[w0, w1, w2, w3, h0, h1, h2, h3, depth, color, compression, filter, interlace]) =
-            <&[u8; 13]>::try_from(data)
+        let Ok(
+            &[
+                w0,
+                w1,
+                w2,
+                w3,
+                h0,
+                h1,
+                h2,
+                h3,
+                depth,
+                color,
+                compression,
+                filter,
+                interlace,
+            ],
+        ) = <&[u8; 13]>::try_from(data)
         else {
             return Err(invalid(format!(
                 "the chunk has {} bytes instead of 13",
@@ -35,9 +50,7 @@ impl Header {
         let height = u32::from_be_bytes([h0, h1, h2, h3]);
         for (name, value) in [("width", width), ("height", height)] {
             if value == 0 || value > MAX_DIMENSION {
-                return Err(invalid(format!(
-                    "{name} {value} is outside 1..=2^31-1"
-                )));
+                return Err(invalid(format!("{name} {value} is outside 1..=2^31-1")));
             }
         }
         let color_type = ColorType::from_u8(color)
@@ -67,9 +80,7 @@ impl Header {
             0 => false,
             1 => true,
             other => {
-                return Err(invalid(format!(
-                    "interlace method {other} is not defined"
-                )));
+                return Err(invalid(format!("interlace method {other} is not defined")));
             }
         };
         Ok(Self {

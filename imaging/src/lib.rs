@@ -15,8 +15,27 @@
 //!   the same colour type and bit depth. Interlaced inputs come out
 //!   non-interlaced (the pixels are identical).
 //!
-//! In every case all other chunks are kept, byte for byte unless they hold
-//! colour values that must follow the swap (see the `metadata` module).
+//! In every case the other chunks are kept in their order, byte for byte
+//! unless they hold colour values that must follow the swap (PLTE, the tRNS
+//! colour key, bKGD, sBIT, sPLT). The one exception follows the PNG
+//! specification's rule for editors: when critical data changed, unknown
+//! chunks that are not safe to copy are dropped.
+//!
+//! ```
+//! use tessera_imaging::{Options, Path, process};
+//!
+//! let png = std::fs::read(concat!(
+//!     env!("CARGO_MANIFEST_DIR"),
+//!     "/../tests/data/pngsuite/basn2c08.png"
+//! ))?;
+//! let output = process(&png, &Options::default())?;
+//! assert_eq!((output.width, output.height), (32, 32));
+//! assert_eq!(output.path, Path::Reencoded);
+//!
+//! let err = process(b"GIF89a...", &Options::default()).unwrap_err();
+//! assert_eq!(err.to_string(), "unsupported format: GIF (only PNG is supported)");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod chunks;
 mod crc;
@@ -28,6 +47,7 @@ mod limits;
 mod metadata;
 mod png_palette;
 mod png_rgb;
+mod stream;
 mod swap;
 
 use std::panic::{self, AssertUnwindSafe};
@@ -39,7 +59,9 @@ pub use swap::{SampleLayout, swap_rb_in_place};
 /// How hard the encoder works when pixel data has to be re-encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Compression {
-    /// Fastest: `fdeflate` with the Up filter. Larger files.
+    /// Fastest: `fdeflate` with adaptive filtering (the `png` crate's
+    /// `Fast`). On the Kodak photos adaptive filtering costs about 3% more
+    /// time than the Up filter alone and gives 9% smaller files.
     #[default]
     Fast,
     /// zlib level 6 with adaptive filtering (the `png` crate's `Balanced`).
@@ -52,7 +74,10 @@ impl Compression {
     /// The `png` encoder settings for this level.
     fn png_settings(self) -> (png::DeflateCompression, png::Filter) {
         match self {
-            Self::Fast => (png::DeflateCompression::FdeflateUltraFast, png::Filter::Up),
+            Self::Fast => (
+                png::DeflateCompression::FdeflateUltraFast,
+                png::Filter::Adaptive,
+            ),
             Self::Default => (png::DeflateCompression::Level(6), png::Filter::Adaptive),
             Self::Best => (png::DeflateCompression::Level(9), png::Filter::Adaptive),
         }
@@ -104,17 +129,31 @@ pub struct Output {
 /// Validates `input` completely, swaps red and blue, and encodes the result
 /// in the input's format, size, colour type and bit depth.
 ///
-/// Never panics: a panic inside is caught and returned as
-/// [`ProcessError::Internal`]. Never allocates beyond `opts.limits`: the
-/// input size and the dimensions and decoded size declared by the header
-/// are checked before decoding starts.
+/// Every chunk's CRC, the zlib checksums and every frame's image data are
+/// checked, also when the output reuses the input's bytes.
+///
+/// # Errors
+///
+/// * [`ProcessError::UnsupportedFormat`]: another image format (JPEG, GIF, ...);
+/// * [`ProcessError::Corrupt`]: not an image, or a damaged or invalid PNG;
+/// * [`ProcessError::TooLarge`]: over `opts.limits`. The input size and the
+///   dimensions and decoded size declared by the header are checked before
+///   decoding starts, and the decoding side (our pixel buffer plus the `png`
+///   decoder's working memory) never holds more than `max_decoded_bytes`;
+/// * [`ProcessError::Internal`]: a bug here. Never panics: a panic inside is
+///   caught and returned as this error.
 pub fn process(input: &[u8], opts: &Options) -> Result<Output, ProcessError> {
     opts.limits.check_input(input.len())?;
     let format = detect::detect(input)?;
-    panic::catch_unwind(AssertUnwindSafe(|| match format {
+    guarded(|| match format {
         Format::Png => process_png(input, opts),
-    }))
-    .unwrap_or_else(|payload| {
+    })
+}
+
+/// Runs `work`, turning a panic into [`ProcessError::Internal`]: the last
+/// line of defence, so that one bad image can never take a worker down.
+fn guarded<T>(work: impl FnOnce() -> Result<T, ProcessError>) -> Result<T, ProcessError> {
+    panic::catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|payload| {
         Err(ProcessError::Internal(format!(
             "panic while processing the image: {}",
             panic_message(payload.as_ref())
@@ -125,19 +164,19 @@ pub fn process(input: &[u8], opts: &Options) -> Result<Output, ProcessError> {
 /// The PNG pipeline: framing and CRCs, header and limits, full decode, then
 /// the colour-type specific swap.
 fn process_png(input: &[u8], opts: &Options) -> Result<Output, ProcessError> {
-    let header = chunks::validate_stream(input)?;
+    let stream = stream::validate_stream(input)?;
+    let header = stream.header;
     let limits = &opts.limits;
     limits.check_header(&header)?;
 
     let (bytes, path) = match header.color_type {
         png::ColorType::Grayscale | png::ColorType::GrayscaleAlpha => {
-            decode::validate(decode::open(input, limits.decoder_limits(0))?)?;
+            decode::validate(decode::open(input, &stream, limits.decoder_limits(0))?)?;
             (input.to_vec(), Path::Unchanged)
         }
         png::ColorType::Indexed => {
-            decode::validate(decode::open(input, limits.decoder_limits(0))?)?;
-            let bytes = png_palette::swap_palette(input);
-            (bytes, Path::PaletteSwapped)
+            decode::validate(decode::open(input, &stream, limits.decoder_limits(0))?)?;
+            (png_palette::swap_palette(input), Path::PaletteSwapped)
         }
         png::ColorType::Rgb | png::ColorType::Rgba => {
             // check_header bounded the frame size by max_decoded_bytes.
@@ -145,7 +184,7 @@ fn process_png(input: &[u8], opts: &Options) -> Result<Output, ProcessError> {
             let size = usize::try_from(frame_bytes).map_err(|_| {
                 ProcessError::TooLarge(format!("{frame_bytes} bytes do not fit in memory"))
             })?;
-            let reader = decode::open(input, limits.decoder_limits(frame_bytes))?;
+            let reader = decode::open(input, &stream, limits.decoder_limits(frame_bytes))?;
             let bytes = png_rgb::reencode(input, reader, &header, size, opts.compression)?;
             (bytes, Path::Reencoded)
         }
@@ -167,5 +206,36 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
         s
     } else {
         "(no message)"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panics_become_internal_errors() {
+        let err = guarded::<()>(|| panic!("boom {}", 42)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Internal);
+        assert_eq!(
+            err.to_string(),
+            "internal error: panic while processing the image: boom 42"
+        );
+        let err = guarded::<()>(|| std::panic::panic_any(7u8)).unwrap_err();
+        assert!(err.to_string().ends_with("(no message)"));
+        assert_eq!(guarded(|| Ok(5)).unwrap(), 5);
+    }
+
+    #[test]
+    fn compression_levels_map_to_png_settings() {
+        assert!(matches!(
+            Compression::Fast.png_settings().0,
+            png::DeflateCompression::FdeflateUltraFast
+        ));
+        assert!(matches!(
+            Compression::Best.png_settings().0,
+            png::DeflateCompression::Level(9)
+        ));
+        assert_eq!(Compression::default(), Compression::Fast);
     }
 }

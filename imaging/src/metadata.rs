@@ -25,12 +25,14 @@ use png::chunk::{self, ChunkType};
 use crate::chunks::Chunk;
 
 /// Chunk types this crate recognises (PNG third edition and its registered
-/// extensions); everything else is "unknown" for the copy rules.
-const KNOWN: [&[u8; 4]; 34] = [
+/// extensions); everything else is "unknown" for the copy rules. `dSIG` is
+/// left out on purpose: a signature over the old file is void, and as an
+/// unsafe-to-copy chunk it is dropped.
+const KNOWN: [&[u8; 4]; 33] = [
     b"IHDR", b"PLTE", b"IDAT", b"IEND", b"acTL", b"fcTL", b"fdAT", b"cHRM", b"cICP", b"gAMA",
     b"iCCP", b"mDCV", b"cLLI", b"sBIT", b"sRGB", b"bKGD", b"hIST", b"tRNS", b"eXIf", b"pHYs",
     b"sPLT", b"tIME", b"iTXt", b"tEXt", b"zTXt", b"oFFs", b"pCAL", b"sCAL", b"gIFg", b"gIFt",
-    b"gIFx", b"sTER", b"dSIG", b"fRAc",
+    b"gIFx", b"sTER", b"fRAc",
 ];
 
 /// What to write for one chunk.
@@ -158,7 +160,10 @@ mod tests {
     fn significant_bits_follow_the_samples() {
         assert_eq!(replaced(b"sBIT", &[5, 6, 7], ColorType::Rgb), [7, 6, 5]);
         assert_eq!(replaced(b"sBIT", &[5, 6, 7], ColorType::Indexed), [7, 6, 5]);
-        assert_eq!(replaced(b"sBIT", &[5, 6, 7, 8], ColorType::Rgba), [7, 6, 5, 8]);
+        assert_eq!(
+            replaced(b"sBIT", &[5, 6, 7, 8], ColorType::Rgba),
+            [7, 6, 5, 8]
+        );
         assert!(copied(b"sBIT", &[5, 8], ColorType::GrayscaleAlpha));
     }
 
@@ -182,14 +187,22 @@ mod tests {
 
     #[test]
     fn colour_space_and_other_chunks_are_copied() {
-        for kind in [b"cHRM", b"gAMA", b"iCCP", b"sRGB", b"tEXt", b"pHYs", b"hIST"] {
-            assert!(copied(kind, &[1, 2, 3, 4, 5, 6], ColorType::Rgb), "{kind:?}");
+        for kind in [
+            b"cHRM", b"gAMA", b"iCCP", b"sRGB", b"tEXt", b"pHYs", b"hIST",
+        ] {
+            assert!(
+                copied(kind, &[1, 2, 3, 4, 5, 6], ColorType::Rgb),
+                "{kind:?}"
+            );
         }
     }
 
     #[test]
     fn unknown_chunks_follow_the_safe_to_copy_bit() {
         assert!(copied(b"prVt", &[1], ColorType::Rgb), "safe-to-copy");
-        assert_eq!(rewrite(&chunk(b"prVT", &[1]), ColorType::Rgb), Rewrite::Drop);
+        assert_eq!(
+            rewrite(&chunk(b"prVT", &[1]), ColorType::Rgb),
+            Rewrite::Drop
+        );
     }
 }

@@ -7,13 +7,13 @@
 //! per index), bKGD (an index), hIST and everything else are copied byte
 //! for byte.
 
-use crate::chunks::{PngWriter, validated_chunks};
+use crate::chunks::{PngWriter, chunks_of};
 use crate::metadata::{Rewrite, rewrite};
 
 /// Rewrites the chunk stream of a validated indexed-colour PNG.
 pub(crate) fn swap_palette(input: &[u8]) -> Vec<u8> {
     let mut out = PngWriter::with_capacity(input.len());
-    for chunk in validated_chunks(input) {
+    for chunk in chunks_of(input) {
         match rewrite(&chunk, png::ColorType::Indexed) {
             Rewrite::Copy => out.copy(&chunk),
             Rewrite::Replace(data) => out.write(chunk.kind, &data),

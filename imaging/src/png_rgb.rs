@@ -18,7 +18,7 @@
 
 use png::chunk::{self, ChunkType};
 
-use crate::chunks::{PngWriter, validate_stream, validated_chunks};
+use crate::chunks::{PngWriter, chunks_of};
 use crate::decode::{self, Frame, Reader};
 use crate::header::Header;
 use crate::metadata::{Rewrite, rewrite};
@@ -45,22 +45,25 @@ pub(crate) fn reencode(
 
     let mut buffer = Vec::new();
     buffer.try_reserve_exact(frame_bytes).map_err(|_| {
-        ProcessError::TooLarge(format!("could not allocate {frame_bytes} bytes for the pixels"))
+        ProcessError::TooLarge(format!(
+            "could not allocate {frame_bytes} bytes for the pixels"
+        ))
     })?;
     buffer.resize(frame_bytes, 0);
 
-    // The zlib stream of each frame, in file order.
-    let mut streams = Vec::new();
+    // Each frame as a standalone PNG, in file order.
+    let mut encoded = Vec::new();
     decode::for_each_frame(reader, &mut buffer, |frame| {
         swap_rb_in_place(frame.pixels, layout);
-        streams.push(encode_frame(&frame, header, compression)?);
+        encoded.push(encode_frame(&frame, header, compression)?);
         Ok(())
     })?;
-    splice(input, header, streams)
+    splice(input, header, &encoded)
 }
 
 /// Encodes one frame with the `png` encoder (same colour type and bit
-/// depth, non-interlaced) and returns its zlib stream.
+/// depth, non-interlaced) as a standalone PNG; [`splice`] takes its image
+/// data chunks.
 fn encode_frame(
     frame: &Frame<'_>,
     header: &Header,
@@ -80,39 +83,21 @@ fn encode_frame(
         .write_image_data(frame.pixels)
         .map_err(ProcessError::from_encoding)?;
     writer.finish().map_err(ProcessError::from_encoding)?;
-
-    validate_stream(&encoded)
-        .map_err(|e| ProcessError::Internal(format!("the png encoder wrote a bad file: {e}")))?;
-    Ok(validated_chunks(&encoded)
-        .filter(|c| c.kind == chunk::IDAT)
-        .flat_map(|c| c.data)
-        .copied()
-        .collect())
+    Ok(encoded)
 }
 
 /// Builds the output: the input's chunks, with each run of image data
-/// chunks (the IDATs, then each frame's fdATs) replaced by the next stream.
-fn splice(input: &[u8], header: &Header, streams: Vec<Vec<u8>>) -> Result<Vec<u8>, ProcessError> {
-    let mut previous: Option<ChunkType> = None;
-    let runs = validated_chunks(input)
-        .filter(|c| {
-            let starts_run = is_image_data(c.kind) && previous != Some(c.kind);
-            previous = Some(c.kind);
-            starts_run
-        })
-        .count();
-    if runs != streams.len() {
-        return Err(ProcessError::corrupt(format!(
-            "inconsistent animation: {runs} image data sequences, but acTL/fcTL describe {} frames",
-            streams.len()
-        )));
-    }
-
+/// chunks (the IDATs, then each frame's fdATs) replaced by the image data
+/// of the next encoded frame.
+///
+/// [`decode::open`] has checked that there is one frame per run.
+fn splice(input: &[u8], header: &Header, frames: &[Vec<u8>]) -> Result<Vec<u8>, ProcessError> {
+    let mismatch = || ProcessError::Internal("frames and image data runs disagree".into());
     let mut out = PngWriter::with_capacity(input.len());
-    let mut streams = streams.into_iter();
+    let mut frames = frames.iter();
     let mut sequence = ApngSequence::default();
     let mut previous: Option<ChunkType> = None;
-    for chunk in validated_chunks(input) {
+    for chunk in chunks_of(input) {
         match chunk.kind {
             chunk::IHDR if header.interlaced => {
                 let mut data = chunk.data.to_vec();
@@ -123,8 +108,8 @@ fn splice(input: &[u8], header: &Header, streams: Vec<Vec<u8>>) -> Result<Vec<u8
                 // Only the first chunk of a run writes; the rest of the run
                 // is already contained in the re-encoded stream.
                 if previous != Some(kind) {
-                    let stream = streams.next().unwrap_or_default();
-                    write_image_data(&mut out, kind, &stream, &mut sequence);
+                    let frame = frames.next().ok_or_else(mismatch)?;
+                    write_image_data(&mut out, kind, frame, &mut sequence);
                 }
             }
             chunk::fcTL => {
@@ -140,27 +125,34 @@ fn splice(input: &[u8], header: &Header, streams: Vec<Vec<u8>>) -> Result<Vec<u8
         }
         previous = Some(chunk.kind);
     }
-    Ok(out.finish())
+    match frames.next() {
+        Some(_) => Err(mismatch()),
+        None => Ok(out.finish()),
+    }
 }
 
 fn is_image_data(kind: ChunkType) -> bool {
     kind == chunk::IDAT || kind == chunk::fdAT
 }
 
-/// Writes one frame's zlib stream as IDAT chunks, or as fdAT chunks that
-/// each start with the next APNG sequence number.
+/// Writes the image data of `encoded` (a PNG from [`encode_frame`]): its
+/// IDAT chunks as they are (CRCs included), or, for an animation frame, its
+/// zlib stream as fdAT chunks that each start with the next APNG sequence
+/// number.
 fn write_image_data(
     out: &mut PngWriter,
     kind: ChunkType,
-    stream: &[u8],
+    encoded: &[u8],
     sequence: &mut ApngSequence,
 ) {
+    let idats = chunks_of(encoded).filter(|c| c.kind == chunk::IDAT);
+    if kind == chunk::IDAT {
+        idats.for_each(|idat| out.copy(&idat));
+        return;
+    }
+    let stream: Vec<u8> = idats.flat_map(|c| c.data).copied().collect();
     for part in stream.chunks(MAX_CHUNK_DATA) {
-        if kind == chunk::fdAT {
-            out.write_with_prefix(kind, &sequence.next().to_be_bytes(), part);
-        } else {
-            out.write(kind, part);
-        }
+        out.write_with_prefix(chunk::fdAT, &sequence.next().to_be_bytes(), part);
     }
 }
 

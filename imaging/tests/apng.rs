@@ -35,7 +35,11 @@ fn apng(color: ColorType, default_image: Option<&Frame>, frames: &[Frame]) -> Ve
     encoder.set_color(color);
     encoder.set_depth(BitDepth::Eight);
     if color == ColorType::Indexed {
-        encoder.set_palette((0..=255u8).flat_map(|i| [i, i / 2, 255 - i]).collect::<Vec<_>>());
+        encoder.set_palette(
+            (0..=255u8)
+                .flat_map(|i| [i, i / 2, 255 - i])
+                .collect::<Vec<_>>(),
+        );
     }
     encoder.set_animated(frames.len() as u32, 0).unwrap();
     encoder.set_sep_def_img(default_image.is_some()).unwrap();
@@ -116,6 +120,59 @@ fn indexed_animation_keeps_every_frame_byte_identical() {
             .collect()
     };
     assert_eq!(data(&input), data(&out.bytes));
+}
+
+/// `png` with every fdAT chunk split in two, sequence numbers renumbered.
+fn split_frame_data(png: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut sequence = 0u32;
+    let mut next = || {
+        sequence += 1;
+        (sequence - 1).to_be_bytes()
+    };
+    for mut c in chunks(png) {
+        match &c.kind {
+            b"fcTL" => {
+                c.data[..4].copy_from_slice(&next());
+                out.push(c);
+            }
+            b"fdAT" => {
+                let (first, second) = c.data[4..].split_at((c.data.len() - 4) / 2);
+                for half in [first, second] {
+                    let data = [&next()[..], half].concat();
+                    out.push(Chunk {
+                        kind: *b"fdAT",
+                        data,
+                    });
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    assemble(&out)
+}
+
+#[test]
+fn sequence_numbers_are_renumbered() {
+    // Each frame arrives in two fdAT chunks and leaves in one, so every
+    // later fcTL / fdAT needs a new sequence number.
+    let frames = [
+        frame(8, 6, 0, 0, 3, 1),
+        frame(6, 4, 1, 1, 3, 2),
+        frame(8, 6, 0, 0, 3, 3),
+    ];
+    let input = split_frame_data(&apng(ColorType::Rgb, None, &frames));
+    let fdats = |png: &[u8]| chunks(png).iter().filter(|c| &c.kind == b"fdAT").count();
+    assert_eq!(fdats(&input), 4);
+    let out = process(&input, &Options::default()).unwrap();
+    assert_eq!(fdats(&out.bytes), 2);
+    let sequence: Vec<u32> = chunks(&out.bytes)
+        .iter()
+        .filter(|c| matches!(&c.kind, b"fcTL" | b"fdAT"))
+        .map(|c| u32::from_be_bytes(c.data[..4].try_into().unwrap()))
+        .collect();
+    assert_eq!(sequence, [0, 1, 2, 3, 4]);
+    assert_all_frames_swapped(&input, &out.bytes, 3);
 }
 
 #[test]

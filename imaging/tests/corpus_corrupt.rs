@@ -10,29 +10,113 @@ use tessera_imaging::{ErrorKind, Options, process};
 /// Expected kind and a distinctive part of the message, per file.
 const EXPECTED: &[(&str, ErrorKind, &str)] = &[
     // PngSuite
-    ("xc1n0g08.png", ErrorKind::Corrupt, "colour type 1 is not defined"),
-    ("xc9n2c08.png", ErrorKind::Corrupt, "colour type 9 is not defined"),
-    ("xcrn0g04.png", ErrorKind::Corrupt, "line feeds were converted to carriage returns"),
-    ("xcsn0g01.png", ErrorKind::Corrupt, "CRC mismatch in IDAT chunk"),
-    ("xd0n2c08.png", ErrorKind::Corrupt, "bit depth 0 is not allowed for RGB"),
-    ("xd3n2c08.png", ErrorKind::Corrupt, "bit depth 3 is not allowed for RGB"),
-    ("xd9n2c08.png", ErrorKind::Corrupt, "bit depth 99 is not allowed for RGB"),
+    (
+        "xc1n0g08.png",
+        ErrorKind::Corrupt,
+        "colour type 1 is not defined",
+    ),
+    (
+        "xc9n2c08.png",
+        ErrorKind::Corrupt,
+        "colour type 9 is not defined",
+    ),
+    (
+        "xcrn0g04.png",
+        ErrorKind::Corrupt,
+        "line feeds were converted to carriage returns",
+    ),
+    (
+        "xcsn0g01.png",
+        ErrorKind::Corrupt,
+        "CRC mismatch in IDAT chunk",
+    ),
+    (
+        "xd0n2c08.png",
+        ErrorKind::Corrupt,
+        "bit depth 0 is not allowed for RGB",
+    ),
+    (
+        "xd3n2c08.png",
+        ErrorKind::Corrupt,
+        "bit depth 3 is not allowed for RGB",
+    ),
+    (
+        "xd9n2c08.png",
+        ErrorKind::Corrupt,
+        "bit depth 99 is not allowed for RGB",
+    ),
     ("xdtn0g01.png", ErrorKind::Corrupt, "missing IDAT"),
-    ("xhdn0g08.png", ErrorKind::Corrupt, "CRC mismatch in IHDR chunk"),
-    ("xlfn0g04.png", ErrorKind::Corrupt, "carriage returns were converted to line feeds"),
-    ("xs1n0g01.png", ErrorKind::Corrupt, "high bit of the first byte is clear"),
-    ("xs2n0g01.png", ErrorKind::Corrupt, "not a PNG: bad signature"),
-    ("xs4n0g01.png", ErrorKind::Corrupt, "not a PNG: bad signature"),
-    ("xs7n0g01.png", ErrorKind::Corrupt, "not a PNG: bad signature"),
+    (
+        "xhdn0g08.png",
+        ErrorKind::Corrupt,
+        "CRC mismatch in IHDR chunk",
+    ),
+    (
+        "xlfn0g04.png",
+        ErrorKind::Corrupt,
+        "carriage returns were converted to line feeds",
+    ),
+    (
+        "xs1n0g01.png",
+        ErrorKind::Corrupt,
+        "high bit of the first byte is clear",
+    ),
+    (
+        "xs2n0g01.png",
+        ErrorKind::Corrupt,
+        "not a PNG: bad signature",
+    ),
+    (
+        "xs4n0g01.png",
+        ErrorKind::Corrupt,
+        "not a PNG: bad signature",
+    ),
+    (
+        "xs7n0g01.png",
+        ErrorKind::Corrupt,
+        "not a PNG: bad signature",
+    ),
     // bad/
-    ("x_consecutive_idat.png", ErrorKind::Corrupt, "IDAT chunks are not consecutive: the gAMA chunk at byte 160"),
-    ("x_ihdr_missing.png", ErrorKind::Corrupt, "missing IHDR: the first chunk is IDAT"),
-    ("x_image-issue_1075.png", ErrorKind::Corrupt, "missing image data: the IDAT chunks are empty"),
-    ("x_interlaced_chck.png", ErrorKind::Corrupt, "CRC mismatch in IDAT chunk"),
-    ("x_issue_214.png", ErrorKind::Corrupt, "invalid IHDR: width 0 is outside"),
-    ("x_issue_230.0.png", ErrorKind::Corrupt, "invalid IHDR: width 4293328897 is outside"),
-    ("x_issue_230.1.png", ErrorKind::Corrupt, "invalid IHDR: width 4294967295 is outside"),
-    ("x_unexpected_eof.png", ErrorKind::Corrupt, "missing IHDR: the chunk header is damaged"),
+    (
+        "x_consecutive_idat.png",
+        ErrorKind::Corrupt,
+        "IDAT chunks are not consecutive: the gAMA chunk at byte 160",
+    ),
+    (
+        "x_ihdr_missing.png",
+        ErrorKind::Corrupt,
+        "missing IHDR: the first chunk is IDAT",
+    ),
+    (
+        "x_image-issue_1075.png",
+        ErrorKind::Corrupt,
+        "missing image data: the IDAT chunks are empty",
+    ),
+    (
+        "x_interlaced_chck.png",
+        ErrorKind::Corrupt,
+        "CRC mismatch in IDAT chunk",
+    ),
+    (
+        "x_issue_214.png",
+        ErrorKind::Corrupt,
+        "invalid IHDR: width 0 is outside",
+    ),
+    (
+        "x_issue_230.0.png",
+        ErrorKind::Corrupt,
+        "invalid IHDR: width 4293328897 is outside",
+    ),
+    (
+        "x_issue_230.1.png",
+        ErrorKind::Corrupt,
+        "invalid IHDR: width 4294967295 is outside",
+    ),
+    (
+        "x_unexpected_eof.png",
+        ErrorKind::Corrupt,
+        "missing IHDR: the chunk header is damaged",
+    ),
 ];
 
 #[test]

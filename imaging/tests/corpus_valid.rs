@@ -13,7 +13,11 @@ fn for_every_valid_file(check: impl Fn(&[u8]) -> Result<(), String>) {
     let files = common::valid_files();
     let failures: Vec<String> = files
         .iter()
-        .filter_map(|path| check(&read(path)).err().map(|e| format!("{}: {e}", name(path))))
+        .filter_map(|path| {
+            check(&read(path))
+                .err()
+                .map(|e| format!("{}: {e}", name(path)))
+        })
         .collect();
     assert!(
         failures.is_empty(),
@@ -33,7 +37,13 @@ fn corpus_is_complete() {
     let files = common::valid_files();
     assert!(files.len() >= 150, "only {} valid files", files.len());
     assert!(files.iter().any(|p| name(p) == "PngSuite.png"));
-    assert_eq!(files.iter().filter(|p| name(p).starts_with("kodim")).count(), 4);
+    assert_eq!(
+        files
+            .iter()
+            .filter(|p| name(p).starts_with("kodim"))
+            .count(),
+        4
+    );
 }
 
 /// The main fidelity check, through the `image` crate (RGBA, 16 bit): this
@@ -127,7 +137,10 @@ fn other_chunks_are_kept() {
         let truecolor = matches!(color, ColorType::Rgb | ColorType::Rgba);
         let not_image_data = |c: &Chunk| !(truecolor && &c.kind == b"IDAT");
         let before: Vec<Chunk> = chunks(input).into_iter().filter(not_image_data).collect();
-        let after: Vec<Chunk> = chunks(&out.bytes).into_iter().filter(not_image_data).collect();
+        let after: Vec<Chunk> = chunks(&out.bytes)
+            .into_iter()
+            .filter(not_image_data)
+            .collect();
         let names = |cs: &[Chunk]| cs.iter().map(Chunk::name).collect::<Vec<_>>().join(" ");
         if names(&before) != names(&after) {
             return Err(format!(

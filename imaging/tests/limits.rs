@@ -18,9 +18,18 @@ fn header_only(width: u32, height: u32) -> Vec<u8> {
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
     let empty_zlib = [0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01];
     assemble(&[
-        Chunk { kind: *b"IHDR", data: ihdr },
-        Chunk { kind: *b"IDAT", data: empty_zlib.to_vec() },
-        Chunk { kind: *b"IEND", data: Vec::new() },
+        Chunk {
+            kind: *b"IHDR",
+            data: ihdr,
+        },
+        Chunk {
+            kind: *b"IDAT",
+            data: empty_zlib.to_vec(),
+        },
+        Chunk {
+            kind: *b"IEND",
+            data: Vec::new(),
+        },
     ])
 }
 
@@ -36,7 +45,11 @@ fn too_large(input: &[u8], opts: &Options) -> String {
     let err = process(input, opts).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::TooLarge, "{err}");
     // Rejected from the header: no time spent decoding or allocating.
-    assert!(start.elapsed() < Duration::from_secs(1), "took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        start.elapsed()
+    );
     err.to_string()
 }
 
@@ -77,7 +90,10 @@ fn input_size_is_limited() {
         ..Limits::default()
     });
     let message = too_large(&input, &tight);
-    assert!(message.starts_with("image too large: the input has"), "{message}");
+    assert!(
+        message.starts_with("image too large: the input has"),
+        "{message}"
+    );
 
     let exact = with_limits(Limits {
         max_input_bytes: input.len() as u64,
@@ -90,7 +106,13 @@ fn input_size_is_limited() {
 fn decompression_bomb_is_rejected() {
     // 10000 x 10000 zero bytes: 100 MB of pixels in a tiny file.
     let (width, height) = (10_000, 10_000);
-    let bomb = encode(width, height, ColorType::Grayscale, BitDepth::Eight, &vec![0; 100_000_000]);
+    let bomb = encode(
+        width,
+        height,
+        ColorType::Grayscale,
+        BitDepth::Eight,
+        &vec![0; 100_000_000],
+    );
     assert!(bomb.len() < 1_000_000, "the bomb is {} bytes", bomb.len());
 
     let tight = with_limits(Limits {

@@ -25,7 +25,10 @@ fn with_chunks(png: &[u8], extra: &[Chunk]) -> Vec<u8> {
 
 /// The data of the only chunk of type `kind` in `png`, if any.
 fn chunk_data(png: &[u8], kind: &[u8; 4]) -> Option<Vec<u8>> {
-    let found: Vec<Chunk> = chunks(png).into_iter().filter(|c| &c.kind == kind).collect();
+    let found: Vec<Chunk> = chunks(png)
+        .into_iter()
+        .filter(|c| &c.kind == kind)
+        .collect();
     assert!(found.len() <= 1, "several {kind:?} chunks");
     found.into_iter().next().map(|c| c.data)
 }
@@ -108,10 +111,7 @@ fn indexed_images_swap_the_palette_only() {
         let mut writer = encoder.write_header().unwrap();
         writer.write_image_data(&indices).unwrap();
     }
-    let input = with_chunks(
-        &base,
-        &[chunk(b"sBIT", &[3, 5, 7]), chunk(b"bKGD", &[2])],
-    );
+    let input = with_chunks(&base, &[chunk(b"sBIT", &[3, 5, 7]), chunk(b"bKGD", &[2])]);
     let out = process(&input, &Options::default()).unwrap();
     assert_eq!(out.path, Path::PaletteSwapped);
     let out = out.bytes;

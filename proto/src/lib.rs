@@ -6,9 +6,11 @@
 //! * [`message`]: every message after the handshake ([`Msg`]).
 //! * [`task`]: task ids, states and failure kinds.
 //! * [`conn`]: typed frame reader and writer over any async byte stream.
+//! * [`dial`]: connect to a master and handshake, with deadlines.
 //! * [`stream`]: reassembly of chunked byte streams with a declared length.
 
 pub mod conn;
+pub mod dial;
 pub mod error;
 pub mod frame;
 pub mod handshake;

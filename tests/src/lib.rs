@@ -157,6 +157,21 @@ impl Proc {
     }
 }
 
+/// Starts `tessera-node master` (the binary at `node_bin`) on 127.0.0.1:0
+/// with `data_dir`, and returns it with the address it bound.
+pub async fn spawn_master(node_bin: &str, data_dir: &Path) -> (Proc, String) {
+    let data = data_dir.to_str().expect("utf-8 path");
+    let mut master = Proc::spawn(
+        "master",
+        node_bin,
+        &["master", "--listen", "127.0.0.1:0", "--data-dir", data],
+    );
+    let addr = master
+        .wait_for_line("listening on ", Duration::from_secs(30))
+        .await;
+    (master, addr)
+}
+
 /// Waits up to `deadline` for `cond` to hold, checking every 10 ms.
 pub async fn eventually(deadline: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let start = std::time::Instant::now();

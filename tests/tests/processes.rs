@@ -4,7 +4,9 @@
 
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
-use tessera_tests::{Proc, bad_pngs, check_swapped, corrupt_pngsuite, photos, valid_pngsuite};
+use tessera_tests::{
+    Proc, bad_pngs, check_swapped, corrupt_pngsuite, photos, spawn_master, valid_pngsuite,
+};
 
 const NODE: &str = env!("CARGO_BIN_EXE_tessera-node-under-test");
 const CLIENT: &str = env!("CARGO_BIN_EXE_tessera-under-test");
@@ -20,20 +22,7 @@ fn copy_into(dir: &Path, files: &[std::path::PathBuf]) {
 async fn corpus_through_master_and_two_worker_processes_is_pixel_exact() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("master-data");
-    let mut master = Proc::spawn(
-        "master",
-        NODE,
-        &[
-            "master",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-    );
-    let addr = master
-        .wait_for_line("listening on ", Duration::from_secs(30))
-        .await;
+    let (_master, addr) = spawn_master(NODE, &data).await;
     let _w1 = Proc::spawn(
         "worker 1",
         NODE,
@@ -148,20 +137,7 @@ async fn corpus_through_master_and_two_worker_processes_is_pixel_exact() {
 async fn submit_status_wait_fetch_from_the_command_line() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let mut master = Proc::spawn(
-        "master",
-        NODE,
-        &[
-            "master",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-    );
-    let addr = master
-        .wait_for_line("listening on ", Duration::from_secs(30))
-        .await;
+    let (_master, addr) = spawn_master(NODE, &data).await;
     let cli = |args: &[&str]| {
         let mut c = std::process::Command::new(CLIENT);
         c.args(args).env("TESSERA_MASTER", &addr);

@@ -170,7 +170,11 @@ async fn serve_connection(
     if writer.send_hello_reply(&welcome).await.is_err() {
         return;
     }
-    let (out, rx) = mpsc::channel(outbox::OUTBOX_CAPACITY);
+    let capacity = match hello.role {
+        Role::Client => outbox::OUTBOX_CAPACITY,
+        Role::Worker => outbox::worker_capacity(ctx.config.scheduler.max_credits),
+    };
+    let (out, rx) = mpsc::channel(capacity);
     let writer_task = tokio::spawn(async move {
         if let Err(e) = outbox::run(writer, rx).await {
             debug!(%peer, "connection writer stopped: {e}");

@@ -12,8 +12,15 @@ use tokio::{
     sync::mpsc,
 };
 
-/// Capacity of a connection's outgoing queue.
+/// Capacity of a connection's outgoing queue. A worker connection's queue
+/// holds at most one assignment per credit plus one acknowledgement per
+/// result, so it is sized from the credit cap instead (see `worker_capacity`).
 pub const OUTBOX_CAPACITY: usize = 64;
+
+/// Outgoing queue capacity for a worker connection with `max_credits`.
+pub fn worker_capacity(max_credits: u32) -> usize {
+    2 * max_credits as usize + 16
+}
 
 /// Something to send.
 #[derive(Debug)]

@@ -255,10 +255,12 @@ impl Scheduler {
     }
 
     /// A worker returned a result. The first result of a task wins, whichever
-    /// attempt produced it; any later one is stale.
+    /// attempt produced it; any later one is stale and changes nothing (in
+    /// particular not which worker holds the task: a worker may report a stale
+    /// attempt of a task it is running again under a newer attempt).
     pub fn complete(
         &mut self,
-        worker: WorkerId,
+        _reporter: WorkerId,
         task_id: TaskId,
         attempt: u32,
         output_len: u64,
@@ -266,9 +268,6 @@ impl Scheduler {
         let Some(task) = self.tasks.get_mut(&task_id) else {
             return Outcome::Unknown;
         };
-        if let Some(slot) = self.workers.get_mut(&worker) {
-            slot.running.retain(|t| *t != task_id);
-        }
         match task.phase {
             Phase::Done { .. } | Phase::Failed { .. } => Outcome::Stale,
             Phase::Queued | Phase::Running { .. } if attempt == 0 || attempt > task.attempts => {
@@ -308,15 +307,15 @@ impl Scheduler {
         let Some(task) = self.tasks.get_mut(&task_id) else {
             return Outcome::Unknown;
         };
-        if let Some(slot) = self.workers.get_mut(&worker) {
-            slot.running.retain(|t| *t != task_id);
-        }
         match task.phase {
             Phase::Running {
                 worker: w,
                 attempt: a,
             } if w == worker && a == attempt => {
                 task.phase = Phase::Failed { kind, reason };
+                if let Some(slot) = self.workers.get_mut(&worker) {
+                    slot.running.retain(|t| *t != task_id);
+                }
                 Outcome::Accepted
             }
             _ => Outcome::Stale,

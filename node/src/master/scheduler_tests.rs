@@ -277,3 +277,32 @@ proptest! {
         for id in ids { prop_assert!(s.info(id).unwrap().state.is_terminal(), "task {} never ended", id); }
     }
 }
+
+/// Found by the property test: a stale report from the worker that holds the
+/// task under a newer attempt must not drop its hold, or losing that worker
+/// would lose the task.
+#[test]
+fn a_stale_report_does_not_release_the_live_attempt() {
+    let mut s = sched();
+    let t = s.submit("a".into(), 1);
+    let w = WorkerId(1);
+    s.worker_joined(w);
+    s.worker_ready(w, 1);
+    s.dispatch();
+    assert_eq!(
+        s.complete(w, t, 2, 1),
+        Outcome::Stale,
+        "attempt 2 was never handed out"
+    );
+    assert_eq!(
+        s.fail(w, t, 5, FailureKind::Corrupt, "x".into()),
+        Outcome::Stale
+    );
+    assert_eq!(s.running_on(w), vec![t]);
+    s.worker_lost(w, "gone");
+    assert_eq!(
+        s.info(t).unwrap().state,
+        TaskState::Queued,
+        "the task was not lost"
+    );
+}

@@ -76,7 +76,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
             Err(e) if e.is_permanent() => return Err(e.into()),
             Err(e) => {
                 // A session that got as far as working resets the backoff.
-                if !matches!(e, session::SessionError::Connect { .. }) {
+                if !matches!(e, session::SessionError::Dial(_)) {
                     failures = 0;
                 }
                 let pause = session::backoff(failures, config.backoff_base, config.backoff_max);

@@ -5,12 +5,11 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use tessera_proto::{
-    FailureKind, FrameReader, FrameWriter, Hello, HelloReply, Msg, ProtoError, Refusal, Role,
-    TaskId,
+    FailureKind, Msg, ProtoError, Refusal, Role, TaskId,
+    dial::{DialError, DialOptions, Dialed, dial},
     stream::{Collector, Progress},
 };
 use tokio::{
-    net::TcpStream,
     sync::{Semaphore, mpsc},
     task::JoinSet,
 };
@@ -22,27 +21,22 @@ use super::{WorkerConfig, compute::Compute};
 /// How a session ended.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
-    /// Could not reach the master, or lost it: reconnect with backoff.
+    /// Lost the master: reconnect with backoff.
     #[error("{0}")]
     Connection(#[from] ProtoError),
-    #[error("cannot connect to {addr}: {source}")]
-    Connect {
-        addr: String,
-        source: std::io::Error,
-    },
-    /// The master refused us. A version mismatch will not fix itself.
-    #[error("master refused the connection: {0}")]
-    Refused(Refusal),
-    #[error("master answered the handshake with something else")]
-    BadHandshake,
+    /// Could not connect or handshake (a refusal included).
+    #[error(transparent)]
+    Dial(#[from] DialError),
 }
 
 impl SessionError {
-    /// True when retrying cannot help.
+    /// True when retrying cannot help: the master speaks another protocol.
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
-            SessionError::Refused(Refusal::VersionMismatch { .. } | Refusal::BadMagic)
+            SessionError::Dial(DialError::Refused(
+                Refusal::VersionMismatch { .. } | Refusal::BadMagic
+            ))
         )
     }
 }
@@ -75,28 +69,16 @@ pub async fn run(
     shutdown: &CancellationToken,
 ) -> Result<(), SessionError> {
     let addr = config.master.clone();
-    let socket = tokio::time::timeout(config.connect_timeout, TcpStream::connect(&addr))
-        .await
-        .map_err(|_| SessionError::Connect {
-            addr: addr.clone(),
-            source: std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"),
-        })?
-        .map_err(|source| SessionError::Connect {
-            addr: addr.clone(),
-            source,
-        })?;
-    let _ = socket.set_nodelay(true);
-    let (read, write) = socket.into_split();
-    let max_frame = tessera_proto::DEFAULT_MAX_FRAME;
-    let mut reader = FrameReader::new(read, max_frame);
-    let mut writer = FrameWriter::new(write, max_frame);
-    writer
-        .send_hello(&Hello::new(Role::Worker, config.node_id.clone()))
-        .await?;
-    let welcome = match reader.recv_hello_reply(config.handshake_timeout).await? {
-        HelloReply::Welcome(w) => w,
-        HelloReply::Refused(r) => return Err(SessionError::Refused(r)),
+    let options = DialOptions {
+        connect_timeout: config.connect_timeout,
+        handshake_timeout: config.handshake_timeout,
+        max_frame: tessera_proto::DEFAULT_MAX_FRAME,
     };
+    let Dialed {
+        mut reader,
+        mut writer,
+        welcome,
+    } = dial(&addr, Role::Worker, &config.node_id, options).await?;
     info!(master = %addr, master_id = %welcome.master_id, threads = config.threads, "connected to master");
 
     let (out_tx, mut out_rx) = mpsc::channel::<Out>(config.threads + config.prefetch + 4);
@@ -209,8 +191,13 @@ pub async fn run(
                             kind,
                             reason,
                         };
-                        let _ = out_tx.send(Out::Msg(msg)).await;
-                        let _ = out_tx.send(Out::Msg(Msg::Ready { credits: 1 })).await;
+                        // Never block the reading loop on the writer.
+                        let out = out_tx.clone();
+                        jobs.spawn(async move {
+                            if out.send(Out::Msg(msg)).await.is_ok() {
+                                let _ = out.send(Out::Msg(Msg::Ready { credits: 1 })).await;
+                            }
+                        });
                     }
                     Err(e) => {
                         let e = std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string());
