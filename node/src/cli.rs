@@ -1,6 +1,6 @@
 //! The `tessera-node` command line.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -36,9 +36,21 @@ pub enum Command {
         /// Largest image accepted, in bytes.
         #[arg(long, default_value_t = 256 * 1024 * 1024)]
         max_image_bytes: u64,
-        /// Hand-outs per task before it fails (a worker dying on it each time).
+        /// Attempts per task that may end by worker death or lease expiry
+        /// before the task fails (a poison image cannot take down every worker).
         #[arg(long, default_value_t = 3)]
         max_attempts: u32,
+        /// How often workers send heartbeats (told to each worker when it joins).
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        heartbeat_interval: Duration,
+        /// A lease not covered by a heartbeat for this long expires, and its
+        /// task is queued again.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        lease_timeout: Duration,
+        /// Do not move unstarted tasks from busy workers to idle ones (for
+        /// measuring what stealing gains).
+        #[arg(long)]
+        no_steal: bool,
     },
     /// Run a worker: pulls images from the master and processes them.
     ///
@@ -78,6 +90,38 @@ pub struct WorkArgs {
     /// PNG encoder effort for re-encoded images.
     #[arg(long, value_enum, default_value_t = PngCompression::Fast)]
     pub png_compression: PngCompression,
+    /// Tasks fetched ahead beyond `--threads`, so the next image is already
+    /// here when a thread frees up (default: as many as threads, at least 2).
+    #[arg(long)]
+    pub prefetch: Option<usize>,
+    /// On SIGTERM or Ctrl-C, how long running tasks may take to finish
+    /// (unstarted ones are given back at once).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub drain_grace: Duration,
+    /// TEST ONLY: sleep this long before processing each image, to simulate
+    /// a slow worker.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub test_delay: Option<Duration>,
+    /// TEST ONLY: abort the process when starting an image whose name
+    /// contains this text, to simulate a poison image.
+    #[arg(long)]
+    pub test_crash_on: Option<String>,
+}
+
+impl WorkArgs {
+    /// Applies these options to a worker's configuration.
+    pub fn apply(&self, config: &mut WorkerConfig) -> anyhow::Result<()> {
+        if let Some(t) = self.threads {
+            anyhow::ensure!(t > 0, "--threads must be at least 1");
+            config.threads = t;
+        }
+        config.prefetch = self.prefetch.unwrap_or(config.threads.max(2));
+        config.options.compression = self.png_compression.into();
+        config.drain_grace = self.drain_grace;
+        config.test_delay = self.test_delay;
+        config.test_crash_on = self.test_crash_on.clone();
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -152,25 +196,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             data_dir,
             max_image_bytes,
             max_attempts,
+            heartbeat_interval,
+            lease_timeout,
+            no_steal,
         } => {
+            anyhow::ensure!(
+                heartbeat_interval < lease_timeout,
+                "--heartbeat-interval ({heartbeat_interval:?}) must be shorter than --lease-timeout ({lease_timeout:?})"
+            );
             let listener = TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
             let mut config = MasterConfig::new(data_dir);
             config.max_image_bytes = max_image_bytes;
             config.scheduler.max_attempts = max_attempts.max(1);
+            config.scheduler.lease_timeout = lease_timeout;
+            config.scheduler.stealing = !no_steal;
+            config.heartbeat_interval = heartbeat_interval;
             // The bound address, for scripts and tests that asked for port 0.
             println!("listening on {}", listener.local_addr()?);
             master::run(listener, config, shutdown).await?;
         }
         Command::Worker { master, work } => {
             let mut config = WorkerConfig::new(master);
-            if let Some(t) = work.threads {
-                anyhow::ensure!(t > 0, "--threads must be at least 1");
-                config.threads = t;
-                config.prefetch = t.max(2);
-            }
-            config.options.compression = work.png_compression.into();
+            work.apply(&mut config)?;
             worker::run(config, shutdown).await?;
         }
         Command::Dev {

@@ -4,8 +4,10 @@
 //! * [`worker`]: pulls tasks, processes them on a rayon pool.
 //! * [`dev`]: a master and N workers in one process.
 //! * [`cli`]: the `tessera-node` command line.
+//! * [`clock`]: the clock seam lease decisions are timed by.
 
 pub mod cli;
+pub mod clock;
 pub mod dev;
 pub mod master;
 pub mod worker;

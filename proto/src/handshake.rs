@@ -56,11 +56,16 @@ pub enum HelloReply {
     Refused(Refusal),
 }
 
-/// Accepted: the connection now carries [`crate::Msg`] frames.
+/// Accepted: the connection now carries [`crate::Msg`] frames. The master
+/// sets the lease timing for its whole cluster here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Welcome {
     pub version: u16,
     pub master_id: String,
+    /// How often a worker must send a heartbeat.
+    pub heartbeat_interval_ms: u32,
+    /// A lease not covered by a heartbeat for this long expires.
+    pub lease_timeout_ms: u32,
 }
 
 /// Why the master refused a connection.

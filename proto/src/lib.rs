@@ -23,11 +23,11 @@ pub use conn::{FrameReader, FrameWriter, Incoming};
 pub use error::{DecodeError, ProtoError};
 pub use frame::DEFAULT_MAX_FRAME;
 pub use handshake::{Hello, HelloReply, Refusal, Role, Welcome};
-pub use message::{ErrorCode, MAX_CHUNK, Msg, StreamId};
+pub use message::{ErrorCode, LeaseRef, MAX_CHUNK, Msg, StreamId};
 pub use task::{FailureKind, TaskId, TaskInfo, TaskState};
 
 /// The first four bytes of every connection's first frame.
 pub const MAGIC: [u8; 4] = *b"TSRA";
 
 /// Bumped on every change to [`Msg`] or the frame layout.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;

@@ -19,7 +19,7 @@ pub const MAX_CHUNK: usize = 1024 * 1024;
 
 /// How many variants [`Msg`] has; a frame whose variant index is at or past
 /// this is an unknown message type.
-pub const MSG_VARIANTS: u32 = 14;
+pub const MSG_VARIANTS: u32 = 21;
 
 /// Which stream a chunk belongs to: the `req` of a submit or fetch, or the
 /// task id of an assignment or a result.
@@ -82,6 +82,34 @@ pub enum Msg {
         code: ErrorCode,
         message: String,
     },
+
+    // ---- leases (worker ↔ master) ----
+    /// Worker → master, on the worker's own timer: "I hold these leases";
+    /// extends each one that is still live.
+    Heartbeat { leases: Vec<LeaseRef> },
+    /// Worker → master: the worker began processing (`task`, `attempt`);
+    /// from now on it will not give the task back for stealing.
+    Started { task: TaskId, attempt: u32 },
+    /// Master → worker: give (`task`, `attempt`) back if you have not started it.
+    Release { task: TaskId, attempt: u32 },
+    /// Worker → master: (`task`, `attempt`) is given back unstarted (answering
+    /// `Release`, or while draining).
+    Released { task: TaskId, attempt: u32 },
+    /// Master → worker: stop working on (`task`, `attempt`): its lease is gone
+    /// or another attempt already decided the task.
+    Drop { task: TaskId, attempt: u32 },
+    /// Worker → master: the worker is shutting down: assign it nothing more.
+    Draining,
+    /// Worker → master, first after the handshake: how many images it
+    /// processes at once (so the master knows when it is idle).
+    Capacity { threads: u32 },
+}
+
+/// One lease, as named in a heartbeat: the task and the attempt (the fencing token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LeaseRef {
+    pub task: TaskId,
+    pub attempt: u32,
 }
 
 impl Msg {
@@ -102,6 +130,13 @@ impl Msg {
             Msg::Accepted { .. } => "Accepted",
             Msg::Chunk { .. } => "Chunk",
             Msg::Error { .. } => "Error",
+            Msg::Heartbeat { .. } => "Heartbeat",
+            Msg::Started { .. } => "Started",
+            Msg::Release { .. } => "Release",
+            Msg::Released { .. } => "Released",
+            Msg::Drop { .. } => "Drop",
+            Msg::Draining => "Draining",
+            Msg::Capacity { .. } => "Capacity",
         }
     }
 }

@@ -87,4 +87,6 @@ pub struct TaskInfo {
     pub output_len: Option<u64>,
     /// How many times the task was handed to a worker.
     pub attempts: u32,
+    /// The worker (its node id) that holds the task now, or that produced its result.
+    pub worker: Option<String>,
 }

@@ -3,8 +3,8 @@
 //! bytes *and* bumps `PROTOCOL_VERSION`.
 
 use tessera_proto::{
-    ErrorCode, FailureKind, Hello, HelloReply, Msg, PROTOCOL_VERSION, Refusal, Role, TaskId,
-    TaskInfo, TaskState, Welcome, wire,
+    ErrorCode, FailureKind, Hello, HelloReply, LeaseRef, Msg, PROTOCOL_VERSION, Refusal, Role,
+    TaskId, TaskInfo, TaskState, Welcome, wire,
 };
 
 fn hex(bytes: &[u8]) -> String {
@@ -22,6 +22,7 @@ fn info() -> TaskInfo {
         input_len: 300,
         output_len: None,
         attempts: 1,
+        worker: Some("w".into()),
     }
 }
 
@@ -92,6 +93,45 @@ fn messages() -> Vec<(&'static str, Msg)> {
                 message: "no task 7".into(),
             },
         ),
+        (
+            "Heartbeat",
+            Msg::Heartbeat {
+                leases: vec![LeaseRef {
+                    task: t,
+                    attempt: 2,
+                }],
+            },
+        ),
+        (
+            "Started",
+            Msg::Started {
+                task: t,
+                attempt: 2,
+            },
+        ),
+        (
+            "Release",
+            Msg::Release {
+                task: t,
+                attempt: 2,
+            },
+        ),
+        (
+            "Released",
+            Msg::Released {
+                task: t,
+                attempt: 2,
+            },
+        ),
+        (
+            "Drop",
+            Msg::Drop {
+                task: t,
+                attempt: 2,
+            },
+        ),
+        ("Draining", Msg::Draining),
+        ("Capacity", Msg::Capacity { threads: 4 }),
     ]
 }
 
@@ -101,7 +141,6 @@ const GOLDEN_MSGS: &[(&str, &str)] = &[
     ("Wait", "020307"),
     ("Fetch", "030407"),
     ("Submitted", "040107"),
-    ("Info", "05020705612e706e67030103626164fb2c010001"),
     ("Result", "060407fc70110100"),
     ("Ready", "0703"),
     ("Done", "080701fb2c01"),
@@ -110,6 +149,14 @@ const GOLDEN_MSGS: &[(&str, &str)] = &[
     ("Accepted", "0b07"),
     ("Chunk", "0c09"),
     ("Error", "0d010503096e6f207461736b2037"),
+    ("Info", "05020705612e706e67030103626164fb2c010001010177"),
+    ("Heartbeat", "0e010702"),
+    ("Started", "0f0702"),
+    ("Release", "100702"),
+    ("Released", "110702"),
+    ("Drop", "120702"),
+    ("Draining", "13"),
+    ("Capacity", "1404"),
 ];
 
 #[test]
@@ -143,7 +190,7 @@ fn every_message_encodes_to_its_golden_bytes() {
 #[test]
 fn handshake_encodes_to_its_golden_bytes() {
     assert_eq!(
-        PROTOCOL_VERSION, 1,
+        PROTOCOL_VERSION, 2,
         "bump the golden bytes with the version"
     );
     let cases: Vec<(&str, Vec<u8>)> = vec![
@@ -154,8 +201,10 @@ fn handshake_encodes_to_its_golden_bytes() {
         (
             "welcome",
             wire::encode(&HelloReply::Welcome(Welcome {
-                version: 1,
+                version: 2,
                 master_id: "m".into(),
+                heartbeat_interval_ms: 1000,
+                lease_timeout_ms: 10_000,
             }))
             .unwrap(),
         ),
@@ -196,9 +245,11 @@ fn hello_starts_with_magic_then_version() {
     assert_eq!(bytes[4], PROTOCOL_VERSION as u8);
 }
 
+/// The refusals are byte-identical to version 1's: peers of every version
+/// can read them.
 const GOLDEN_HANDSHAKE: &[(&str, &str)] = &[
-    ("hello", "545352410101027731"),
-    ("welcome", "0001016d"),
+    ("hello", "545352410201027731"),
+    ("welcome", "0002016dfbe803fb1027"),
     ("version mismatch", "01010102"),
     ("bad magic", "0100"),
     ("malformed", "0102016d"),

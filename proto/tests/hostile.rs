@@ -27,12 +27,7 @@ fn an_unknown_message_type_is_a_typed_error() {
     let err = decode_msg(BytesMut::from(&[0x7f][..])).unwrap_err();
     assert_eq!(err, DecodeError::UnknownVariant { found: 0x7f });
     // The first unknown index is exactly one past the last known variant.
-    let last = wire::encode(&Msg::Error {
-        req: None,
-        code: tessera_proto::ErrorCode::Busy,
-        message: String::new(),
-    })
-    .unwrap();
+    let last = wire::encode(&Msg::Capacity { threads: 1 }).unwrap();
     assert_eq!(u32::from(last[0]) + 1, tessera_proto::message::MSG_VARIANTS);
     let err = decode_msg(BytesMut::from(&[last[0] + 1][..])).unwrap_err();
     assert_eq!(
@@ -90,7 +85,10 @@ fn hello_checks_magic_then_version() {
     let bytes = wire::encode(&future).unwrap();
     assert_eq!(
         parse_hello(&bytes),
-        Err(Refusal::VersionMismatch { master: 1, peer: 9 })
+        Err(Refusal::VersionMismatch {
+            master: tessera_proto::PROTOCOL_VERSION,
+            peer: 9
+        })
     );
     let msg = Refusal::VersionMismatch { master: 1, peer: 9 }.to_string();
     assert!(

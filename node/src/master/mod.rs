@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use self::{scheduler::SchedulerConfig, state::Shared, store::DataDir};
+use crate::clock::{Clock, SystemClock};
 
 /// Everything a master is configured with.
 #[derive(Debug, Clone)]
@@ -42,8 +43,12 @@ pub struct MasterConfig {
     /// `Wait` requests one client connection may have pending.
     pub max_waits_per_client: usize,
     pub scheduler: SchedulerConfig,
+    /// How often workers must send heartbeats (told to each at the handshake).
+    pub heartbeat_interval: Duration,
     /// This master's id, for logs and the handshake.
     pub master_id: String,
+    /// The clock leases are timed by.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl MasterConfig {
@@ -57,7 +62,9 @@ impl MasterConfig {
             max_uploads_per_client: 64,
             max_waits_per_client: 65_536,
             scheduler: SchedulerConfig::default(),
+            heartbeat_interval: Duration::from_secs(1),
             master_id: crate::node_id("master"),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -92,11 +99,13 @@ pub async fn run(
             path: config.data_dir.clone(),
             source,
         })?;
+    let state = Shared::new(config.scheduler, config.clock.clone());
     let ctx = Arc::new(Ctx {
-        state: Shared::new(config.scheduler),
+        state,
         store,
         config,
     });
+    tokio::spawn(expire_leases(ctx.clone(), shutdown.clone()));
     let slots = Arc::new(Semaphore::new(ctx.config.max_connections));
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, data_dir = %ctx.config.data_dir.display(), "master listening");
@@ -128,6 +137,21 @@ pub async fn run(
     }
     info!("master stopped");
     Ok(())
+}
+
+/// Expires overdue leases, ticking at a twentieth of the lease timeout
+/// (between 10 ms and 500 ms).
+async fn expire_leases(ctx: Arc<Ctx>, shutdown: CancellationToken) {
+    let tick = (ctx.config.scheduler.lease_timeout / 20)
+        .clamp(Duration::from_millis(10), Duration::from_millis(500));
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => { ctx.state.expire_due(); }
+            () = shutdown.cancelled() => return,
+        }
+    }
 }
 
 async fn refuse_busy(socket: TcpStream, limit: usize, max_frame: usize) {
@@ -166,6 +190,17 @@ async fn serve_connection(
     let welcome = HelloReply::Welcome(Welcome {
         version: PROTOCOL_VERSION,
         master_id: ctx.config.master_id.clone(),
+        heartbeat_interval_ms: ctx
+            .config
+            .heartbeat_interval
+            .as_millis()
+            .min(u32::MAX as u128) as u32,
+        lease_timeout_ms: ctx
+            .config
+            .scheduler
+            .lease_timeout
+            .as_millis()
+            .min(u32::MAX as u128) as u32,
     });
     if writer.send_hello_reply(&welcome).await.is_err() {
         return;

@@ -5,7 +5,9 @@
 use std::{collections::HashMap, sync::Arc};
 
 use bytes::Bytes;
-use tessera_proto::{ErrorCode, FrameReader, Incoming, Msg, ProtoError, TaskId, stream::Progress};
+use tessera_proto::{
+    ErrorCode, FrameReader, Incoming, LeaseRef, Msg, ProtoError, TaskId, stream::Progress,
+};
 use tokio::{io::AsyncRead, sync::mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -14,6 +16,7 @@ use super::{
     Ctx,
     outbox::Out,
     scheduler::{Assignment, Outcome, WorkerId},
+    state::ToWorker,
     store::{Kind, TmpFile},
 };
 
@@ -39,36 +42,53 @@ pub async fn serve<R: AsyncRead + Unpin>(
     out: mpsc::Sender<Out>,
     shutdown: CancellationToken,
 ) {
-    let capacity = ctx.config.scheduler.max_credits as usize;
-    let (id, mut assignments) = ctx.state.join_worker(capacity);
+    let capacity = super::outbox::worker_capacity(ctx.config.scheduler.max_credits);
+    let (id, mut to_worker) = ctx.state.join_worker(node_id.clone(), capacity);
     info!(worker = %id, node = %node_id, "worker joined");
-    // Forward assignments to the writer as file streams.
+    // Forward what the scheduler decides for this worker to the writer.
     let forward = {
         let ctx = ctx.clone();
         let out = out.clone();
         tokio::spawn(async move {
-            while let Some(a) = assignments.recv().await {
-                let Assignment {
-                    task,
-                    attempt,
-                    name,
-                    input_len,
-                } = a.clone();
-                let path = ctx.store.path(Kind::Input, task);
-                let header = Msg::Assign {
-                    task,
-                    attempt,
-                    name,
-                    len: input_len,
-                };
-                let item = Out::File {
-                    header,
-                    stream: task.0,
-                    path,
-                    len: input_len,
+            while let Some(item) = to_worker.recv().await {
+                let (item, assignment) = match item {
+                    ToWorker::Assign(a) => {
+                        let Assignment {
+                            task,
+                            attempt,
+                            ref name,
+                            input_len,
+                        } = a;
+                        let path = ctx.store.path(Kind::Input, task);
+                        let header = Msg::Assign {
+                            task,
+                            attempt,
+                            name: name.clone(),
+                            len: input_len,
+                        };
+                        (
+                            Out::File {
+                                header,
+                                stream: task.0,
+                                path,
+                                len: input_len,
+                            },
+                            Some(a),
+                        )
+                    }
+                    ToWorker::Release(LeaseRef { task, attempt }) => {
+                        debug!(%task, worker = %id, "asking the worker to give the task back");
+                        (Out::Msg(Msg::Release { task, attempt }), None)
+                    }
+                    ToWorker::Drop(LeaseRef { task, attempt }) => {
+                        debug!(%task, worker = %id, attempt, "telling the worker to drop the task");
+                        (Out::Msg(Msg::Drop { task, attempt }), None)
+                    }
                 };
                 if out.send(item).await.is_err() {
-                    ctx.state.undeliverable(id, &a);
+                    if let Some(a) = assignment {
+                        ctx.state.undeliverable(id, &a);
+                    }
                     break;
                 }
             }
@@ -126,6 +146,29 @@ impl WorkerConn {
         match incoming.msg {
             Msg::Ready { credits } => {
                 self.ctx.state.worker_ready(self.id, credits);
+                Ok(())
+            }
+            Msg::Capacity { threads } => {
+                self.ctx.state.worker_capacity(self.id, threads);
+                Ok(())
+            }
+            Msg::Heartbeat { leases } => {
+                self.ctx.state.heartbeat(self.id, &leases);
+                Ok(())
+            }
+            Msg::Started { task, attempt } => {
+                self.ctx.state.started(self.id, task, attempt);
+                Ok(())
+            }
+            Msg::Released { task, attempt } => {
+                if self.ctx.state.released(self.id, task, attempt) {
+                    info!(%task, worker = %self.id, "worker gave back an unstarted task");
+                }
+                Ok(())
+            }
+            Msg::Draining => {
+                info!(worker = %self.id, "worker is draining");
+                self.ctx.state.worker_draining(self.id);
                 Ok(())
             }
             Msg::Done { task, attempt, len } => self.start_result(task, attempt, len).await,

@@ -3,7 +3,9 @@
 //! master goes away.
 
 pub mod compute;
+pub mod local;
 pub mod session;
+pub mod writer;
 
 use std::time::Duration;
 
@@ -31,6 +33,13 @@ pub struct WorkerConfig {
     /// First and longest pause between reconnect attempts.
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// On shutdown, how long running tasks may take to finish.
+    pub drain_grace: Duration,
+    /// Test only: sleep this long before processing each image (a slow worker).
+    pub test_delay: Option<Duration>,
+    /// Test only: abort the process when starting an image whose name
+    /// contains this (a poison image).
+    pub test_crash_on: Option<String>,
 }
 
 impl WorkerConfig {
@@ -47,6 +56,9 @@ impl WorkerConfig {
             handshake_timeout: Duration::from_secs(10),
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
+            drain_grace: Duration::from_secs(30),
+            test_delay: None,
+            test_crash_on: None,
         }
     }
 }
@@ -67,12 +79,11 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
         .map_err(WorkerError::Pool)?;
     let mut failures = 0u32;
     loop {
-        let outcome = tokio::select! {
-            r = session::run(&config, &compute, &shutdown) => r,
-            () = shutdown.cancelled() => return Ok(()),
-        };
+        // The session itself watches `shutdown`, to drain.
+        let outcome = session::run(&config, &compute, &shutdown).await;
         match outcome {
             Ok(()) => return Ok(()),
+            Err(_) if shutdown.is_cancelled() => return Ok(()),
             Err(e) if e.is_permanent() => return Err(e.into()),
             Err(e) => {
                 // A session that got as far as working resets the backoff.

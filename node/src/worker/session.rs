@@ -1,22 +1,32 @@
-//! One connection from a worker to its master: handshake, grant credits,
-//! receive assigned images, process them, stream results back.
+//! One connection from a worker to its master: handshake, announce capacity
+//! and grant credits (pull), receive assigned images, run at most `threads`
+//! at once, stream results back, send heartbeats on a timer of the master's
+//! choosing, give unstarted tasks back when asked (stealing) or when
+//! draining.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use bytes::Bytes;
 use tessera_proto::{
     FailureKind, Msg, ProtoError, Refusal, Role, TaskId,
     dial::{DialError, DialOptions, Dialed, dial},
-    stream::{Collector, Progress},
 };
-use tokio::{
-    sync::{Semaphore, mpsc},
-    task::JoinSet,
-};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{WorkerConfig, compute::Compute};
+use super::{
+    WorkerConfig,
+    compute::{Compute, TaskFailure},
+    local::{Downloaded, Local, Release},
+    writer::{Outbox, ResultUpload, outbox},
+};
 
 /// How a session ended.
 #[derive(Debug, thiserror::Error)]
@@ -41,34 +51,20 @@ impl SessionError {
     }
 }
 
-enum Out {
-    Msg(Msg),
-    Result {
-        task: TaskId,
-        attempt: u32,
-        data: Bytes,
-    },
-}
-
-struct Pending {
+/// A finished run of one task.
+struct JobDone {
+    task: TaskId,
     attempt: u32,
-    body: Body,
+    result: Result<Bytes, TaskFailure>,
 }
 
-enum Body {
-    Collect(Collector),
-    /// Over the size limit: the chunks are counted and dropped.
-    Discard(Progress),
-}
-
-/// Connects, handshakes, and works until the connection ends or `shutdown`.
-/// Returns `Ok(())` only on shutdown.
+/// Connects, handshakes, and works until the connection ends, or until
+/// `shutdown` and a drain: then `Ok(())`.
 pub async fn run(
     config: &WorkerConfig,
     compute: &Compute,
     shutdown: &CancellationToken,
 ) -> Result<(), SessionError> {
-    let addr = config.master.clone();
     let options = DialOptions {
         connect_timeout: config.connect_timeout,
         handshake_timeout: config.handshake_timeout,
@@ -76,63 +72,131 @@ pub async fn run(
     };
     let Dialed {
         mut reader,
-        mut writer,
+        writer,
         welcome,
-    } = dial(&addr, Role::Worker, &config.node_id, options).await?;
-    info!(master = %addr, master_id = %welcome.master_id, threads = config.threads, "connected to master");
+    } = tokio::select! {
+        d = dial(&config.master, Role::Worker, &config.node_id, options) => d?,
+        () = shutdown.cancelled() => return Ok(()),
+    };
+    let heartbeat_every = Duration::from_millis(u64::from(welcome.heartbeat_interval_ms.max(10)));
+    info!(
+        master = %config.master,
+        master_id = %welcome.master_id,
+        threads = config.threads,
+        heartbeat = ?heartbeat_every,
+        "connected to master"
+    );
+    let slots = config.threads + config.prefetch;
+    let (out, writer) = outbox(writer, 4 * slots + 16, config.threads + 1);
+    let writer = tokio::spawn(writer);
+    let mut s = Session {
+        config,
+        compute,
+        out,
+        local: Local::default(),
+        jobs: JoinSet::new(),
+        draining: false,
+    };
+    s.control(Msg::Capacity {
+        threads: config.threads as u32,
+    })
+    .await?;
+    s.control(Msg::Ready {
+        credits: slots as u32,
+    })
+    .await?;
 
-    let (out_tx, mut out_rx) = mpsc::channel::<Out>(config.threads + config.prefetch + 4);
-    let writer_task = tokio::spawn(async move {
-        while let Some(item) = out_rx.recv().await {
-            match item {
-                Out::Msg(m) => writer.send(&m).await?,
-                Out::Result {
-                    task,
-                    attempt,
-                    data,
-                } => {
-                    writer
-                        .feed(&Msg::Done {
-                            task,
-                            attempt,
-                            len: data.len() as u64,
-                        })
-                        .await?;
-                    writer.send_stream(task.0, &data).await?;
+    let mut heartbeat = tokio::time::interval(heartbeat_every);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut drain_deadline: Option<tokio::time::Instant> = None;
+    let result = loop {
+        if drain_deadline.is_some() && s.local.is_empty() {
+            break Ok(());
+        }
+        let grace = async {
+            match drain_deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            next = reader.recv() => match next {
+                Ok(incoming) => {
+                    if let Err(e) = s.handle(incoming.msg, incoming.payload).await {
+                        break Err(e);
+                    }
                 }
+                Err(ProtoError::Decode(e)) => warn!("undecodable message from master: {e}"),
+                Err(e) => break Err(e.into()),
+            },
+            Some(joined) = s.jobs.join_next(), if !s.jobs.is_empty() => {
+                match joined {
+                    Ok(done) => {
+                        if let Err(e) = s.job_done(done).await {
+                            break Err(e);
+                        }
+                    }
+                    Err(e) => warn!("a task's job ended abnormally: {e}"),
+                }
+            }
+            _ = heartbeat.tick() => {
+                if let Err(e) = s.control(Msg::Heartbeat { leases: s.local.leases() }).await {
+                    break Err(e);
+                }
+            }
+            () = shutdown.cancelled(), if drain_deadline.is_none() => {
+                drain_deadline = Some(tokio::time::Instant::now() + config.drain_grace);
+                if let Err(e) = s.drain().await {
+                    break Err(e);
+                }
+            }
+            () = grace => {
+                warn!(
+                    running = s.local.running(),
+                    "drain grace period of {:?} is over; leaving tasks unfinished",
+                    config.drain_grace
+                );
+                break Ok(());
             }
         }
-        Ok::<_, ProtoError>(())
-    });
-    let credits = (config.threads + config.prefetch) as u32;
-    out_tx
-        .send(Out::Msg(Msg::Ready { credits }))
-        .await
-        .map_err(|_| ProtoError::Closed)?;
+    };
+    s.jobs.abort_all();
+    let Session { out, .. } = s;
+    drop(out);
+    if result.is_ok() {
+        // Let the writer send what is queued (results of drained tasks).
+        let _ = tokio::time::timeout(Duration::from_secs(10), writer).await;
+    } else {
+        writer.abort();
+    }
+    result
+}
 
-    let running = Arc::new(Semaphore::new(config.threads));
-    let mut jobs = JoinSet::new();
-    let mut pending: HashMap<TaskId, Pending> = HashMap::new();
-    let result = loop {
-        let next = tokio::select! {
-            next = reader.recv() => next,
-            () = shutdown.cancelled() => break Ok(()),
-            Some(done) = jobs.join_next(), if !jobs.is_empty() => {
-                if let Err(e) = done {
-                    warn!("a task's job ended abnormally: {e}");
-                }
-                continue;
-            }
-        };
-        let incoming = match next {
-            Ok(i) => i,
-            Err(ProtoError::Decode(e)) => {
-                warn!("undecodable message from master: {e}");
-                continue;
-            }
-            Err(e) => break Err(SessionError::Connection(e)),
-        };
-        match incoming.msg {
+struct Session<'a> {
+    config: &'a WorkerConfig,
+    compute: &'a Compute,
+    out: Outbox,
+    local: Local,
+    jobs: JoinSet<JobDone>,
+    draining: bool,
+}
+
+impl Session<'_> {
+    async fn control(&self, msg: Msg) -> Result<(), SessionError> {
+        self.out
+            .control
+            .send(msg)
+            .await
+            .map_err(|_| SessionError::Connection(ProtoError::Closed))
+    }
+
+    /// A slot freed: ask for one more task.
+    async fn credit(&self) -> Result<(), SessionError> {
+        self.control(Msg::Ready { credits: 1 }).await
+    }
+
+    async fn handle(&mut self, msg: Msg, payload: Bytes) -> Result<(), SessionError> {
+        match msg {
             Msg::Assign {
                 task,
                 attempt,
@@ -140,122 +204,181 @@ pub async fn run(
                 len,
             } => {
                 debug!(%task, attempt, %name, len, "assigned");
-                let body = if len > config.max_image_bytes {
-                    Body::Discard(Progress::new(len))
-                } else {
-                    Body::Collect(Collector::new(len))
-                };
-                let p = Pending { attempt, body };
-                if len == 0 {
-                    spawn_job(
-                        &mut jobs,
-                        compute,
-                        &running,
-                        &out_tx,
-                        task,
-                        attempt,
-                        Bytes::new(),
-                    );
-                } else {
-                    pending.insert(task, p);
+                self.local
+                    .assigned(task, attempt, name, len, self.config.max_image_bytes);
+                if self.draining {
+                    // Crossed our `Draining` on the wire: give it straight back.
+                    self.local.release(task, attempt);
+                    self.control(Msg::Released { task, attempt }).await?;
+                }
+                if let Some(d) = self.local.finish_empty(task) {
+                    self.downloaded(task, d).await?;
                 }
             }
             Msg::Chunk { stream } => {
                 let task = TaskId(stream);
-                let Some(p) = pending.get_mut(&task) else {
-                    warn!(%task, "chunk for a task that was not assigned");
-                    continue;
-                };
-                let pushed = match &mut p.body {
-                    Body::Collect(c) => c.push(incoming.payload).map(|d| d.map(Some)),
-                    Body::Discard(progress) => progress
-                        .add(incoming.payload.len())
-                        .map(|done| done.then_some(None)),
-                };
-                match pushed {
+                match self.local.chunk(task, payload) {
+                    Ok(Some(d)) => self.downloaded(task, d).await?,
                     Ok(None) => {}
-                    Ok(Some(Some(data))) => {
-                        let p = pending.remove(&task).expect("present");
-                        spawn_job(&mut jobs, compute, &running, &out_tx, task, p.attempt, data);
-                    }
-                    Ok(Some(None)) => {
-                        let p = pending.remove(&task).expect("present");
-                        let reason = format!(
-                            "image too large: over the worker's limit of {} bytes",
-                            config.max_image_bytes
-                        );
-                        let kind = FailureKind::TooLarge;
-                        let msg = Msg::Failed {
-                            task,
-                            attempt: p.attempt,
-                            kind,
-                            reason,
-                        };
-                        // Never block the reading loop on the writer.
-                        let out = out_tx.clone();
-                        jobs.spawn(async move {
-                            if out.send(Out::Msg(msg)).await.is_ok() {
-                                let _ = out.send(Out::Msg(Msg::Ready { credits: 1 })).await;
-                            }
-                        });
-                    }
                     Err(e) => {
                         let e = std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string());
-                        break Err(SessionError::Connection(ProtoError::Io(e)));
+                        return Err(SessionError::Connection(ProtoError::Io(e)));
                     }
+                }
+            }
+            Msg::Release { task, attempt } => match self.local.release(task, attempt) {
+                Release::Freed => {
+                    debug!(%task, "giving an unstarted task back");
+                    self.control(Msg::Released { task, attempt }).await?;
+                    self.credit().await?;
+                }
+                Release::Later => self.control(Msg::Released { task, attempt }).await?,
+                Release::NotHeld => {}
+            },
+            Msg::Drop { task, attempt } => {
+                info!(%task, attempt, "master says drop the task");
+                if self.local.drop_task(task, attempt) == Release::Freed {
+                    self.credit().await?;
                 }
             }
             Msg::Accepted { task } => debug!(%task, "master stored the outcome"),
             Msg::Error { code, message, .. } => warn!(?code, "master reported an error: {message}"),
             other => warn!("unexpected {} from master", other.name()),
         }
-    };
-    jobs.abort_all();
-    drop(out_tx);
-    writer_task.abort();
-    result
-}
+        Ok(())
+    }
 
-fn spawn_job(
-    jobs: &mut JoinSet<()>,
-    compute: &Compute,
-    running: &Arc<Semaphore>,
-    out: &mpsc::Sender<Out>,
-    task: TaskId,
-    attempt: u32,
-    input: Bytes,
-) {
-    let compute = compute.clone();
-    let running = running.clone();
-    let out = out.clone();
-    jobs.spawn(async move {
-        let Ok(_permit) = running.acquire_owned().await else {
-            return;
-        };
-        let started = std::time::Instant::now();
-        let msg = match compute.process(input).await {
-            Ok(data) => {
-                debug!(%task, ms = started.elapsed().as_millis() as u64, "processed");
-                Out::Result {
+    async fn downloaded(&mut self, task: TaskId, d: Downloaded) -> Result<(), SessionError> {
+        match d {
+            Downloaded::Queued => self.start_ready().await,
+            Downloaded::TooLarge { attempt } => {
+                let reason = format!(
+                    "image too large: over the worker's limit of {} bytes",
+                    self.config.max_image_bytes
+                );
+                let kind = FailureKind::TooLarge;
+                self.control(Msg::Failed {
                     task,
                     attempt,
-                    data,
+                    kind,
+                    reason,
+                })
+                .await?;
+                self.credit().await
+            }
+            Downloaded::Discarded => self.credit().await,
+        }
+    }
+
+    /// Starts waiting tasks while threads are free.
+    async fn start_ready(&mut self) -> Result<(), SessionError> {
+        while self.local.running() < self.config.threads {
+            let Some((w, dropped)) = self.local.start_next() else {
+                break;
+            };
+            self.control(Msg::Started {
+                task: w.task,
+                attempt: w.attempt,
+            })
+            .await?;
+            if let Some(pattern) = &self.config.test_crash_on
+                && w.name.contains(pattern.as_str())
+            {
+                // Test-only: simulate a poison image that kills the process.
+                tracing::error!(task = %w.task, name = %w.name, "--test-crash-on matched; aborting");
+                std::process::abort();
+            }
+            let compute = self.compute.clone();
+            let delay = self.config.test_delay;
+            self.jobs
+                .spawn(run_job(compute, w.task, w.attempt, w.data, delay, dropped));
+        }
+        Ok(())
+    }
+
+    async fn job_done(&mut self, done: JobDone) -> Result<(), SessionError> {
+        let JobDone {
+            task,
+            attempt,
+            result,
+        } = done;
+        if self.local.finished(task) {
+            debug!(%task, "finished a dropped task; result discarded");
+        } else {
+            match result {
+                Ok(data) => {
+                    let upload = ResultUpload {
+                        task,
+                        attempt,
+                        data,
+                    };
+                    self.out
+                        .results
+                        .send(upload)
+                        .await
+                        .map_err(|_| SessionError::Connection(ProtoError::Closed))?;
+                }
+                Err(f) => {
+                    info!(%task, "cannot process: {}", f.reason);
+                    self.control(Msg::Failed {
+                        task,
+                        attempt,
+                        kind: f.kind,
+                        reason: f.reason,
+                    })
+                    .await?;
                 }
             }
-            Err(f) => {
-                info!(%task, "cannot process: {}", f.reason);
-                Out::Msg(Msg::Failed {
-                    task,
-                    attempt,
-                    kind: f.kind,
-                    reason: f.reason,
-                })
-            }
-        };
-        if out.send(msg).await.is_ok() {
-            let _ = out.send(Out::Msg(Msg::Ready { credits: 1 })).await;
         }
-    });
+        self.credit().await?;
+        self.start_ready().await
+    }
+
+    /// Stop taking work; give back every unstarted task at once.
+    async fn drain(&mut self) -> Result<(), SessionError> {
+        self.draining = true;
+        self.control(Msg::Draining).await?;
+        let back = self.local.release_all_unstarted();
+        info!(
+            given_back = back.len(),
+            running = self.local.running(),
+            "draining: finishing running tasks, giving back the rest"
+        );
+        for l in back {
+            self.control(Msg::Released {
+                task: l.task,
+                attempt: l.attempt,
+            })
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+async fn run_job(
+    compute: Compute,
+    task: TaskId,
+    attempt: u32,
+    data: Bytes,
+    delay: Option<Duration>,
+    dropped: Arc<AtomicBool>,
+) -> JobDone {
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
+    let result = if dropped.load(Ordering::Relaxed) {
+        Ok(Bytes::new())
+    } else {
+        let started = std::time::Instant::now();
+        let r = compute.process(data).await;
+        debug!(%task, ms = started.elapsed().as_millis() as u64, "processed");
+        r
+    };
+    JobDone {
+        task,
+        attempt,
+        result,
+    }
 }
 
 /// Jittered exponential backoff between reconnect attempts.

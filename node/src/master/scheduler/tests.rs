@@ -1,0 +1,519 @@
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use tessera_proto::LeaseRef;
+
+use super::*;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn sched() -> Scheduler {
+    Scheduler::new(SchedulerConfig {
+        max_attempts: 3,
+        max_credits: 8,
+        lease_timeout: TIMEOUT,
+        stealing: true,
+    })
+}
+
+fn join(s: &mut Scheduler, w: u64, threads: u32, credits: u32) -> WorkerId {
+    let id = WorkerId(w);
+    s.worker_joined(id, format!("node-{w}"));
+    s.worker_capacity(id, threads);
+    s.worker_ready(id, credits);
+    id
+}
+
+fn lr(task: TaskId, attempt: u32) -> LeaseRef {
+    LeaseRef { task, attempt }
+}
+
+#[test]
+fn tasks_go_to_workers_with_credits_oldest_first() {
+    let now = Instant::now();
+    let mut s = sched();
+    let a = s.submit("a".into(), 1);
+    let b = s.submit("b".into(), 2);
+    assert!(s.dispatch(now).is_empty(), "no worker yet");
+    let w = join(&mut s, 1, 1, 1);
+    let out = s.dispatch(now);
+    assert_eq!(
+        out,
+        vec![(
+            w,
+            Assignment {
+                task: a,
+                attempt: 1,
+                name: "a".into(),
+                input_len: 1
+            }
+        )]
+    );
+    assert_eq!(s.info(a).unwrap().state, TaskState::Running);
+    assert_eq!(s.info(a).unwrap().worker.as_deref(), Some("node-1"));
+    assert_eq!(s.info(b).unwrap().state, TaskState::Queued);
+    assert!(s.dispatch(now).is_empty(), "out of credits");
+    assert_eq!(s.lease_of(a).unwrap().deadline, now + TIMEOUT);
+}
+
+#[test]
+fn work_spreads_to_the_worker_with_most_free_credits() {
+    let mut s = sched();
+    for i in 0..4 {
+        s.submit(format!("{i}"), 1);
+    }
+    join(&mut s, 1, 2, 2);
+    join(&mut s, 2, 2, 2);
+    let workers: Vec<u64> = s
+        .dispatch(Instant::now())
+        .into_iter()
+        .map(|(w, _)| w.0)
+        .collect();
+    assert_eq!(workers, vec![1, 2, 1, 2]);
+}
+
+#[test]
+fn a_lost_worker_s_tasks_are_requeued_then_fail_after_max_attempts() {
+    let now = Instant::now();
+    let mut s = sched();
+    let t = s.submit("poison".into(), 1);
+    for round in 1..=3u64 {
+        let w = join(&mut s, round, 1, 1);
+        let out = s.dispatch(now);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].1.attempt, round as u32);
+        let failed = s.worker_lost(w, "connection closed");
+        if round < 3 {
+            assert!(failed.is_empty());
+            assert_eq!(s.info(t).unwrap().state, TaskState::Queued);
+        } else {
+            assert_eq!(failed, vec![t]);
+        }
+    }
+    match s.info(t).unwrap().state {
+        TaskState::Failed {
+            kind: FailureKind::WorkerLost,
+            reason,
+        } => {
+            assert!(
+                reason.starts_with("gave up after 3 attempts ended without a result"),
+                "{reason}"
+            );
+            assert!(
+                reason.contains("attempt 1 on node-1: connection closed"),
+                "{reason}"
+            );
+            assert!(reason.contains("attempt 3 on node-3"), "{reason}");
+        }
+        other => panic!("expected WorkerLost, got {other:?}"),
+    }
+}
+
+#[test]
+fn heartbeats_extend_leases_and_silence_expires_them() {
+    let t0 = Instant::now();
+    let mut s = sched();
+    let t = s.submit("a".into(), 1);
+    let w = join(&mut s, 1, 1, 1);
+    s.dispatch(t0);
+    // A heartbeat at 8 s pushes the deadline to 18 s.
+    assert!(
+        s.heartbeat(w, &[lr(t, 1)], t0 + Duration::from_secs(8))
+            .is_empty()
+    );
+    assert!(s.expire(t0 + Duration::from_secs(17)).is_empty());
+    assert_eq!(s.next_deadline(), Some(t0 + Duration::from_secs(18)));
+    let expired = s.expire(t0 + Duration::from_secs(18));
+    assert_eq!(
+        expired,
+        vec![lease::Expired {
+            task: t,
+            worker: w,
+            attempt: 1,
+            failed: false
+        }]
+    );
+    assert_eq!(s.info(t).unwrap().state, TaskState::Queued);
+    assert!(s.leases_of(w).is_empty());
+    // The worker comes back and names the dead lease: it is told to drop it.
+    assert_eq!(
+        s.heartbeat(w, &[lr(t, 1)], t0 + Duration::from_secs(19)),
+        vec![lr(t, 1)]
+    );
+    // The expired attempt still counts toward the limit.
+    match s.info(t).unwrap().attempts {
+        1 => {}
+        n => panic!("attempts {n}"),
+    }
+}
+
+#[test]
+fn an_expired_attempt_s_late_result_wins_if_first_and_the_new_holder_drops() {
+    let t0 = Instant::now();
+    let mut s = sched();
+    let t = s.submit("a".into(), 1);
+    let paused = join(&mut s, 1, 1, 1);
+    s.dispatch(t0);
+    s.expire(t0 + TIMEOUT);
+    let other = join(&mut s, 2, 1, 1);
+    let out = s.dispatch(t0 + TIMEOUT);
+    assert_eq!(out[0].1.attempt, 2);
+    // The paused worker wakes up and delivers attempt 1 first: it wins, and
+    // the live holder of attempt 2 must drop the task.
+    assert_eq!(
+        s.complete(paused, t, 1, 10),
+        (Outcome::Accepted, Some((other, 2)))
+    );
+    assert!(s.leases_of(other).is_empty());
+    assert_eq!(
+        s.complete(other, t, 2, 11),
+        (Outcome::Stale, None),
+        "never delivered twice"
+    );
+    assert_eq!(s.winning_attempt(t), Some(1));
+    assert_eq!(s.info(t).unwrap().output_len, Some(10));
+}
+
+#[test]
+fn only_the_live_attempt_can_fail_a_task() {
+    let mut s = sched();
+    let t = s.submit("a".into(), 1);
+    let w = join(&mut s, 1, 1, 1);
+    s.dispatch(Instant::now());
+    assert_eq!(
+        s.fail(w, t, 7, FailureKind::Corrupt, "x".into()),
+        Outcome::Stale
+    );
+    assert_eq!(s.info(t).unwrap().state, TaskState::Running);
+    assert_eq!(
+        s.fail(w, t, 1, FailureKind::Corrupt, "bad CRC".into()),
+        Outcome::Accepted
+    );
+    assert_eq!(
+        s.info(t).unwrap().state,
+        TaskState::Failed {
+            kind: FailureKind::Corrupt,
+            reason: "bad CRC".into()
+        }
+    );
+    assert_eq!(
+        s.complete(w, t, 1, 5).0,
+        Outcome::Stale,
+        "a failed task stays failed"
+    );
+}
+
+/// Found by the property test: a stale report from the worker that holds the
+/// task under a newer attempt must not drop its hold, or losing that worker
+/// would lose the task.
+#[test]
+fn a_stale_report_does_not_release_the_live_attempt() {
+    let mut s = sched();
+    let t = s.submit("a".into(), 1);
+    let w = join(&mut s, 1, 1, 1);
+    s.dispatch(Instant::now());
+    assert_eq!(
+        s.complete(w, t, 2, 1).0,
+        Outcome::Stale,
+        "attempt 2 was never handed out"
+    );
+    assert_eq!(
+        s.fail(w, t, 5, FailureKind::Corrupt, "x".into()),
+        Outcome::Stale
+    );
+    assert_eq!(s.leases_of(w), vec![t]);
+    s.worker_lost(w, "gone");
+    assert_eq!(
+        s.info(t).unwrap().state,
+        TaskState::Queued,
+        "the task was not lost"
+    );
+}
+
+#[test]
+fn undeliverable_assignments_go_back_without_losing_an_attempt() {
+    let mut s = sched();
+    let t = s.submit("a".into(), 1);
+    let w = join(&mut s, 1, 1, 1);
+    let a = s.dispatch(Instant::now()).remove(0).1;
+    s.undeliverable(w, t, a.attempt);
+    assert_eq!(s.info(t).unwrap().state, TaskState::Queued);
+    assert_eq!(s.queue_len(), 1);
+}
+
+#[test]
+fn an_idle_worker_steals_an_unstarted_task_from_a_busy_one() {
+    let now = Instant::now();
+    let mut s = sched();
+    let tasks: Vec<TaskId> = (0..3).map(|i| s.submit(format!("{i}"), 1)).collect();
+    let slow = join(&mut s, 1, 1, 3);
+    assert_eq!(s.dispatch(now).len(), 3);
+    s.started(slow, tasks[0], 1);
+    assert!(s.steal().is_empty(), "nobody idle");
+    let fast = join(&mut s, 2, 1, 3);
+    let orders = s.steal();
+    // One idle thread: one order, for the slow worker's newest unstarted task.
+    assert_eq!(
+        orders,
+        vec![steal::StealOrder {
+            victim: slow,
+            task: tasks[2],
+            attempt: 1
+        }]
+    );
+    assert!(s.steal().is_empty(), "already asked");
+    assert!(s.released(slow, tasks[2], 1));
+    let out = s.dispatch(now);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, fast, "the stolen task goes to the idle worker");
+    assert_eq!(out[0].1.attempt, 2, "a new fencing token");
+    // A started task cannot be given back.
+    assert!(!s.released(slow, tasks[0], 1));
+}
+
+#[test]
+fn a_started_task_answers_a_release_by_staying() {
+    let mut s = sched();
+    let t0 = s.submit("a".into(), 1);
+    let t1 = s.submit("b".into(), 1);
+    let busy = join(&mut s, 1, 1, 2);
+    s.dispatch(Instant::now());
+    s.started(busy, t0, 1);
+    join(&mut s, 2, 1, 1);
+    assert_eq!(s.steal().len(), 1);
+    // The busy worker started t1 before the release reached it.
+    s.started(busy, t1, 1);
+    assert!(!s.released(busy, t1, 1));
+    assert_eq!(s.lease_of(t1).unwrap().worker, busy);
+    assert!(!s.lease_of(t1).unwrap().releasing);
+}
+
+#[test]
+fn no_stealing_when_disabled_or_when_work_is_queued() {
+    let mut s = Scheduler::new(SchedulerConfig {
+        stealing: false,
+        ..SchedulerConfig::default()
+    });
+    s.submit("a".into(), 1);
+    s.submit("b".into(), 1);
+    join(&mut s, 1, 1, 2);
+    s.dispatch(Instant::now());
+    join(&mut s, 2, 1, 1);
+    assert!(s.steal().is_empty());
+}
+
+#[test]
+fn a_draining_worker_gets_nothing_and_its_unstarted_tasks_go_back() {
+    let now = Instant::now();
+    let mut s = sched();
+    let a = s.submit("a".into(), 1);
+    let b = s.submit("b".into(), 1);
+    let w = join(&mut s, 1, 1, 2);
+    s.dispatch(now);
+    s.started(w, a, 1);
+    s.worker_draining(w);
+    assert!(s.released(w, b, 1));
+    assert!(!s.worker_ready(WorkerId(9), 1));
+    s.worker_ready(w, 5);
+    assert!(s.dispatch(now).is_empty(), "draining: nothing more");
+    assert_eq!(s.info(b).unwrap().state, TaskState::Queued);
+    assert_eq!(s.info(b).unwrap().attempts, 1);
+    let other = join(&mut s, 2, 1, 1);
+    assert_eq!(
+        s.dispatch(now)[0],
+        (
+            other,
+            Assignment {
+                task: b,
+                attempt: 2,
+                name: "b".into(),
+                input_len: 1
+            }
+        )
+    );
+}
+
+#[test]
+fn credits_are_capped() {
+    let mut s = sched();
+    join(&mut s, 1, 1, u32::MAX);
+    for i in 0..20 {
+        s.submit(format!("{i}"), 1);
+    }
+    assert_eq!(s.dispatch(Instant::now()).len(), 8);
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Submit,
+    Join(u8),
+    Ready(u8, u8),
+    Dispatch,
+    Started(u8, u8, u8),
+    Complete(u8, u8, u8),
+    Fail(u8, u8, u8),
+    Released(u8, u8, u8),
+    Heartbeat(u8, u8, u8),
+    Steal,
+    Tick(u8),
+    Draining(u8),
+    Lost(u8),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let wta = || (0..4u8, 0..12u8, 0..5u8);
+    prop_oneof![
+        3 => Just(Op::Submit),
+        1 => (0..4u8).prop_map(Op::Join),
+        2 => (0..4u8, 0..4u8).prop_map(|(w, c)| Op::Ready(w, c)),
+        3 => Just(Op::Dispatch),
+        2 => wta().prop_map(|(w, t, a)| Op::Started(w, t, a)),
+        2 => wta().prop_map(|(w, t, a)| Op::Complete(w, t, a)),
+        1 => wta().prop_map(|(w, t, a)| Op::Fail(w, t, a)),
+        1 => wta().prop_map(|(w, t, a)| Op::Released(w, t, a)),
+        1 => wta().prop_map(|(w, t, a)| Op::Heartbeat(w, t, a)),
+        2 => Just(Op::Steal),
+        1 => (0..20u8).prop_map(Op::Tick),
+        1 => (0..4u8).prop_map(Op::Draining),
+        1 => (0..4u8).prop_map(Op::Lost),
+    ]
+}
+
+impl Scheduler {
+    /// Structural invariants that every sequence of operations must keep.
+    fn check_invariants(&self) {
+        // Every queued task is in the queue exactly once, and nothing else is.
+        for (id, t) in &self.tasks {
+            let n = self.queue.iter().filter(|q| *q == id).count();
+            match t.phase {
+                Phase::Queued => assert_eq!(n, 1, "queued task {id} in queue {n} times"),
+                _ => assert_eq!(n, 0, "non-queued task {id} in queue"),
+            }
+            assert!(
+                t.lost <= self.config.max_attempts,
+                "task {id} over max attempts"
+            );
+        }
+        // A leased task is held by exactly the worker its lease names: never two.
+        for (id, t) in &self.tasks {
+            let holders: Vec<_> = self
+                .workers
+                .iter()
+                .filter(|(_, s)| s.leases.contains(id))
+                .map(|(w, _)| *w)
+                .collect();
+            match &t.phase {
+                Phase::Leased(l) => {
+                    assert_eq!(holders, vec![l.worker], "task {id}");
+                    assert!(l.attempt <= t.attempts);
+                }
+                _ => assert!(
+                    holders.is_empty(),
+                    "task {id} held by {holders:?} but not leased"
+                ),
+            }
+        }
+        for s in self.workers.values() {
+            assert!(s.credits <= self.config.max_credits);
+            assert!(!s.draining || s.credits == 0);
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn invariants_hold_and_decided_tasks_never_change(ops in proptest::collection::vec(op(), 1..250)) {
+        let t0 = Instant::now();
+        let mut now = t0;
+        let mut s = sched();
+        let mut decided: BTreeMap<TaskId, TaskState> = BTreeMap::new();
+        let w = |w: u8| WorkerId(w.into());
+        let t = |t: u8| TaskId(t.into());
+        for op in ops {
+            match op {
+                Op::Submit => { s.submit("x".into(), 1); }
+                Op::Join(x) => { s.worker_joined(w(x), format!("n{x}")); s.worker_capacity(w(x), u32::from(x % 2) + 1); }
+                Op::Ready(x, c) => { s.worker_ready(w(x), c.into()); }
+                Op::Dispatch => { s.dispatch(now); }
+                Op::Started(x, y, a) => s.started(w(x), t(y), a.into()),
+                Op::Complete(x, y, a) => { s.complete(w(x), t(y), a.into(), 1); }
+                Op::Fail(x, y, a) => { s.fail(w(x), t(y), a.into(), FailureKind::Corrupt, "c".into()); }
+                Op::Released(x, y, a) => { s.released(w(x), t(y), a.into()); }
+                Op::Heartbeat(x, y, a) => { s.heartbeat(w(x), &[lr(t(y), a.into())], now); }
+                Op::Steal => { s.steal(); }
+                Op::Tick(secs) => { now += Duration::from_secs(secs.into()); s.expire(now); }
+                Op::Draining(x) => s.worker_draining(w(x)),
+                Op::Lost(x) => { s.worker_lost(w(x), "lost"); }
+            }
+            s.check_invariants();
+            for (id, state) in &decided {
+                prop_assert_eq!(&s.info(*id).unwrap().state, state, "decided task changed");
+            }
+            for id in s.tasks.keys() {
+                let st = s.info(*id).unwrap().state;
+                if st.is_terminal() { decided.entry(*id).or_insert(st); }
+            }
+        }
+    }
+
+    /// With workers that keep working (some killed, some paused past their
+    /// lease, stealing on), every task ends done or failed, and no task is
+    /// ever accepted twice.
+    #[test]
+    fn every_task_ends_done_or_failed(
+        n in 1..40usize,
+        events in proptest::collection::vec(0..6u8, 0..12),
+    ) {
+        let mut now = Instant::now();
+        let mut s = sched();
+        let ids: Vec<TaskId> = (0..n).map(|i| s.submit(format!("{i}"), 1)).collect();
+        let mut next_worker = 0u64;
+        let mut live = Vec::new();
+        for _ in 0..3 {
+            live.push(join(&mut s, next_worker, 1, 2));
+            next_worker += 1;
+        }
+        let mut events = events.into_iter();
+        let mut accepted = BTreeSet::new();
+        for _round in 0..2000 {
+            for w in &live { s.worker_ready(*w, 1); }
+            let out = s.dispatch(now);
+            for o in s.steal() { s.released(o.victim, o.task, o.attempt); }
+            let out: Vec<_> = out.into_iter().chain(s.dispatch(now)).collect();
+            if out.is_empty() && s.queue_len() == 0 && !s.counts().contains_key("running") { break; }
+            match events.next() {
+                Some(0) => {
+                    // Kill one worker and start a new one.
+                    let victim = live.remove(0);
+                    s.worker_lost(victim, "killed");
+                    live.push(join(&mut s, next_worker, 1, 2));
+                    next_worker += 1;
+                }
+                Some(1) => {
+                    // Everyone pauses past the lease timeout.
+                    now += TIMEOUT;
+                    s.expire(now);
+                }
+                _ => {}
+            }
+            for (w, a) in out {
+                if live.contains(&w) {
+                    s.started(w, a.task, a.attempt);
+                    if s.complete(w, a.task, a.attempt, 1).0 == Outcome::Accepted {
+                        prop_assert!(accepted.insert(a.task), "task {} accepted twice", a.task);
+                    }
+                }
+            }
+            // Results of expired leases still held by live workers arrive too.
+            for w in live.clone() {
+                for task in s.leases_of(w) {
+                    let attempt = s.lease_of(task).unwrap().attempt;
+                    if s.complete(w, task, attempt, 1).0 == Outcome::Accepted {
+                        prop_assert!(accepted.insert(task), "task {} accepted twice", task);
+                    }
+                }
+            }
+        }
+        for id in ids { prop_assert!(s.info(id).unwrap().state.is_terminal(), "task {} never ended", id); }
+    }
+}

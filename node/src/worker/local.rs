@@ -1,0 +1,400 @@
+//! The worker's own book of the tasks it holds: downloading, waiting for a
+//! thread (prefetched), and running. Plain data; the session does the I/O.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use bytes::Bytes;
+use tessera_proto::{
+    LeaseRef, TaskId,
+    stream::{Collector, Overrun, Progress},
+};
+
+/// A task whose bytes are still arriving.
+#[derive(Debug)]
+struct Downloading {
+    attempt: u32,
+    name: String,
+    body: Body,
+}
+
+#[derive(Debug)]
+enum Body {
+    Collect(Collector),
+    /// Not wanted (over the size limit, dropped or given back): the rest of
+    /// the bytes are counted and thrown away.
+    Discard {
+        progress: Progress,
+        too_large: bool,
+    },
+}
+
+/// A task ready to run.
+#[derive(Debug)]
+pub struct Waiting {
+    pub task: TaskId,
+    pub attempt: u32,
+    pub name: String,
+    pub data: Bytes,
+}
+
+/// What a finished download turned out to be.
+#[derive(Debug)]
+pub enum Downloaded {
+    /// Queued to run.
+    Queued,
+    /// Over the worker's size limit: report the failure.
+    TooLarge { attempt: u32 },
+    /// Dropped or given back while downloading: just free the slot.
+    Discarded,
+}
+
+/// See the module docs.
+#[derive(Debug, Default)]
+pub struct Local {
+    downloading: HashMap<TaskId, Downloading>,
+    waiting: VecDeque<Waiting>,
+    running: HashMap<TaskId, (u32, Arc<AtomicBool>)>,
+}
+
+impl Local {
+    /// A new assignment of `len` bytes; `max` is the worker's size limit.
+    pub fn assigned(&mut self, task: TaskId, attempt: u32, name: String, len: u64, max: u64) {
+        let body = if len > max {
+            Body::Discard {
+                progress: Progress::new(len),
+                too_large: true,
+            }
+        } else {
+            Body::Collect(Collector::new(len))
+        };
+        self.downloading.insert(
+            task,
+            Downloading {
+                attempt,
+                name,
+                body,
+            },
+        );
+    }
+
+    /// A chunk of `task`'s bytes. `Ok(None)` while more are expected.
+    pub fn chunk(
+        &mut self,
+        task: TaskId,
+        payload: Bytes,
+    ) -> Result<Option<Downloaded>, ChunkError> {
+        let d = self
+            .downloading
+            .get_mut(&task)
+            .ok_or(ChunkError::Unknown(task))?;
+        let outcome = match &mut d.body {
+            Body::Collect(c) => match c.push(payload)? {
+                None => return Ok(None),
+                Some(data) => Some(data),
+            },
+            Body::Discard { progress, .. } => {
+                if !progress.add(payload.len())? {
+                    return Ok(None);
+                }
+                None
+            }
+        };
+        Ok(Some(self.finish(task, outcome)))
+    }
+
+    /// An assignment of zero bytes is complete at once.
+    pub fn finish_empty(&mut self, task: TaskId) -> Option<Downloaded> {
+        let d = self.downloading.get(&task)?;
+        let empty = match &d.body {
+            Body::Collect(c) => c.is_complete(),
+            Body::Discard { progress, .. } => progress.is_complete(),
+        };
+        let data = matches!(d.body, Body::Collect(_)).then(Bytes::new);
+        empty.then(|| self.finish(task, data))
+    }
+
+    fn finish(&mut self, task: TaskId, data: Option<Bytes>) -> Downloaded {
+        let d = self.downloading.remove(&task).expect("present");
+        match (data, d.body) {
+            (Some(data), _) => {
+                self.waiting.push_back(Waiting {
+                    task,
+                    attempt: d.attempt,
+                    name: d.name,
+                    data,
+                });
+                Downloaded::Queued
+            }
+            (
+                None,
+                Body::Discard {
+                    too_large: true, ..
+                },
+            ) => Downloaded::TooLarge { attempt: d.attempt },
+            (None, _) => Downloaded::Discarded,
+        }
+    }
+
+    /// The next task to start, marked running; its flag is set if it gets dropped.
+    pub fn start_next(&mut self) -> Option<(Waiting, Arc<AtomicBool>)> {
+        let w = self.waiting.pop_front()?;
+        let dropped = Arc::new(AtomicBool::new(false));
+        self.running.insert(w.task, (w.attempt, dropped.clone()));
+        Some((w, dropped))
+    }
+
+    /// A running task finished; returns whether it was dropped meanwhile.
+    pub fn finished(&mut self, task: TaskId) -> bool {
+        self.running
+            .remove(&task)
+            .is_some_and(|(_, d)| d.load(Ordering::Relaxed))
+    }
+
+    /// Gives back (`task`, `attempt`) if it has not started. True when given
+    /// back and the slot is free now; a download in progress is discarded
+    /// (and frees its slot when its last byte arrives).
+    pub fn release(&mut self, task: TaskId, attempt: u32) -> Release {
+        if let Some(i) = self
+            .waiting
+            .iter()
+            .position(|w| w.task == task && w.attempt == attempt)
+        {
+            self.waiting.remove(i);
+            return Release::Freed;
+        }
+        if let Some(d) = self
+            .downloading
+            .get_mut(&task)
+            .filter(|d| d.attempt == attempt)
+        {
+            if let Body::Collect(c) = &d.body {
+                let announced = c.progress().announced();
+                let mut progress = Progress::new(announced);
+                let _ = progress.add(c.progress().received() as usize);
+                d.body = Body::Discard {
+                    progress,
+                    too_large: false,
+                };
+            }
+            return Release::Later;
+        }
+        Release::NotHeld
+    }
+
+    /// Stops (`task`, `attempt`): given back if unstarted, flagged if running.
+    pub fn drop_task(&mut self, task: TaskId, attempt: u32) -> Release {
+        match self.release(task, attempt) {
+            Release::NotHeld => match self.running.get(&task) {
+                Some((a, flag)) if *a == attempt => {
+                    flag.store(true, Ordering::Relaxed);
+                    Release::Later
+                }
+                _ => Release::NotHeld,
+            },
+            other => other,
+        }
+    }
+
+    /// Every unstarted task, given back (for draining).
+    pub fn release_all_unstarted(&mut self) -> Vec<LeaseRef> {
+        let mut out: Vec<LeaseRef> = self
+            .waiting
+            .drain(..)
+            .map(|w| LeaseRef {
+                task: w.task,
+                attempt: w.attempt,
+            })
+            .collect();
+        let downloading: Vec<(TaskId, u32)> = self
+            .downloading
+            .iter()
+            .map(|(t, d)| (*t, d.attempt))
+            .collect();
+        for (task, attempt) in downloading {
+            if self.release(task, attempt) == Release::Later {
+                out.push(LeaseRef { task, attempt });
+            }
+        }
+        out
+    }
+
+    /// The leases this worker holds (for heartbeats): everything not given back.
+    pub fn leases(&self) -> Vec<LeaseRef> {
+        let downloading = self
+            .downloading
+            .iter()
+            .filter(|(_, d)| matches!(d.body, Body::Collect(_)) || is_too_large(&d.body))
+            .map(|(t, d)| LeaseRef {
+                task: *t,
+                attempt: d.attempt,
+            });
+        let waiting = self.waiting.iter().map(|w| LeaseRef {
+            task: w.task,
+            attempt: w.attempt,
+        });
+        let running = self
+            .running
+            .iter()
+            .filter(|(_, (_, d))| !d.load(Ordering::Relaxed))
+            .map(|(t, (a, _))| LeaseRef {
+                task: *t,
+                attempt: *a,
+            });
+        downloading.chain(waiting).chain(running).collect()
+    }
+
+    pub fn running(&self) -> usize {
+        self.running.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.downloading.is_empty() && self.waiting.is_empty() && self.running.is_empty()
+    }
+}
+
+fn is_too_large(b: &Body) -> bool {
+    matches!(
+        b,
+        Body::Discard {
+            too_large: true,
+            ..
+        }
+    )
+}
+
+/// What became of a release or drop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// Removed; its slot is free now.
+    Freed,
+    /// Will be discarded when its download or run ends.
+    Later,
+    /// Not held (finished already, or started, for a release).
+    NotHeld,
+}
+
+/// A chunk that does not fit.
+#[derive(Debug, thiserror::Error)]
+pub enum ChunkError {
+    #[error("chunk for task {0}, which is not being downloaded")]
+    Unknown(TaskId),
+    #[error(transparent)]
+    Overrun(#[from] Overrun),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(n: u64) -> TaskId {
+        TaskId(n)
+    }
+
+    #[test]
+    fn a_download_becomes_a_waiting_task_then_runs() {
+        let mut l = Local::default();
+        l.assigned(t(1), 1, "a".into(), 4, 100);
+        assert!(l.chunk(t(1), Bytes::from_static(b"ab")).unwrap().is_none());
+        assert!(matches!(
+            l.chunk(t(1), Bytes::from_static(b"cd")).unwrap(),
+            Some(Downloaded::Queued)
+        ));
+        assert_eq!(
+            l.leases(),
+            vec![LeaseRef {
+                task: t(1),
+                attempt: 1
+            }]
+        );
+        let (w, _) = l.start_next().unwrap();
+        assert_eq!(&w.data[..], b"abcd");
+        assert_eq!(l.running(), 1);
+        assert!(!l.finished(t(1)));
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn release_gives_back_only_unstarted_tasks() {
+        let mut l = Local::default();
+        l.assigned(t(1), 1, "a".into(), 1, 100);
+        l.chunk(t(1), Bytes::from_static(b"a")).unwrap();
+        l.assigned(t(2), 1, "b".into(), 1, 100);
+        l.chunk(t(2), Bytes::from_static(b"b")).unwrap();
+        let (started, _) = l.start_next().unwrap();
+        assert_eq!(started.task, t(1));
+        assert_eq!(l.release(t(1), 1), Release::NotHeld, "started: kept");
+        assert_eq!(l.release(t(2), 2), Release::NotHeld, "wrong attempt");
+        assert_eq!(l.release(t(2), 1), Release::Freed);
+        assert_eq!(
+            l.leases(),
+            vec![LeaseRef {
+                task: t(1),
+                attempt: 1
+            }]
+        );
+    }
+
+    #[test]
+    fn a_task_released_mid_download_is_discarded_when_complete() {
+        let mut l = Local::default();
+        l.assigned(t(1), 3, "a".into(), 4, 100);
+        l.chunk(t(1), Bytes::from_static(b"ab")).unwrap();
+        assert_eq!(l.release(t(1), 3), Release::Later);
+        assert!(l.leases().is_empty(), "no longer claimed");
+        assert!(matches!(
+            l.chunk(t(1), Bytes::from_static(b"cd")).unwrap(),
+            Some(Downloaded::Discarded)
+        ));
+        assert!(l.start_next().is_none());
+    }
+
+    #[test]
+    fn a_dropped_running_task_is_flagged() {
+        let mut l = Local::default();
+        l.assigned(t(1), 1, "a".into(), 1, 100);
+        l.chunk(t(1), Bytes::from_static(b"a")).unwrap();
+        let (_, flag) = l.start_next().unwrap();
+        assert_eq!(l.drop_task(t(1), 1), Release::Later);
+        assert!(flag.load(Ordering::Relaxed));
+        assert!(l.leases().is_empty());
+        assert!(l.finished(t(1)), "reported as dropped");
+    }
+
+    #[test]
+    fn too_large_assignments_are_discarded_and_reported() {
+        let mut l = Local::default();
+        l.assigned(t(1), 1, "big".into(), 10, 5);
+        assert_eq!(
+            l.leases().len(),
+            1,
+            "still held until the failure is reported"
+        );
+        assert!(l.chunk(t(1), Bytes::from(vec![0; 6])).unwrap().is_none());
+        assert!(matches!(
+            l.chunk(t(1), Bytes::from(vec![0; 4])).unwrap(),
+            Some(Downloaded::TooLarge { attempt: 1 })
+        ));
+    }
+
+    #[test]
+    fn draining_gives_back_everything_unstarted() {
+        let mut l = Local::default();
+        for i in 1..=3 {
+            l.assigned(t(i), 1, "x".into(), 1, 100);
+            l.chunk(t(i), Bytes::from_static(b"x")).unwrap();
+        }
+        l.assigned(t(4), 1, "y".into(), 2, 100);
+        l.start_next().unwrap();
+        let mut back = l.release_all_unstarted();
+        back.sort_by_key(|l| l.task);
+        let tasks: Vec<u64> = back.iter().map(|l| l.task.0).collect();
+        assert_eq!(tasks, vec![2, 3, 4]);
+        assert_eq!(l.running(), 1);
+    }
+}
