@@ -59,6 +59,9 @@ pub enum Command {
         /// The master's address (host:port).
         #[arg(long, env = "TESSERA_MASTER")]
         master: String,
+        /// This worker's name in logs and task status (default: worker-PID-RANDOM).
+        #[arg(long)]
+        name: Option<String>,
         #[command(flatten)]
         work: WorkArgs,
     },
@@ -217,8 +220,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("listening on {}", listener.local_addr()?);
             master::run(listener, config, shutdown).await?;
         }
-        Command::Worker { master, work } => {
+        Command::Worker { master, name, work } => {
             let mut config = WorkerConfig::new(master);
+            if let Some(name) = name {
+                config.node_id = name;
+            }
             work.apply(&mut config)?;
             worker::run(config, shutdown).await?;
         }

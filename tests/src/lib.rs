@@ -114,8 +114,10 @@ pub struct Proc {
 impl Proc {
     /// Starts `program args` with stdout piped and stderr inherited.
     pub fn spawn(name: &str, program: &str, args: &[&str]) -> Proc {
+        let log = std::env::var("TESSERA_TEST_LOG").unwrap_or_else(|_| "warn".into());
         let child = Command::new(program)
             .args(args)
+            .env("RUST_LOG", log)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -126,6 +128,20 @@ impl Proc {
             child,
             name: name.into(),
         }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("still running")
+    }
+
+    /// Sends a signal by name (`KILL`, `STOP`, `CONT`, `TERM`) with `kill(1)`.
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} {} failed", self.name);
     }
 
     /// Reads stdout lines until one starts with `prefix`; returns the rest of it.
@@ -158,14 +174,12 @@ impl Proc {
 }
 
 /// Starts `tessera-node master` (the binary at `node_bin`) on 127.0.0.1:0
-/// with `data_dir`, and returns it with the address it bound.
-pub async fn spawn_master(node_bin: &str, data_dir: &Path) -> (Proc, String) {
+/// with `data_dir` and `extra` options, and returns it with the address it bound.
+pub async fn spawn_master(node_bin: &str, data_dir: &Path, extra: &[&str]) -> (Proc, String) {
     let data = data_dir.to_str().expect("utf-8 path");
-    let mut master = Proc::spawn(
-        "master",
-        node_bin,
-        &["master", "--listen", "127.0.0.1:0", "--data-dir", data],
-    );
+    let mut args = vec!["master", "--listen", "127.0.0.1:0", "--data-dir", data];
+    args.extend_from_slice(extra);
+    let mut master = Proc::spawn("master", node_bin, &args);
     let addr = master
         .wait_for_line("listening on ", Duration::from_secs(30))
         .await;

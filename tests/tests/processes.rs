@@ -22,7 +22,7 @@ fn copy_into(dir: &Path, files: &[std::path::PathBuf]) {
 async fn corpus_through_master_and_two_worker_processes_is_pixel_exact() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("master-data");
-    let (_master, addr) = spawn_master(NODE, &data).await;
+    let (_master, addr) = spawn_master(NODE, &data, &[]).await;
     let _w1 = Proc::spawn(
         "worker 1",
         NODE,
@@ -137,7 +137,7 @@ async fn corpus_through_master_and_two_worker_processes_is_pixel_exact() {
 async fn submit_status_wait_fetch_from_the_command_line() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let (_master, addr) = spawn_master(NODE, &data).await;
+    let (_master, addr) = spawn_master(NODE, &data, &[]).await;
     let cli = |args: &[&str]| {
         let mut c = std::process::Command::new(CLIENT);
         c.args(args).env("TESSERA_MASTER", &addr);

@@ -66,7 +66,7 @@ impl Scheduler {
             let name = self
                 .workers
                 .get(&worker)
-                .map_or_else(|| worker.to_string(), |s| s.name.clone());
+                .map_or_else(|| worker.to_string(), |s| s.name.to_string());
             let why = format!("lease expired (no heartbeat for {timeout:?})");
             let failed = self.end_lease(task, &name, &why);
             if let Some(slot) = self.workers.get_mut(&worker) {

@@ -18,6 +18,7 @@ pub mod steal;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -85,13 +86,13 @@ struct Task {
     lost: u32,
     /// How earlier attempts ended, for the failure reason.
     history: Vec<String>,
-    /// The worker that last held the task.
-    last_worker: Option<WorkerId>,
+    /// The name of the worker that last held the task (or produced its result).
+    last_worker: Option<Arc<str>>,
 }
 
 #[derive(Debug, Clone)]
 struct WorkerSlot {
-    name: String,
+    name: Arc<str>,
     /// Images it processes at once.
     threads: u32,
     credits: u32,
@@ -180,7 +181,7 @@ impl Scheduler {
 
     pub fn worker_joined(&mut self, worker: WorkerId, name: String) {
         let slot = WorkerSlot {
-            name,
+            name: name.into(),
             threads: 1,
             credits: 0,
             leases: BTreeSet::new(),
@@ -287,7 +288,7 @@ impl Scheduler {
                 continue;
             }
             task.attempts += 1;
-            task.last_worker = Some(worker);
+            task.last_worker = self.workers.get(&worker).map(|s| s.name.clone());
             let attempt = task.attempts;
             task.phase = Phase::Leased(Lease {
                 worker,
@@ -400,7 +401,9 @@ impl Scheduler {
             output_len,
             attempt,
         };
-        task.last_worker = Some(reporter);
+        if let Some(slot) = self.workers.get(&reporter) {
+            task.last_worker = Some(slot.name.clone());
+        }
         let to_drop = to_drop.and_then(|(holder, held)| {
             if let Some(slot) = self.workers.get_mut(&holder) {
                 slot.leases.remove(&task_id);
@@ -470,11 +473,7 @@ impl Scheduler {
                 None,
             ),
         };
-        let worker = task.last_worker.map(|w| {
-            self.workers
-                .get(&w)
-                .map_or_else(|| format!("{w} (gone)"), |s| s.name.clone())
-        });
+        let worker = task.last_worker.as_deref().map(str::to_string);
         Some(TaskInfo {
             task: task_id,
             name: task.name.clone(),

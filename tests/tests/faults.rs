@@ -1,0 +1,383 @@
+//! Worker faults with real processes: a master and workers started as
+//! `tessera-node` processes on loopback, killed, paused and slowed down with
+//! real signals. Every test checks every output pixel-exact and the delivered
+//! set for no loss and no duplicate. Measured figures are printed as JSON
+//! lines (`{"bench":"faults",...}`); no test asserts on timing.
+
+use std::{
+    collections::BTreeMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use tessera_client::{Client, TaskId, TaskInfo, TaskState};
+use tessera_tests::{Proc, check_swapped, photos, spawn_master};
+
+const NODE: &str = env!("CARGO_BIN_EXE_tessera-node-under-test");
+const T: Duration = Duration::from_secs(60);
+
+fn worker(addr: &str, name: &str, extra: &[&str]) -> Proc {
+    let mut args = vec!["worker", "--master", addr, "--name", name];
+    args.extend_from_slice(extra);
+    Proc::spawn(name, NODE, &args)
+}
+
+/// `n` images: the Kodak photos over and over, under distinct names.
+fn batch(n: usize) -> Vec<(String, Bytes)> {
+    let photos: Vec<Bytes> = photos()
+        .iter()
+        .map(|p| Bytes::from(std::fs::read(p).unwrap()))
+        .collect();
+    (0..n)
+        .map(|i| (format!("img-{i:03}.png"), photos[i % photos.len()].clone()))
+        .collect()
+}
+
+async fn submit_all(client: &Client, images: &[(String, Bytes)]) -> Vec<TaskId> {
+    let mut ids = Vec::new();
+    for (name, data) in images {
+        ids.push(client.submit(name, data.clone()).await.unwrap());
+    }
+    ids
+}
+
+/// Polls until `pick` finds a task in the state it wants (a condition, with a deadline).
+async fn wait_for(
+    client: &Client,
+    ids: &[TaskId],
+    what: &str,
+    mut pick: impl FnMut(&TaskInfo) -> bool,
+) -> TaskInfo {
+    let start = Instant::now();
+    loop {
+        for id in ids {
+            let info = client.status(*id).await.unwrap();
+            if pick(&info) {
+                return info;
+            }
+        }
+        assert!(start.elapsed() < T, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits for every task, fetches and checks every result, and checks that
+/// the master kept exactly one result per task (no duplicate delivered).
+async fn check_all_done(
+    client: &Client,
+    ids: &[TaskId],
+    images: &[(String, Bytes)],
+    data_dir: &std::path::Path,
+) -> Vec<TaskInfo> {
+    let mut infos = Vec::new();
+    for (id, (name, input)) in ids.iter().zip(images) {
+        let info = tokio::time::timeout(T, client.wait(*id))
+            .await
+            .expect("task ends")
+            .unwrap();
+        assert_eq!(info.state, TaskState::Done, "{name}: {info:?}");
+        let out = client.fetch(*id).await.unwrap();
+        check_swapped(input, &out).unwrap_or_else(|e| panic!("{name}: {e}"));
+        infos.push(info);
+    }
+    let results = std::fs::read_dir(data_dir.join("results")).unwrap().count();
+    assert_eq!(results, ids.len(), "exactly one stored result per task");
+    infos
+}
+
+fn figure(case: &str, fields: &[(&str, f64)]) {
+    let fields: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("\"{k}\":{v:.1}"))
+        .collect();
+    println!(
+        "{{\"bench\":\"faults\",\"case\":\"{case}\",{}}}",
+        fields.join(",")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_a_worker_holding_leases_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // A long lease timeout: re-leasing must come from the closed connection.
+    let (_m, addr) = spawn_master(NODE, &data, &["--lease-timeout", "60s"]).await;
+    let victim = worker(
+        &addr,
+        "victim",
+        &["--threads", "1", "--test-delay", "300ms"],
+    );
+    let _survivor = worker(
+        &addr,
+        "survivor",
+        &["--threads", "1", "--test-delay", "50ms"],
+    );
+    let client = Client::connect(&addr).await.unwrap();
+    let images = batch(16);
+    let ids = submit_all(&client, &images).await;
+
+    let held = wait_for(&client, &ids, "the victim to run a task", |i| {
+        i.state == TaskState::Running && i.worker.as_deref() == Some("victim")
+    })
+    .await;
+    victim.signal("KILL");
+    let killed = Instant::now();
+    let moved = wait_for(&client, &[held.task], "the task to be re-leased", |i| {
+        i.attempts >= 2 || i.worker.as_deref() == Some("survivor")
+    })
+    .await;
+    figure(
+        "sigkill_to_released_ms",
+        &[("ms", killed.elapsed().as_secs_f64() * 1000.0)],
+    );
+    assert_ne!(moved.worker.as_deref(), Some("victim"));
+
+    let infos = check_all_done(&client, &ids, &images, &data).await;
+    let redone = infos.iter().find(|i| i.task == held.task).unwrap();
+    assert_eq!(redone.worker.as_deref(), Some("survivor"));
+    assert_eq!(redone.attempts, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_paused_past_its_lease_loses_the_task_and_its_late_result_is_not_delivered_twice()
+{
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (_m, addr) = spawn_master(
+        NODE,
+        &data,
+        &["--lease-timeout", "1s", "--heartbeat-interval", "100ms"],
+    )
+    .await;
+    let paused = worker(
+        &addr,
+        "paused",
+        &["--threads", "1", "--test-delay", "400ms"],
+    );
+    let _other = worker(&addr, "other", &["--threads", "1", "--test-delay", "100ms"]);
+    let client = Client::connect(&addr).await.unwrap();
+    let images = batch(12);
+    let ids = submit_all(&client, &images).await;
+
+    let held = wait_for(&client, &ids, "the paused worker to run a task", |i| {
+        i.state == TaskState::Running && i.worker.as_deref() == Some("paused")
+    })
+    .await;
+    paused.signal("STOP");
+    let stopped = Instant::now();
+    let moved = wait_for(
+        &client,
+        &[held.task],
+        "the lease to expire and the task to move",
+        |i| i.attempts >= 2 || i.state == TaskState::Done,
+    )
+    .await;
+    figure(
+        "sigstop_to_released",
+        &[
+            ("seconds", stopped.elapsed().as_secs_f64()),
+            ("lease_timeout_s", 1.0),
+        ],
+    );
+    assert!(
+        moved.attempts >= 2,
+        "re-leased after the timeout: {moved:?}"
+    );
+    paused.signal("CONT");
+
+    check_all_done(&client, &ids, &images, &data).await;
+}
+
+/// Runs `images` on two fast workers and a slow one; returns the makespan and
+/// every task's final info.
+async fn slow_worker_batch(steal: bool, images: &[(String, Bytes)]) -> (Duration, Vec<TaskInfo>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let extra: &[&str] = if steal { &[] } else { &["--no-steal"] };
+    let (_m, addr) = spawn_master(NODE, &data, extra).await;
+    let client = Arc::new(Client::connect(&addr).await.unwrap());
+    // Submit before any worker exists, so all start from the same queue.
+    let ids = submit_all(&client, images).await;
+    let fast = ["--threads", "1", "--prefetch", "2", "--test-delay", "40ms"];
+    let start = Instant::now();
+    let _slow = worker(
+        &addr,
+        "slow",
+        &[
+            "--threads",
+            "1",
+            "--prefetch",
+            "2",
+            "--test-delay",
+            "1500ms",
+        ],
+    );
+    let _f1 = worker(&addr, "fast-1", &fast);
+    let _f2 = worker(&addr, "fast-2", &fast);
+    let infos = check_all_done(&client, &ids, images, &data).await;
+    (start.elapsed(), infos)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_workers_steal_a_slow_worker_s_unstarted_tasks() {
+    let images = batch(30);
+    let (with, infos) = slow_worker_batch(true, &images).await;
+    let stolen: Vec<&TaskInfo> = infos
+        .iter()
+        .filter(|i| i.attempts >= 2 && i.worker.as_deref() != Some("slow"))
+        .collect();
+    assert!(
+        !stolen.is_empty(),
+        "no task was taken from the slow worker: {infos:#?}"
+    );
+    let by_slow = infos
+        .iter()
+        .filter(|i| i.worker.as_deref() == Some("slow"))
+        .count();
+
+    let (without, infos_without) = slow_worker_batch(false, &images).await;
+    assert!(
+        infos_without.iter().all(|i| i.attempts == 1),
+        "--no-steal moved a task"
+    );
+    let by_slow_without = infos_without
+        .iter()
+        .filter(|i| i.worker.as_deref() == Some("slow"))
+        .count();
+    figure(
+        "slow_worker_makespan",
+        &[
+            ("with_stealing_s", with.as_secs_f64()),
+            ("without_stealing_s", without.as_secs_f64()),
+            ("slow_done_with", by_slow as f64),
+            ("slow_done_without", by_slow_without as f64),
+            ("stolen", stolen.len() as f64),
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_image_that_kills_every_worker_fails_after_max_attempts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (_m, addr) = spawn_master(NODE, &data, &["--max-attempts", "3"]).await;
+    // Without prefetch, a worker that dies holds only the poison image.
+    let args = [
+        "--threads",
+        "1",
+        "--prefetch",
+        "0",
+        "--test-crash-on",
+        "poison",
+    ];
+    let mut workers: Vec<Proc> = (0..2)
+        .map(|i| worker(&addr, &format!("w{i}"), &args))
+        .collect();
+    let client = Client::connect(&addr).await.unwrap();
+    let mut images = batch(10);
+    images.insert(3, ("poison.png".to_string(), images[0].1.clone()));
+    let ids = submit_all(&client, &images).await;
+    let poison = ids[3];
+
+    // A supervisor, like systemd: restart any worker that dies.
+    let mut deaths = 0;
+    let info = loop {
+        let info = client.status(poison).await.unwrap();
+        if info.state.is_terminal() {
+            break info;
+        }
+        for (i, w) in workers.iter_mut().enumerate() {
+            if let Ok(Some(status)) = w.child.try_wait() {
+                assert!(!status.success(), "a worker exited cleanly: {status}");
+                deaths += 1;
+                *w = worker(&addr, &format!("w{i}-{deaths}"), &args);
+            }
+        }
+        assert!(deaths <= 10, "the poison keeps killing workers");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    match &info.state {
+        TaskState::Failed { kind, reason } => {
+            assert_eq!(*kind, tessera_proto::FailureKind::WorkerLost);
+            assert!(reason.starts_with("gave up after 3 attempts"), "{reason}");
+            assert_eq!(reason.matches("connection").count(), 3, "{reason}");
+        }
+        other => panic!("poison should fail, got {other:?}"),
+    }
+    let mut good_ids = ids.clone();
+    good_ids.remove(3);
+    let mut good = images.clone();
+    good.remove(3);
+    for (id, (name, input)) in good_ids.iter().zip(&good) {
+        let info = tokio::time::timeout(T, client.wait(*id))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(info.state, TaskState::Done, "{name}");
+        check_swapped(input, &client.fetch(*id).await.unwrap()).unwrap();
+    }
+    figure("poison", &[("worker_deaths", deaths as f64)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_worker_hands_back_unstarted_tasks_and_finishes_its_running_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (_m, addr) = spawn_master(NODE, &data, &["--lease-timeout", "60s"]).await;
+    let mut draining = worker(
+        &addr,
+        "draining",
+        &["--threads", "1", "--prefetch", "4", "--test-delay", "800ms"],
+    );
+    let client = Client::connect(&addr).await.unwrap();
+    let images = batch(12);
+    let ids = submit_all(&client, &images).await;
+    let running = wait_for(&client, &ids, "the worker to start a task", |i| {
+        i.state == TaskState::Running && i.worker.as_deref() == Some("draining")
+    })
+    .await;
+    // Wait for it to also hold unstarted tasks, then drain it.
+    let mut held: Vec<TaskId> = Vec::new();
+    let start = Instant::now();
+    while held.len() < 3 {
+        held.clear();
+        for id in &ids {
+            let i = client.status(*id).await.unwrap();
+            if i.state == TaskState::Running && i.worker.as_deref() == Some("draining") {
+                held.push(*id);
+            }
+        }
+        assert!(start.elapsed() < T, "the worker never prefetched");
+    }
+    let _other = worker(&addr, "other", &["--threads", "1"]);
+    draining.signal("TERM");
+    let termed = Instant::now();
+    let others: Vec<TaskId> = held
+        .iter()
+        .copied()
+        .filter(|t| *t != running.task)
+        .collect();
+    wait_for(
+        &client,
+        &others,
+        "an unstarted task to be handed back",
+        |i| i.worker.as_deref() != Some("draining"),
+    )
+    .await;
+    figure(
+        "drain_to_released_ms",
+        &[("ms", termed.elapsed().as_secs_f64() * 1000.0)],
+    );
+    let status = tokio::time::timeout(T, draining.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "a drained worker exits cleanly: {status}");
+
+    let infos = check_all_done(&client, &ids, &images, &data).await;
+    let by_id: BTreeMap<TaskId, &TaskInfo> = infos.iter().map(|i| (i.task, i)).collect();
+    // The task it was running when told to stop, it finished itself.
+    assert_eq!(by_id[&running.task].worker.as_deref(), Some("draining"));
+    assert_eq!(by_id[&running.task].attempts, 1);
+}
