@@ -39,6 +39,8 @@ fn main() -> anyhow::Result<()> {
                 req: 1,
                 name: "x".into(),
                 len: sent.len() as u64,
+                checksum: 0,
+                key: 0,
             })
             .await?;
             w.send_stream(1, &sent).await?;

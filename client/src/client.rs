@@ -3,19 +3,14 @@
 //! submissions, waits and fetches run at once on one connection.
 
 use std::{
-    collections::HashMap,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::atomic::{AtomicU64, Ordering},
     time::Duration,
 };
 
 use bytes::Bytes;
 use tessera_proto::{
-    ErrorCode, FrameReader, FrameWriter, Msg, ProtoError, Role, TaskId, TaskInfo,
+    EventEntry, FrameWriter, Msg, Role, TaskId, TaskInfo,
     dial::{DialError, DialOptions, Dialed, dial},
-    stream::Collector,
 };
 use tokio::{
     sync::{mpsc, oneshot},
@@ -23,7 +18,10 @@ use tokio::{
 };
 use tracing::debug;
 
-use crate::error::ClientError;
+use crate::{
+    error::ClientError,
+    replies::{Pending, Reply, read_loop},
+};
 
 /// Connection settings.
 #[derive(Debug, Clone)]
@@ -49,27 +47,6 @@ impl Default for ClientConfig {
         }
     }
 }
-
-enum Reply {
-    Submitted(oneshot::Sender<Result<TaskId, ClientError>>),
-    Info(oneshot::Sender<Result<TaskInfo, ClientError>>),
-    Fetch {
-        tx: oneshot::Sender<Result<Bytes, ClientError>>,
-        body: Option<Collector>,
-    },
-}
-
-impl Reply {
-    fn fail(self, e: ClientError) {
-        match self {
-            Reply::Submitted(tx) => drop(tx.send(Err(e))),
-            Reply::Info(tx) => drop(tx.send(Err(e))),
-            Reply::Fetch { tx, .. } => drop(tx.send(Err(e))),
-        }
-    }
-}
-
-type Pending = Arc<Mutex<Option<HashMap<u64, Reply>>>>;
 
 enum Out {
     Msg(Msg),
@@ -137,7 +114,7 @@ impl Client {
                 DialError::Refused(r) => ClientError::Refused(r),
                 DialError::Proto(p) => ClientError::Wire(p),
             })?;
-        let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
+        let pending = Pending::new();
         let (out, rx) = mpsc::channel(16);
         let writer_task = tokio::spawn(write_loop(writer, rx));
         let reader_task = tokio::spawn(read_loop(reader, pending.clone(), config.max_result_bytes));
@@ -157,13 +134,8 @@ impl Client {
 
     fn register(&self, reply: Reply) -> Result<u64, ClientError> {
         let req = self.next_req.fetch_add(1, Ordering::Relaxed);
-        match lock(&self.pending).as_mut() {
-            Some(map) => {
-                map.insert(req, reply);
-                Ok(req)
-            }
-            None => Err(ClientError::Disconnected),
-        }
+        self.pending.insert(req, reply)?;
+        Ok(req)
     }
 
     async fn send(&self, out: Out) -> Result<(), ClientError> {
@@ -173,14 +145,30 @@ impl Client {
             .map_err(|_| ClientError::Disconnected)
     }
 
-    /// Uploads an image; returns its task id once the master has stored it.
+    /// Uploads an image; returns its task id once the master has stored it
+    /// durably. Submitting the same name and content again returns the same
+    /// task (the idempotency key is derived from both).
     pub async fn submit(&self, name: &str, data: Bytes) -> Result<TaskId, ClientError> {
+        let key = tessera_proto::submission_key(name, &data);
+        self.submit_with_key(name, data, key).await
+    }
+
+    /// [`Self::submit`] under an idempotency key of the caller's choosing.
+    pub async fn submit_with_key(
+        &self,
+        name: &str,
+        data: Bytes,
+        key: u128,
+    ) -> Result<TaskId, ClientError> {
+        let checksum = tessera_proto::checksum(&data);
         let (tx, rx) = oneshot::channel();
         let req = self.register(Reply::Submitted(tx))?;
         let header = Msg::Submit {
             req,
             name: name.to_string(),
             len: data.len() as u64,
+            checksum,
+            key,
         };
         self.send(Out::Upload {
             header,
@@ -237,6 +225,27 @@ impl Client {
         rx.await.map_err(|_| ClientError::Disconnected)?
     }
 
+    /// Tells the master the result of `task` is safely stored: it may remove it.
+    pub async fn confirm(&self, task: TaskId) -> Result<(), ClientError> {
+        self.send(Out::Msg(Msg::Confirm { task })).await
+    }
+
+    /// The task's recorded events, oldest first.
+    pub async fn history(&self, task: TaskId) -> Result<Vec<EventEntry>, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        let req = self.register(Reply::History(tx))?;
+        self.send(Out::Msg(Msg::GetHistory { req, task })).await?;
+        rx.await.map_err(|_| ClientError::Disconnected)?
+    }
+
+    /// Removes a task and its files from the master.
+    pub async fn delete(&self, task: TaskId) -> Result<(), ClientError> {
+        let (tx, rx) = oneshot::channel();
+        let req = self.register(Reply::Deleted(tx))?;
+        self.send(Out::Msg(Msg::Delete { req, task })).await?;
+        rx.await.map_err(|_| ClientError::Disconnected)?
+    }
+
     /// Downloads a result into `path`, atomically (temporary file, then rename).
     pub async fn fetch_to(&self, task: TaskId, path: &std::path::Path) -> Result<u64, ClientError> {
         let data = self.fetch(task).await?;
@@ -248,10 +257,6 @@ impl Client {
             })?;
         Ok(data.len() as u64)
     }
-}
-
-fn lock(p: &Pending) -> std::sync::MutexGuard<'_, Option<HashMap<u64, Reply>>> {
-    p.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 async fn write_loop(
@@ -273,105 +278,6 @@ async fn write_loop(
         if let Err(e) = sent {
             debug!("client writer stopped: {e}");
             return;
-        }
-    }
-}
-
-async fn read_loop(
-    mut reader: FrameReader<tokio::net::tcp::OwnedReadHalf>,
-    pending: Pending,
-    max_result: u64,
-) {
-    let why = loop {
-        let incoming = match reader.recv().await {
-            Ok(i) => i,
-            Err(ProtoError::Decode(e)) => {
-                debug!("undecodable message from master: {e}");
-                continue;
-            }
-            Err(e) => break e,
-        };
-        let mut guard = lock(&pending);
-        let Some(map) = guard.as_mut() else { return };
-        match incoming.msg {
-            Msg::Submitted { req, task } => {
-                if let Some(Reply::Submitted(tx)) = map.remove(&req) {
-                    let _ = tx.send(Ok(task));
-                }
-            }
-            Msg::Info { req, info } => {
-                if let Some(Reply::Info(tx)) = map.remove(&req) {
-                    let _ = tx.send(Ok(info));
-                }
-            }
-            Msg::Result { req, len, .. } => {
-                if len > max_result {
-                    if let Some(r) = map.remove(&req) {
-                        r.fail(ClientError::TooLarge {
-                            len,
-                            max: max_result,
-                        });
-                    }
-                    // The stream that follows cannot be skipped cheaply.
-                    break ProtoError::Closed;
-                }
-                match map.get_mut(&req) {
-                    Some(Reply::Fetch { body, .. }) if len > 0 => *body = Some(Collector::new(len)),
-                    Some(Reply::Fetch { .. }) => {
-                        if let Some(Reply::Fetch { tx, .. }) = map.remove(&req) {
-                            let _ = tx.send(Ok(Bytes::new()));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            Msg::Chunk { stream } => {
-                let done = match map.get_mut(&stream) {
-                    Some(Reply::Fetch { body: Some(c), .. }) => c.push(incoming.payload),
-                    _ => continue,
-                };
-                match done {
-                    Ok(None) => {}
-                    Ok(Some(data)) => {
-                        if let Some(Reply::Fetch { tx, .. }) = map.remove(&stream) {
-                            let _ = tx.send(Ok(data));
-                        }
-                    }
-                    Err(e) => {
-                        if let Some(r) = map.remove(&stream) {
-                            r.fail(ClientError::Protocol(e.to_string()));
-                        }
-                    }
-                }
-            }
-            Msg::Error {
-                req: Some(req),
-                code,
-                message,
-            } => {
-                if let Some(r) = map.remove(&req) {
-                    r.fail(ClientError::Master { code, message });
-                }
-            }
-            Msg::Error {
-                req: None,
-                code,
-                message,
-            } => {
-                debug!(?code, "master reported: {message}");
-                if code == ErrorCode::UnknownMessage {
-                    // We and the master disagree about the protocol: nothing
-                    // pending can be trusted to complete.
-                    break ProtoError::Closed;
-                }
-            }
-            other => debug!("unexpected {} from master", other.name()),
-        }
-    };
-    debug!("client connection ended: {why}");
-    if let Some(map) = lock(&pending).take() {
-        for (_, r) in map {
-            r.fail(ClientError::Disconnected);
         }
     }
 }

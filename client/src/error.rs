@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use tessera_proto::{ErrorCode, ProtoError, Refusal};
+use tessera_proto::{ErrorCode, ProtoError, Refusal, TaskId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -27,6 +27,15 @@ pub enum ClientError {
     Protocol(String),
     #[error("result of {len} bytes is over this client's limit of {max} bytes")]
     TooLarge { len: u64, max: u64 },
+    /// A downloaded result does not match the checksum the master recorded.
+    #[error(
+        "the result of task {task} is corrupt: its checksum is {got:016x}, the master recorded {expected:016x}; it was not written"
+    )]
+    Checksum {
+        task: TaskId,
+        expected: u64,
+        got: u64,
+    },
     #[error("timed out after {0:?}")]
     Timeout(Duration),
     #[error("{}: {source}", path.display())]

@@ -14,6 +14,7 @@ pub mod batch;
 mod client;
 mod error;
 pub mod files;
+mod replies;
 
 #[cfg(feature = "cli")]
 pub mod cli;

@@ -6,9 +6,16 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// A monotonic clock.
+/// A monotonic clock, and the wall clock that timestamps the record.
 pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> Instant;
+
+    /// Milliseconds since the Unix epoch.
+    fn wall_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
 }
 
 /// The process's monotonic clock.

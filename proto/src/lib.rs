@@ -7,8 +7,10 @@
 //! * [`task`]: task ids, states and failure kinds.
 //! * [`conn`]: typed frame reader and writer over any async byte stream.
 //! * [`dial`]: connect to a master and handshake, with deadlines.
+//! * [`checksum`]: the end-to-end checksum and the default idempotency key.
 //! * [`stream`]: reassembly of chunked byte streams with a declared length.
 
+pub mod checksum;
 pub mod conn;
 pub mod dial;
 pub mod error;
@@ -19,15 +21,16 @@ pub mod stream;
 pub mod task;
 pub mod wire;
 
+pub use checksum::{Checksummer, checksum, submission_key};
 pub use conn::{FrameReader, FrameWriter, Incoming};
 pub use error::{DecodeError, ProtoError};
 pub use frame::DEFAULT_MAX_FRAME;
 pub use handshake::{Hello, HelloReply, Refusal, Role, Welcome};
 pub use message::{ErrorCode, LeaseRef, MAX_CHUNK, Msg, StreamId};
-pub use task::{FailureKind, TaskId, TaskInfo, TaskState};
+pub use task::{EventEntry, FailureKind, TaskEvent, TaskId, TaskInfo, TaskState};
 
 /// The first four bytes of every connection's first frame.
 pub const MAGIC: [u8; 4] = *b"TSRA";
 
 /// Bumped on every change to [`Msg`] or the frame layout.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;

@@ -12,14 +12,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::task::{FailureKind, TaskId, TaskInfo};
+use crate::task::{EventEntry, FailureKind, TaskId, TaskInfo};
 
 /// Largest payload of one chunk frame.
 pub const MAX_CHUNK: usize = 1024 * 1024;
 
 /// How many variants [`Msg`] has; a frame whose variant index is at or past
 /// this is an unknown message type.
-pub const MSG_VARIANTS: u32 = 21;
+pub const MSG_VARIANTS: u32 = 26;
 
 /// Which stream a chunk belongs to: the `req` of a submit or fetch, or the
 /// task id of an assignment or a result.
@@ -28,31 +28,63 @@ pub type StreamId = u64;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
     // ---- client → master ----
-    /// Start uploading an image of `len` bytes; chunks follow on stream `req`.
-    Submit { req: u64, name: String, len: u64 },
+    /// Start uploading an image of `len` bytes whose [`crate::checksum()`] is
+    /// `checksum`; chunks follow on stream `req`. A submission whose `key` the
+    /// master already knows gets the existing task (idempotent resubmission).
+    Submit {
+        req: u64,
+        name: String,
+        len: u64,
+        checksum: u64,
+        key: u128,
+    },
     /// Ask for a task's state now.
-    Status { req: u64, task: TaskId },
+    Status {
+        req: u64,
+        task: TaskId,
+    },
     /// Ask to be told when the task is done or failed (answered with `Info`).
-    Wait { req: u64, task: TaskId },
+    Wait {
+        req: u64,
+        task: TaskId,
+    },
     /// Ask for a done task's result (answered with `Result` and chunks).
-    Fetch { req: u64, task: TaskId },
+    Fetch {
+        req: u64,
+        task: TaskId,
+    },
 
     // ---- master → client ----
     /// The image of submission `req` is stored and queued as `task`.
-    Submitted { req: u64, task: TaskId },
+    Submitted {
+        req: u64,
+        task: TaskId,
+    },
     /// A task's state, answering `Status` or `Wait`.
-    Info { req: u64, info: TaskInfo },
-    /// A result of `len` bytes follows as chunks on stream `req`.
-    Result { req: u64, task: TaskId, len: u64 },
+    Info {
+        req: u64,
+        info: TaskInfo,
+    },
+    /// A result of `len` bytes with [`crate::checksum()`] `checksum` follows
+    /// as chunks on stream `req`.
+    Result {
+        req: u64,
+        task: TaskId,
+        len: u64,
+        checksum: u64,
+    },
 
     // ---- worker → master ----
     /// The worker can take `credits` more tasks (pull).
-    Ready { credits: u32 },
+    Ready {
+        credits: u32,
+    },
     /// The result of (`task`, `attempt`), `len` bytes, follows as chunks on stream `task`.
     Done {
         task: TaskId,
         attempt: u32,
         len: u64,
+        checksum: u64,
     },
     /// The worker could not process (`task`, `attempt`).
     Failed {
@@ -69,13 +101,18 @@ pub enum Msg {
         attempt: u32,
         name: String,
         len: u64,
+        checksum: u64,
     },
     /// The master stored the result of `task` (or no longer needs it).
-    Accepted { task: TaskId },
+    Accepted {
+        task: TaskId,
+    },
 
     // ---- both directions ----
     /// Part of the byte stream `stream`; the payload follows the header in the frame.
-    Chunk { stream: StreamId },
+    Chunk {
+        stream: StreamId,
+    },
     /// A typed error reply; `req` names the request it answers, if any.
     Error {
         req: Option<u64>,
@@ -86,23 +123,66 @@ pub enum Msg {
     // ---- leases (worker ↔ master) ----
     /// Worker → master, on the worker's own timer: "I hold these leases";
     /// extends each one that is still live.
-    Heartbeat { leases: Vec<LeaseRef> },
+    Heartbeat {
+        leases: Vec<LeaseRef>,
+    },
     /// Worker → master: the worker began processing (`task`, `attempt`);
     /// from now on it will not give the task back for stealing.
-    Started { task: TaskId, attempt: u32 },
+    Started {
+        task: TaskId,
+        attempt: u32,
+    },
     /// Master → worker: give (`task`, `attempt`) back if you have not started it.
-    Release { task: TaskId, attempt: u32 },
+    Release {
+        task: TaskId,
+        attempt: u32,
+    },
     /// Worker → master: (`task`, `attempt`) is given back unstarted (answering
     /// `Release`, or while draining).
-    Released { task: TaskId, attempt: u32 },
+    Released {
+        task: TaskId,
+        attempt: u32,
+    },
     /// Master → worker: stop working on (`task`, `attempt`): its lease is gone
     /// or another attempt already decided the task.
-    Drop { task: TaskId, attempt: u32 },
+    Drop {
+        task: TaskId,
+        attempt: u32,
+    },
     /// Worker → master: the worker is shutting down: assign it nothing more.
     Draining,
     /// Worker → master, first after the handshake: how many images it
     /// processes at once (so the master knows when it is idle).
-    Capacity { threads: u32 },
+    Capacity {
+        threads: u32,
+    },
+
+    // ---- durable record (client ↔ master) ----
+    /// Ask for a task's recorded events (answered with `History`).
+    GetHistory {
+        req: u64,
+        task: TaskId,
+    },
+    /// A task's recorded events, oldest first.
+    History {
+        req: u64,
+        task: TaskId,
+        events: Vec<EventEntry>,
+    },
+    /// Remove a task and its files (answered with `Deleted`).
+    Delete {
+        req: u64,
+        task: TaskId,
+    },
+    Deleted {
+        req: u64,
+        task: TaskId,
+    },
+    /// The client has safely stored the result of `task`: the master may
+    /// remove it. No answer.
+    Confirm {
+        task: TaskId,
+    },
 }
 
 /// One lease, as named in a heartbeat: the task and the attempt (the fencing token).
@@ -137,6 +217,11 @@ impl Msg {
             Msg::Drop { .. } => "Drop",
             Msg::Draining => "Draining",
             Msg::Capacity { .. } => "Capacity",
+            Msg::GetHistory { .. } => "GetHistory",
+            Msg::History { .. } => "History",
+            Msg::Delete { .. } => "Delete",
+            Msg::Deleted { .. } => "Deleted",
+            Msg::Confirm { .. } => "Confirm",
         }
     }
 }
@@ -162,4 +247,6 @@ pub enum ErrorCode {
     Storage,
     /// A bug on the master.
     Internal,
+    /// Bytes did not match their checksum: corrupted in transit or on disk.
+    Checksum,
 }

@@ -90,3 +90,103 @@ pub struct TaskInfo {
     /// The worker (its node id) that holds the task now, or that produced its result.
     pub worker: Option<String>,
 }
+
+/// One recorded event in a task's life, with its wall-clock time
+/// (milliseconds since the Unix epoch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventEntry {
+    pub at_ms: u64,
+    pub event: TaskEvent,
+}
+
+/// What can happen to a task; the master's durable record is a sequence of these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskEvent {
+    /// The image was stored and the task queued.
+    Submitted {
+        name: String,
+        len: u64,
+        checksum: u64,
+    },
+    /// Handed to a worker under a lease.
+    Leased { attempt: u32, worker: String },
+    /// The attempt ended without a result (worker died, lease expired).
+    Lost {
+        attempt: u32,
+        worker: String,
+        why: String,
+    },
+    /// The worker gave the task back unstarted (stealing, draining).
+    Released { attempt: u32, worker: String },
+    /// The attempt's result was stored and decided the task.
+    Completed {
+        attempt: u32,
+        worker: String,
+        len: u64,
+        checksum: u64,
+        duration_ms: u64,
+    },
+    /// The attempt failed the task (a deterministic failure), or attempts ran out.
+    Failed {
+        attempt: u32,
+        worker: String,
+        kind: FailureKind,
+        reason: String,
+        duration_ms: u64,
+    },
+    /// The client confirmed it stored the result; the master removed its files.
+    Fetched,
+    /// Retention ran out; the master removed the task's files.
+    Expired,
+    /// Removed on request.
+    Deleted,
+    /// The master restarted while the task was leased; it was queued again.
+    Recovered { attempt: u32 },
+}
+
+impl fmt::Display for TaskEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskEvent::Submitted { name, len, .. } => write!(f, "submitted {name} ({len} bytes)"),
+            TaskEvent::Leased { attempt, worker } => {
+                write!(f, "attempt {attempt} leased to {worker}")
+            }
+            TaskEvent::Lost {
+                attempt,
+                worker,
+                why,
+            } => {
+                write!(f, "attempt {attempt} on {worker} lost: {why}")
+            }
+            TaskEvent::Released { attempt, worker } => {
+                write!(f, "attempt {attempt} given back unstarted by {worker}")
+            }
+            TaskEvent::Completed {
+                attempt,
+                worker,
+                len,
+                duration_ms,
+                ..
+            } => write!(
+                f,
+                "attempt {attempt} on {worker} completed in {duration_ms} ms ({len} bytes)"
+            ),
+            TaskEvent::Failed {
+                attempt,
+                worker,
+                reason,
+                duration_ms,
+                ..
+            } => write!(
+                f,
+                "attempt {attempt} on {worker} failed after {duration_ms} ms: {reason}"
+            ),
+            TaskEvent::Fetched => f.write_str("result downloaded and confirmed; files removed"),
+            TaskEvent::Expired => f.write_str("retention ran out; files removed"),
+            TaskEvent::Deleted => f.write_str("deleted"),
+            TaskEvent::Recovered { attempt } => {
+                write!(f, "master restarted during attempt {attempt}; queued again")
+            }
+        }
+    }
+}

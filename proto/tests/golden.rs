@@ -3,8 +3,8 @@
 //! bytes *and* bumps `PROTOCOL_VERSION`.
 
 use tessera_proto::{
-    ErrorCode, FailureKind, Hello, HelloReply, LeaseRef, Msg, PROTOCOL_VERSION, Refusal, Role,
-    TaskId, TaskInfo, TaskState, Welcome, wire,
+    ErrorCode, EventEntry, FailureKind, Hello, HelloReply, LeaseRef, Msg, PROTOCOL_VERSION,
+    Refusal, Role, TaskEvent, TaskId, TaskInfo, TaskState, Welcome, wire,
 };
 
 fn hex(bytes: &[u8]) -> String {
@@ -35,6 +35,8 @@ fn messages() -> Vec<(&'static str, Msg)> {
                 req: 1,
                 name: "a.png".into(),
                 len: 300,
+                checksum: 0xfeed,
+                key: 5,
             },
         ),
         ("Status", Msg::Status { req: 2, task: t }),
@@ -54,6 +56,7 @@ fn messages() -> Vec<(&'static str, Msg)> {
                 req: 4,
                 task: t,
                 len: 70_000,
+                checksum: 0xfeed,
             },
         ),
         ("Ready", Msg::Ready { credits: 3 }),
@@ -63,6 +66,7 @@ fn messages() -> Vec<(&'static str, Msg)> {
                 task: t,
                 attempt: 1,
                 len: 300,
+                checksum: 0xfeed,
             },
         ),
         (
@@ -81,6 +85,7 @@ fn messages() -> Vec<(&'static str, Msg)> {
                 attempt: 1,
                 name: "a.png".into(),
                 len: 300,
+                checksum: 0xfeed,
             },
         ),
         ("Accepted", Msg::Accepted { task: t }),
@@ -132,20 +137,47 @@ fn messages() -> Vec<(&'static str, Msg)> {
         ),
         ("Draining", Msg::Draining),
         ("Capacity", Msg::Capacity { threads: 4 }),
+        ("GetHistory", Msg::GetHistory { req: 6, task: t }),
+        (
+            "History",
+            Msg::History {
+                req: 6,
+                task: t,
+                events: vec![
+                    EventEntry {
+                        at_ms: 1_000,
+                        event: TaskEvent::Submitted {
+                            name: "a".into(),
+                            len: 3,
+                            checksum: 9,
+                        },
+                    },
+                    EventEntry {
+                        at_ms: 2_000,
+                        event: TaskEvent::Completed {
+                            attempt: 1,
+                            worker: "w".into(),
+                            len: 4,
+                            checksum: 8,
+                            duration_ms: 20,
+                        },
+                    },
+                ],
+            },
+        ),
+        ("Delete", Msg::Delete { req: 7, task: t }),
+        ("Deleted", Msg::Deleted { req: 7, task: t }),
+        ("Confirm", Msg::Confirm { task: t }),
     ]
 }
 
 const GOLDEN_MSGS: &[(&str, &str)] = &[
-    ("Submit", "000105612e706e67fb2c01"),
     ("Status", "010207"),
     ("Wait", "020307"),
     ("Fetch", "030407"),
     ("Submitted", "040107"),
-    ("Result", "060407fc70110100"),
     ("Ready", "0703"),
-    ("Done", "080701fb2c01"),
     ("Failed", "090702000178"),
-    ("Assign", "0a070105612e706e67fb2c01"),
     ("Accepted", "0b07"),
     ("Chunk", "0c09"),
     ("Error", "0d010503096e6f207461736b2037"),
@@ -157,6 +189,15 @@ const GOLDEN_MSGS: &[(&str, &str)] = &[
     ("Drop", "120702"),
     ("Draining", "13"),
     ("Capacity", "1404"),
+    ("Submit", "000105612e706e67fb2c01fbedfe05"),
+    ("Result", "060407fc70110100fbedfe"),
+    ("Done", "080701fb2c01fbedfe"),
+    ("Assign", "0a070105612e706e67fb2c01fbedfe"),
+    ("GetHistory", "150607"),
+    ("History", "16060702fbe8030001610309fbd00704010177040814"),
+    ("Delete", "170707"),
+    ("Deleted", "180707"),
+    ("Confirm", "1907"),
 ];
 
 #[test]
@@ -190,7 +231,7 @@ fn every_message_encodes_to_its_golden_bytes() {
 #[test]
 fn handshake_encodes_to_its_golden_bytes() {
     assert_eq!(
-        PROTOCOL_VERSION, 2,
+        PROTOCOL_VERSION, 3,
         "bump the golden bytes with the version"
     );
     let cases: Vec<(&str, Vec<u8>)> = vec![
@@ -248,7 +289,7 @@ fn hello_starts_with_magic_then_version() {
 /// The refusals are byte-identical to version 1's: peers of every version
 /// can read them.
 const GOLDEN_HANDSHAKE: &[(&str, &str)] = &[
-    ("hello", "545352410201027731"),
+    ("hello", "545352410301027731"),
     ("welcome", "0002016dfbe803fb1027"),
     ("version mismatch", "01010102"),
     ("bad magic", "0100"),

@@ -27,7 +27,10 @@ fn an_unknown_message_type_is_a_typed_error() {
     let err = decode_msg(BytesMut::from(&[0x7f][..])).unwrap_err();
     assert_eq!(err, DecodeError::UnknownVariant { found: 0x7f });
     // The first unknown index is exactly one past the last known variant.
-    let last = wire::encode(&Msg::Capacity { threads: 1 }).unwrap();
+    let last = wire::encode(&Msg::Confirm {
+        task: tessera_proto::TaskId(1),
+    })
+    .unwrap();
     assert_eq!(u32::from(last[0]) + 1, tessera_proto::message::MSG_VARIANTS);
     let err = decode_msg(BytesMut::from(&[last[0] + 1][..])).unwrap_err();
     assert_eq!(
@@ -112,6 +115,8 @@ async fn frames_round_trip_over_a_real_stream() {
             req: 1,
             name: "x".into(),
             len: data.len() as u64,
+            checksum: 1,
+            key: 2,
         })
         .await
         .unwrap();
@@ -124,7 +129,9 @@ async fn frames_round_trip_over_a_real_stream() {
         Msg::Submit {
             req: 1,
             name: "x".into(),
-            len: 2_500_000
+            len: 2_500_000,
+            checksum: 1,
+            key: 2,
         }
     );
     let mut got = Vec::new();

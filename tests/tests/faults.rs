@@ -106,7 +106,8 @@ async fn sigkill_a_worker_holding_leases_loses_nothing() {
     let victim = worker(
         &addr,
         "victim",
-        &["--threads", "1", "--test-delay", "300ms"],
+        // Slow enough that a task seen running on it is still held when it dies.
+        &["--threads", "1", "--test-delay", "5s"],
     );
     let _survivor = worker(
         &addr,

@@ -248,6 +248,8 @@ async fn unknown_and_out_of_place_messages_get_typed_errors_and_the_connection_s
         req: 1,
         name: "a".into(),
         len: 2,
+        checksum: 0,
+        key: 0,
     })
     .await
     .unwrap();
@@ -323,6 +325,8 @@ async fn a_client_that_vanishes_mid_upload_leaves_no_task_and_no_file() {
             req: 1,
             name: "half.png".into(),
             len: 1_000_000,
+            checksum: 0,
+            key: 0,
         })
         .await
         .unwrap();

@@ -1,45 +1,27 @@
-//! A client's connection to the master: submissions streamed in, status,
-//! waits and result downloads, many at once on one connection.
+//! A client's connection to the master: submissions streamed in (see
+//! `client_upload.rs`), status, waits, result downloads, download
+//! confirmations, history and deletion, many at once on one connection.
 
-use std::{
-    collections::HashMap,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
 };
 
-use bytes::Bytes;
-use tessera_proto::{
-    ErrorCode, FrameReader, Incoming, Msg, ProtoError, StreamId, TaskId, TaskState,
-    stream::Progress,
-};
+use tessera_proto::{ErrorCode, FrameReader, Incoming, Msg, ProtoError, TaskId, TaskState};
 use tokio::{io::AsyncRead, sync::mpsc};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::{
-    Ctx,
-    outbox::Out,
-    store::{Kind, TmpFile},
+    Ctx, client_upload::Uploads, outbox::Out, retention::remove_files, state::durable, store::Kind,
 };
 
-/// Longest image name accepted.
-const MAX_NAME: usize = 4096;
-
-struct Upload {
-    name: String,
-    progress: Progress,
-    file: TmpFile,
-}
-
 /// Per-connection state.
-struct ClientConn {
-    ctx: Arc<Ctx>,
+#[derive(Debug)]
+pub struct ClientConn {
+    pub(super) ctx: Arc<Ctx>,
     out: mpsc::Sender<Out>,
-    uploads: HashMap<StreamId, Upload>,
-    /// Streams whose submission was refused: their chunks are counted and dropped.
-    discarding: HashMap<StreamId, Progress>,
+    pub(super) uploads: Uploads,
     waits: Arc<AtomicUsize>,
     closed: CancellationToken,
 }
@@ -55,8 +37,7 @@ pub async fn serve<R: AsyncRead + Unpin>(
     let mut conn = ClientConn {
         ctx,
         out,
-        uploads: HashMap::new(),
-        discarding: HashMap::new(),
+        uploads: Uploads::default(),
         waits: Arc::new(AtomicUsize::new(0)),
         closed: closed.clone(),
     };
@@ -101,18 +82,24 @@ pub async fn serve<R: AsyncRead + Unpin>(
 
 impl ClientConn {
     /// Queues a reply; false when the connection's writer is gone.
-    async fn reply(&self, msg: Msg) -> bool {
+    pub(super) async fn reply(&self, msg: Msg) -> bool {
         self.out.send(Out::Msg(msg)).await.is_ok()
     }
 
-    async fn error(&self, req: Option<u64>, code: ErrorCode, message: String) -> bool {
+    pub(super) async fn error(&self, req: Option<u64>, code: ErrorCode, message: String) -> bool {
         self.reply(Msg::Error { req, code, message }).await
     }
 
     /// Handles one message; false to close the connection.
     async fn handle(&mut self, incoming: Incoming) -> bool {
         match incoming.msg {
-            Msg::Submit { req, name, len } => self.submit(req, name, len).await,
+            Msg::Submit {
+                req,
+                name,
+                len,
+                checksum,
+                key,
+            } => self.submit(req, name, len, checksum, key).await,
             Msg::Chunk { stream } => self.chunk(stream, incoming.payload).await,
             Msg::Status { req, task } => match self.ctx.state.info(task) {
                 Some(info) => self.reply(Msg::Info { req, info }).await,
@@ -120,6 +107,9 @@ impl ClientConn {
             },
             Msg::Wait { req, task } => self.wait(req, task).await,
             Msg::Fetch { req, task } => self.fetch(req, task).await,
+            Msg::Confirm { task } => self.confirm(task).await,
+            Msg::GetHistory { req, task } => self.history(req, task).await,
+            Msg::Delete { req, task } => self.delete(req, task).await,
             other => {
                 let message = format!("{} is not a message a client may send", other.name());
                 self.error(None, ErrorCode::UnexpectedMessage, message)
@@ -135,137 +125,6 @@ impl ClientConn {
             format!("no task {task} on this master"),
         )
         .await
-    }
-
-    async fn submit(&mut self, req: u64, name: String, len: u64) -> bool {
-        let limits = &self.ctx.config;
-        let refusal = if self.uploads.contains_key(&req) || self.discarding.contains_key(&req) {
-            Some((
-                ErrorCode::Malformed,
-                format!("submission {req} is already in progress"),
-            ))
-        } else if len > limits.max_image_bytes {
-            Some((
-                ErrorCode::TooLarge,
-                format!(
-                    "{name}: {len} bytes is over the master's image size limit of {} bytes",
-                    limits.max_image_bytes
-                ),
-            ))
-        } else if name.len() > MAX_NAME {
-            Some((
-                ErrorCode::Malformed,
-                format!("image name over {MAX_NAME} bytes"),
-            ))
-        } else if self.uploads.len() >= limits.max_uploads_per_client {
-            Some((
-                ErrorCode::Busy,
-                format!(
-                    "{} submissions already in flight on this connection (limit {})",
-                    self.uploads.len(),
-                    limits.max_uploads_per_client
-                ),
-            ))
-        } else {
-            None
-        };
-        if let Some((code, message)) = refusal {
-            if !self.discarding.contains_key(&req) && !self.uploads.contains_key(&req) && len > 0 {
-                self.discarding.insert(req, Progress::new(len));
-            }
-            return self.error(Some(req), code, message).await;
-        }
-        let file = match self.ctx.store.create_tmp().await {
-            Ok(f) => f,
-            Err(e) => {
-                if len > 0 {
-                    self.discarding.insert(req, Progress::new(len));
-                }
-                return self.storage_error(req, &e).await;
-            }
-        };
-        self.uploads.insert(
-            req,
-            Upload {
-                name,
-                progress: Progress::new(len),
-                file,
-            },
-        );
-        if len == 0 {
-            self.finish_upload(req).await
-        } else {
-            true
-        }
-    }
-
-    async fn storage_error(&self, req: u64, e: &std::io::Error) -> bool {
-        warn!("cannot store a submission: {e}");
-        let message = format!("the master cannot store the image: {e}");
-        self.error(Some(req), ErrorCode::Storage, message).await
-    }
-
-    async fn chunk(&mut self, stream: StreamId, payload: Bytes) -> bool {
-        if let Some(p) = self.discarding.get_mut(&stream) {
-            match p.add(payload.len()) {
-                Ok(true) => {
-                    self.discarding.remove(&stream);
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    self.discarding.remove(&stream);
-                    return self
-                        .error(Some(stream), ErrorCode::Malformed, e.to_string())
-                        .await;
-                }
-            }
-            return true;
-        }
-        let Some(upload) = self.uploads.get_mut(&stream) else {
-            let message = format!("chunk for stream {stream}, which has no submission in progress");
-            return self
-                .error(Some(stream), ErrorCode::UnexpectedMessage, message)
-                .await;
-        };
-        let complete = match upload.progress.add(payload.len()) {
-            Ok(c) => c,
-            Err(e) => {
-                self.uploads.remove(&stream);
-                return self
-                    .error(Some(stream), ErrorCode::Malformed, e.to_string())
-                    .await;
-            }
-        };
-        if let Err(e) = upload.file.write(&payload).await {
-            let remaining = upload.progress.announced() - upload.progress.received();
-            self.uploads.remove(&stream);
-            if remaining > 0 {
-                self.discarding.insert(stream, Progress::new(remaining));
-            }
-            return self.storage_error(stream, &e).await;
-        }
-        if complete {
-            self.finish_upload(stream).await
-        } else {
-            true
-        }
-    }
-
-    async fn finish_upload(&mut self, req: u64) -> bool {
-        let Some(upload) = self.uploads.remove(&req) else {
-            return true;
-        };
-        let len = upload.progress.announced();
-        // The task id is known only once the image is stored; the id is
-        // reserved by the scheduler first so the file can be named after it.
-        let task = self.ctx.state.reserve_id();
-        match self.ctx.store.commit(upload.file, Kind::Input, task).await {
-            Ok(_) => {
-                self.ctx.state.submit(task, upload.name, len);
-                self.reply(Msg::Submitted { req, task }).await
-            }
-            Err(e) => self.storage_error(req, &e).await,
-        }
     }
 
     async fn wait(&mut self, req: u64, task: TaskId) -> bool {
@@ -288,9 +147,15 @@ impl ClientConn {
         tokio::spawn(async move {
             tokio::select! {
                 info = rx => {
-                    if let Ok(info) = info {
-                        let _ = out.send(Out::Msg(Msg::Info { req, info })).await;
-                    }
+                    let msg = match info {
+                        Ok(info) => Msg::Info { req, info },
+                        Err(_) => Msg::Error {
+                            req: Some(req),
+                            code: ErrorCode::NotFound,
+                            message: format!("task {task} was deleted"),
+                        },
+                    };
+                    let _ = out.send(Out::Msg(msg)).await;
                 }
                 () = closed.cancelled() => {}
             }
@@ -300,31 +165,80 @@ impl ClientConn {
     }
 
     async fn fetch(&mut self, req: u64, task: TaskId) -> bool {
-        let Some((info, attempt)) = self.ctx.state.info_with_result(task) else {
+        let Some((info, result)) = self.ctx.state.info_with_result(task) else {
             return self.not_found(req, task).await;
         };
-        match (&info.state, attempt, info.output_len) {
-            (TaskState::Done, Some(attempt), Some(len)) => {
-                let path = self.ctx.store.path(Kind::Result { attempt }, task);
-                let header = Msg::Result { req, task, len };
+        match (&info.state, result) {
+            (TaskState::Done, Some(r)) if r.removed => {
+                let message = format!(
+                    "the result of task {task} was removed (its download was confirmed, or it was kept past the retention period)"
+                );
+                self.error(Some(req), ErrorCode::NotReady, message).await
+            }
+            (TaskState::Done, Some(r)) => {
+                let path = self
+                    .ctx
+                    .store
+                    .path(Kind::Result { attempt: r.attempt }, task);
+                let header = Msg::Result {
+                    req,
+                    task,
+                    len: r.len,
+                    checksum: r.checksum,
+                };
                 self.out
                     .send(Out::File {
                         header,
                         stream: req,
                         path,
-                        len,
+                        len: r.len,
                     })
                     .await
                     .is_ok()
             }
-            (TaskState::Failed { reason, .. }, _, _) => {
+            (TaskState::Failed { reason, .. }, _) => {
                 let message = format!("task {task} failed: {reason}");
                 self.error(Some(req), ErrorCode::NotReady, message).await
             }
-            (state, _, _) => {
+            (state, _) => {
                 let message = format!("task {task} is {state}; it has no result yet");
                 self.error(Some(req), ErrorCode::NotReady, message).await
             }
+        }
+    }
+
+    /// The client stored the result: remove the task's files.
+    async fn confirm(&mut self, task: TaskId) -> bool {
+        if let Some((result, done)) = self.ctx.state.confirm(task) {
+            match durable(done).await {
+                Ok(()) => remove_files(&self.ctx.store, task, Some(result)).await,
+                Err(e) => warn!(%task, "cannot record a confirmed download: {e}"),
+            }
+        }
+        true
+    }
+
+    async fn history(&mut self, req: u64, task: TaskId) -> bool {
+        if self.ctx.state.info(task).is_none() {
+            return self.not_found(req, task).await;
+        }
+        match self.ctx.state.history(task).await {
+            Ok(events) => self.reply(Msg::History { req, task, events }).await,
+            Err(e) => self.storage_error(req, &e).await,
+        }
+    }
+
+    async fn delete(&mut self, req: u64, task: TaskId) -> bool {
+        let Some((result, done)) = self.ctx.state.delete(task) else {
+            return self.not_found(req, task).await;
+        };
+        match durable(done).await {
+            Ok(()) => {
+                remove_files(&self.ctx.store, task, result).await;
+                info!(%task, "task deleted");
+                self.reply(Msg::Deleted { req, task }).await
+            }
+            Err(e) => self.storage_error(req, &e).await,
         }
     }
 }

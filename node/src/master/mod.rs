@@ -4,13 +4,16 @@
 //! mini-redis: tests bind `127.0.0.1:0` and pass the listener in.
 
 pub mod client_conn;
+pub mod client_upload;
 pub mod outbox;
+pub mod record;
+pub mod retention;
 pub mod scheduler;
 pub mod state;
 pub mod store;
 pub mod worker_conn;
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{collections::HashMap, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use tessera_proto::{
     FrameReader, FrameWriter, HelloReply, PROTOCOL_VERSION, Refusal, Role, Welcome,
@@ -23,7 +26,12 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use self::{scheduler::SchedulerConfig, state::Shared, store::DataDir};
+use self::{
+    record::{Journal, RedbStore, StoreError, TaskStore},
+    scheduler::SchedulerConfig,
+    state::Shared,
+    store::DataDir,
+};
 use crate::clock::{Clock, SystemClock};
 
 /// Everything a master is configured with.
@@ -49,6 +57,11 @@ pub struct MasterConfig {
     pub master_id: String,
     /// The clock leases are timed by.
     pub clock: Arc<dyn Clock>,
+    /// How long a result is kept when its client never confirms the download.
+    pub retention: Duration,
+    /// Let concurrent changes share one fsync of the record (off: one
+    /// transaction each, for measuring what grouping buys).
+    pub group_commit: bool,
 }
 
 impl MasterConfig {
@@ -65,6 +78,8 @@ impl MasterConfig {
             heartbeat_interval: Duration::from_secs(1),
             master_id: crate::node_id("master"),
             clock: Arc::new(SystemClock),
+            retention: Duration::from_secs(24 * 3600),
+            group_commit: true,
         }
     }
 }
@@ -85,6 +100,8 @@ pub enum MasterError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot open the task record in {path}: {source}")]
+    Record { path: PathBuf, source: StoreError },
 }
 
 /// Serves `listener` until `shutdown` is cancelled.
@@ -99,13 +116,59 @@ pub async fn run(
             path: config.data_dir.clone(),
             source,
         })?;
-    let state = Shared::new(config.scheduler, config.clock.clone());
+    let started = std::time::Instant::now();
+    let record_path = config.data_dir.join("record.redb");
+    let record_err = |source| MasterError::Record {
+        path: record_path.clone(),
+        source,
+    };
+    let opened = {
+        let path = record_path.clone();
+        tokio::task::spawn_blocking(move || {
+            let db = RedbStore::open(&path)?;
+            let loaded = db.load()?;
+            Ok::<_, StoreError>((db, loaded))
+        })
+        .await
+        .map_err(|e| record_err(StoreError::Io(e.to_string())))?
+        .map_err(record_err)?
+    };
+    let (db, loaded) = opened;
+    let tasks = loaded.rows.len();
+    let journal = Journal::start(db, config.group_commit);
+    let state = Shared::new(config.scheduler, config.clock.clone(), journal, loaded);
+    // Files the record does not know (a crash between writing and recording).
+    let known = state.inspect(|s| {
+        s.task_ids()
+            .into_iter()
+            .map(|t| (t, s.result_ref(t)))
+            .collect::<HashMap<_, _>>()
+    });
+    let swept = store
+        .sweep(|kind, task| match (known.get(&task), kind) {
+            (Some(Some(r)), store::Kind::Result { attempt }) => !r.removed && r.attempt == attempt,
+            (Some(Some(r)), store::Kind::Input) => !r.removed,
+            (Some(None), store::Kind::Input) => true,
+            _ => false,
+        })
+        .await
+        .map_err(|source| MasterError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+    info!(
+        tasks,
+        swept,
+        ms = started.elapsed().as_millis() as u64,
+        "task record loaded"
+    );
     let ctx = Arc::new(Ctx {
         state,
         store,
         config,
     });
     tokio::spawn(expire_leases(ctx.clone(), shutdown.clone()));
+    tokio::spawn(retention::run(ctx.clone(), shutdown.clone()));
     let slots = Arc::new(Semaphore::new(ctx.config.max_connections));
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, data_dir = %ctx.config.data_dir.display(), "master listening");
@@ -135,6 +198,7 @@ pub async fn run(
             serve_connection(ctx, socket, peer, shutdown).await;
         });
     }
+    ctx.state.close();
     info!("master stopped");
     Ok(())
 }

@@ -1,7 +1,10 @@
-//! The master's shared state: the scheduler plus the channels that reach
-//! connections. One `std::sync::Mutex`, never held across an `.await`: every
-//! method locks, decides, unlocks, then delivers (with `try_send` on bounded
-//! channels sized so that a full one means a dead connection).
+//! The master's shared state: the scheduler, the journal that makes its
+//! decisions durable, and the channels that reach connections. One
+//! `std::sync::Mutex`, never held across an `.await`: every method locks,
+//! decides, queues the resulting events to the journal (in decision order),
+//! unlocks, then delivers (with `try_send` on bounded channels sized so that
+//! a full one means a dead connection). Methods whose outcome must be durable
+//! before anyone is told return a [`Durable`] to await.
 
 use std::{
     collections::HashMap,
@@ -11,15 +14,30 @@ use std::{
     },
 };
 
-use tessera_proto::{FailureKind, LeaseRef, TaskId, TaskInfo};
+use tessera_proto::{EventEntry, FailureKind, LeaseRef, TaskId, TaskInfo};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
-use super::scheduler::{Assignment, Outcome, Scheduler, SchedulerConfig, WorkerId};
+use super::{
+    record::{Entry, Journal, Loaded, RowChange, StoreError},
+    scheduler::{
+        Assignment, Outcome, Scheduler, SchedulerConfig, WorkerId,
+        durable::{Removal, ResultRef},
+    },
+};
 use crate::clock::Clock;
 
 /// Most `Wait` requests parked on one task.
 const MAX_WAITERS_PER_TASK: usize = 1024;
+
+/// Resolves when a change is on disk.
+pub type Durable = oneshot::Receiver<Result<(), StoreError>>;
+
+/// Awaits a [`Durable`].
+pub async fn durable(d: Durable) -> Result<(), StoreError> {
+    d.await
+        .map_err(|_| StoreError::Io("the journal stopped".into()))?
+}
 
 /// What the master sends a worker connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +54,8 @@ struct Inner {
     scheduler: Scheduler,
     workers: HashMap<WorkerId, mpsc::Sender<ToWorker>>,
     waiters: HashMap<TaskId, Vec<oneshot::Sender<TaskInfo>>>,
+    /// No dispatch before this (results cannot be stored right now).
+    paused_until: Option<std::time::Instant>,
 }
 
 /// See the module docs.
@@ -44,7 +64,11 @@ pub struct Shared {
     inner: Mutex<Inner>,
     next_worker: AtomicU64,
     clock: Arc<dyn Clock>,
+    journal: Journal,
 }
+
+/// How long dispatch pauses after a result could not be stored.
+const STORAGE_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Refused because too many waiters are parked on the task.
 #[derive(Debug, thiserror::Error)]
@@ -52,22 +76,69 @@ pub struct Shared {
 pub struct TooManyWaiters(pub TaskId);
 
 impl Shared {
-    pub fn new(config: SchedulerConfig, clock: Arc<dyn Clock>) -> Self {
-        Shared {
+    /// Rebuilds the state from what the record `loaded`.
+    pub fn new(
+        config: SchedulerConfig,
+        clock: Arc<dyn Clock>,
+        journal: Journal,
+        loaded: Loaded,
+    ) -> Self {
+        let mut scheduler = Scheduler::new(config);
+        scheduler.set_wall_ms(clock.wall_ms());
+        scheduler.restore(loaded.rows, loaded.next_task);
+        let shared = Shared {
             inner: Mutex::new(Inner {
-                scheduler: Scheduler::new(config),
+                scheduler,
                 workers: HashMap::new(),
                 waiters: HashMap::new(),
+                paused_until: None,
             }),
             next_worker: AtomicU64::new(1),
             clock,
+            journal,
+        };
+        {
+            let mut g = shared.lock();
+            shared.record_behind(&mut g);
         }
+        shared
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // Keep serving after a panic elsewhere: every scheduler method leaves
         // the state consistent before it can panic.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        g.scheduler.set_wall_ms(self.clock.wall_ms());
+        g
+    }
+
+    /// The scheduler's new events, as journal entries with their rows.
+    fn entries(&self, g: &mut Inner) -> Vec<Entry> {
+        let at_ms = self.clock.wall_ms();
+        g.scheduler
+            .take_events()
+            .into_iter()
+            .map(|(task, event)| Entry {
+                task,
+                event: Some(EventEntry { at_ms, event }),
+                row: g
+                    .scheduler
+                    .row(task)
+                    .map_or(RowChange::Delete, RowChange::Put),
+            })
+            .collect()
+    }
+
+    /// Queues the new events without waiting for them.
+    fn record_behind(&self, g: &mut Inner) {
+        let entries = self.entries(g);
+        self.journal.write_behind(entries, g.scheduler.next_task());
+    }
+
+    /// Queues the new events; the result resolves once they are on disk.
+    fn record_durable(&self, g: &mut Inner) -> Durable {
+        let entries = self.entries(g);
+        self.journal.write(entries, g.scheduler.next_task(), true)
     }
 
     /// Registers a worker connection; what the master sends it arrives on the receiver.
@@ -117,6 +188,16 @@ impl Shared {
         self.settle(&mut g);
     }
 
+    /// A worker's result could not be stored: the task is queued again
+    /// without counting against its attempts, and dispatch pauses briefly so
+    /// a full disk does not turn into a busy loop.
+    pub fn result_not_stored(&self, worker: WorkerId, task: TaskId, attempt: u32, why: &str) {
+        let mut g = self.lock();
+        g.scheduler.not_stored(worker, task, attempt, why);
+        g.paused_until = Some(self.clock.now() + STORAGE_PAUSE);
+        self.settle(&mut g);
+    }
+
     /// An assignment never reached its worker.
     pub fn undeliverable(&self, worker: WorkerId, a: &Assignment) {
         let mut g = self.lock();
@@ -128,11 +209,31 @@ impl Shared {
         self.lock().scheduler.reserve_id()
     }
 
-    /// Queues a stored image under a reserved id.
-    pub fn submit(&self, task: TaskId, name: String, input_len: u64) {
+    /// The task submitted under an idempotency key, if it exists.
+    pub fn task_for_key(&self, key: u128) -> Option<TaskId> {
+        self.lock().scheduler.task_for_key(key)
+    }
+
+    /// Queues a stored image under a reserved id. Answer the client once the
+    /// returned [`Durable`] resolves. `Err(existing)` when a task with the
+    /// same idempotency key exists (it won a race with this one).
+    pub fn submit(
+        &self,
+        task: TaskId,
+        name: String,
+        input_len: u64,
+        checksum: u64,
+        key: u128,
+    ) -> Result<Durable, TaskId> {
         let mut g = self.lock();
-        g.scheduler.submit_reserved(task, name, input_len);
+        if let Some(existing) = g.scheduler.task_for_key(key) {
+            return Err(existing);
+        }
+        g.scheduler
+            .submit_reserved(task, name, input_len, checksum, key);
+        let durable = self.record_durable(&mut g);
         self.settle(&mut g);
+        Ok(durable)
     }
 
     pub fn started(&self, worker: WorkerId, task: TaskId, attempt: u32) {
@@ -183,9 +284,22 @@ impl Shared {
         expired.len()
     }
 
-    pub fn complete(&self, worker: WorkerId, task: TaskId, attempt: u32, len: u64) -> Outcome {
+    /// A worker's stored result. Tell the worker it is stored once the
+    /// returned [`Durable`] resolves.
+    pub fn complete(
+        &self,
+        worker: WorkerId,
+        task: TaskId,
+        attempt: u32,
+        len: u64,
+        checksum: u64,
+    ) -> (Outcome, Durable) {
+        let now = self.clock.now();
         let mut g = self.lock();
-        let (outcome, to_drop) = g.scheduler.complete(worker, task, attempt, len);
+        let (outcome, to_drop) = g
+            .scheduler
+            .complete(worker, task, attempt, len, checksum, now);
+        let durable = self.record_durable(&mut g);
         if outcome == Outcome::Accepted {
             Self::notify(&mut g, task);
         }
@@ -195,7 +309,7 @@ impl Shared {
             let _ = tx.try_send(ToWorker::Drop(LeaseRef { task, attempt }));
         }
         self.settle(&mut g);
-        outcome
+        (outcome, durable)
     }
 
     pub fn fail(
@@ -205,25 +319,77 @@ impl Shared {
         attempt: u32,
         kind: FailureKind,
         reason: String,
-    ) -> Outcome {
+    ) -> (Outcome, Durable) {
+        let now = self.clock.now();
         let mut g = self.lock();
-        let outcome = g.scheduler.fail(worker, task, attempt, kind, reason);
+        let outcome = g.scheduler.fail(worker, task, attempt, kind, reason, now);
+        let durable = self.record_durable(&mut g);
         if outcome == Outcome::Accepted {
             Self::notify(&mut g, task);
         }
         self.settle(&mut g);
-        outcome
+        (outcome, durable)
     }
 
     pub fn info(&self, task: TaskId) -> Option<TaskInfo> {
         self.lock().scheduler.info(task)
     }
 
-    /// The task's info and, when done, the attempt whose result is kept.
-    pub fn info_with_result(&self, task: TaskId) -> Option<(TaskInfo, Option<u32>)> {
+    /// The task's info and, when done, its result.
+    pub fn info_with_result(&self, task: TaskId) -> Option<(TaskInfo, Option<ResultRef>)> {
         let g = self.lock();
         let info = g.scheduler.info(task)?;
-        Some((info, g.scheduler.winning_attempt(task)))
+        Some((info, g.scheduler.result_ref(task)))
+    }
+
+    /// The client stored the result: mark it removed (durably), then the
+    /// caller removes the files. `None` when there is nothing to remove.
+    pub fn confirm(&self, task: TaskId) -> Option<(ResultRef, Durable)> {
+        let mut g = self.lock();
+        let result = g.scheduler.result_ref(task)?;
+        if !g.scheduler.remove_result(task, Removal::Fetched) {
+            return None;
+        }
+        Some((result, self.record_durable(&mut g)))
+    }
+
+    /// Results past `retention_ms`: marked removed (durably); the caller
+    /// removes their files.
+    pub fn expire_results(&self, retention_ms: u64) -> (Vec<(TaskId, ResultRef)>, Durable) {
+        let mut g = self.lock();
+        let mut out = Vec::new();
+        for task in g.scheduler.results_older_than(retention_ms) {
+            if let Some(r) = g.scheduler.result_ref(task)
+                && g.scheduler.remove_result(task, Removal::Expired)
+            {
+                out.push((task, r));
+            }
+        }
+        (out, self.record_durable(&mut g))
+    }
+
+    /// Removes a task (its record and, by the caller, its files); a worker
+    /// running it is told to drop it. `None` for an unknown task.
+    pub fn delete(&self, task: TaskId) -> Option<(Option<ResultRef>, Durable)> {
+        let mut g = self.lock();
+        let result = g.scheduler.result_ref(task);
+        let holder = g.scheduler.delete(task)?;
+        if let Some((worker, attempt)) = holder
+            && let Some(tx) = g.workers.get(&worker)
+        {
+            let _ = tx.try_send(ToWorker::Drop(LeaseRef { task, attempt }));
+        }
+        for w in g.waiters.remove(&task).unwrap_or_default() {
+            drop(w);
+        }
+        let durable = self.record_durable(&mut g);
+        self.settle(&mut g);
+        Some((result, durable))
+    }
+
+    /// A task's recorded events.
+    pub async fn history(&self, task: TaskId) -> Result<Vec<EventEntry>, StoreError> {
+        self.journal.history(task).await
     }
 
     /// Resolves at once when the task is decided, otherwise when it becomes so.
@@ -254,9 +420,14 @@ impl Shared {
         self.lock().scheduler.queue_len()
     }
 
-    /// Runs `f` on the scheduler (for tests and the live view).
+    /// Runs `f` on the scheduler (for tests, sweeping and the live view).
     pub fn inspect<R>(&self, f: impl FnOnce(&Scheduler) -> R) -> R {
         f(&self.lock().scheduler)
+    }
+
+    /// Writes what is queued and stops the journal.
+    pub fn close(&self) {
+        self.journal.close();
     }
 
     fn notify(g: &mut Inner, task: TaskId) {
@@ -268,10 +439,14 @@ impl Shared {
         }
     }
 
-    /// After any change: hand out queued tasks, then ask busy workers to give
-    /// back unstarted tasks for idle ones.
+    /// After any change: hand out queued tasks, ask busy workers to give back
+    /// unstarted tasks for idle ones, and record what happened.
     fn settle(&self, g: &mut Inner) {
         let now = self.clock.now();
+        if g.paused_until.is_some_and(|until| now < until) {
+            self.record_behind(g);
+            return;
+        }
         for (worker, assignment) in g.scheduler.dispatch(now) {
             let delivered = match g.workers.get(&worker) {
                 Some(tx) => tx.try_send(ToWorker::Assign(assignment.clone())).is_ok(),
@@ -291,5 +466,6 @@ impl Shared {
                 let _ = tx.try_send(ToWorker::Release(l));
             }
         }
+        self.record_behind(g);
     }
 }

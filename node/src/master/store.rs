@@ -1,7 +1,7 @@
 //! Image files under the master's data directory.
 //!
-//! Layout: `inputs/<task>`, `results/<task>`, and `tmp/` for files being
-//! received. A file is written under `tmp/`, fsynced, renamed into place, and
+//! Layout: `inputs/<task>`, `results/<task>.<attempt>`, and `tmp/` for
+//! files being received, next to the record (`record.redb`). A file is written under `tmp/`, fsynced, renamed into place, and
 //! the directory fsynced, so a reader never sees a partial image.
 
 use std::{
@@ -30,24 +30,40 @@ pub struct DataDir {
 }
 
 impl DataDir {
-    /// Opens (creating) the data directory.
-    ///
-    /// Until task records are durable, files left by an earlier run have no
-    /// task that refers to them; they are removed so ids can start afresh.
+    /// Opens (creating) the data directory. Files left half-written under
+    /// `tmp/` by an earlier run are removed.
     pub async fn open(root: &Path) -> io::Result<Self> {
-        for sub in ["inputs", "results", "tmp"] {
-            let dir = root.join(sub);
-            match fs::remove_dir_all(&dir).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-            fs::create_dir_all(&dir).await?;
+        for sub in ["inputs", "results"] {
+            fs::create_dir_all(root.join(sub)).await?;
         }
+        let tmp = root.join("tmp");
+        match fs::remove_dir_all(&tmp).await {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        fs::create_dir_all(&tmp).await?;
         Ok(DataDir {
             root: root.to_path_buf(),
             next_tmp: AtomicU64::new(0),
         })
+    }
+
+    /// Removes every image file that `keep` does not claim (a crash between
+    /// writing a file and recording it leaves such files). Returns how many.
+    pub async fn sweep(&self, keep: impl Fn(Kind, TaskId) -> bool) -> io::Result<usize> {
+        let mut removed = 0;
+        for sub in ["inputs", "results"] {
+            let mut dir = fs::read_dir(self.root.join(sub)).await?;
+            while let Some(entry) = dir.next_entry().await? {
+                let name = entry.file_name();
+                let parsed = parse_name(sub, &name.to_string_lossy());
+                if !parsed.is_some_and(|(kind, task)| keep(kind, task)) {
+                    fs::remove_file(entry.path()).await?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
     }
 
     pub fn root(&self) -> &Path {
@@ -96,6 +112,22 @@ impl DataDir {
         match fs::remove_file(self.path(kind, task)).await {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
+        }
+    }
+}
+
+/// The kind and task of a file under `inputs/` or `results/`.
+fn parse_name(sub: &str, name: &str) -> Option<(Kind, TaskId)> {
+    match sub {
+        "inputs" => name.parse().ok().map(|t| (Kind::Input, TaskId(t))),
+        _ => {
+            let (task, attempt) = name.split_once('.')?;
+            Some((
+                Kind::Result {
+                    attempt: attempt.parse().ok()?,
+                },
+                TaskId(task.parse().ok()?),
+            ))
         }
     }
 }

@@ -6,7 +6,8 @@ use std::{collections::HashMap, sync::Arc};
 
 use bytes::Bytes;
 use tessera_proto::{
-    ErrorCode, FrameReader, Incoming, LeaseRef, Msg, ProtoError, TaskId, stream::Progress,
+    Checksummer, ErrorCode, FrameReader, Incoming, LeaseRef, Msg, ProtoError, TaskId,
+    stream::Progress,
 };
 use tokio::{io::AsyncRead, sync::mpsc};
 use tokio_util::sync::CancellationToken;
@@ -16,14 +17,17 @@ use super::{
     Ctx,
     outbox::Out,
     scheduler::{Assignment, Outcome, WorkerId},
-    state::ToWorker,
+    state::{ToWorker, durable},
     store::{Kind, TmpFile},
 };
 
 struct ResultUpload {
     attempt: u32,
     progress: Progress,
-    file: TmpFile,
+    /// `None` once storing failed: the rest of the bytes are dropped.
+    file: Option<TmpFile>,
+    hasher: Checksummer,
+    checksum: u64,
 }
 
 struct WorkerConn {
@@ -58,6 +62,7 @@ pub async fn serve<R: AsyncRead + Unpin>(
                             attempt,
                             ref name,
                             input_len,
+                            checksum,
                         } = a;
                         let path = ctx.store.path(Kind::Input, task);
                         let header = Msg::Assign {
@@ -65,6 +70,7 @@ pub async fn serve<R: AsyncRead + Unpin>(
                             attempt,
                             name: name.clone(),
                             len: input_len,
+                            checksum,
                         };
                         (
                             Out::File {
@@ -171,7 +177,12 @@ impl WorkerConn {
                 self.ctx.state.worker_draining(self.id);
                 Ok(())
             }
-            Msg::Done { task, attempt, len } => self.start_result(task, attempt, len).await,
+            Msg::Done {
+                task,
+                attempt,
+                len,
+                checksum,
+            } => self.start_result(task, attempt, len, checksum).await,
             Msg::Chunk { stream } => self.chunk(TaskId(stream), incoming.payload).await,
             Msg::Failed {
                 task,
@@ -179,12 +190,17 @@ impl WorkerConn {
                 kind,
                 reason,
             } => {
-                match self
-                    .ctx
-                    .state
-                    .fail(self.id, task, attempt, kind, reason.clone())
-                {
-                    Outcome::Accepted => info!(%task, worker = %self.id, "task failed: {reason}"),
+                let (outcome, done) =
+                    self.ctx
+                        .state
+                        .fail(self.id, task, attempt, kind, reason.clone());
+                match outcome {
+                    Outcome::Accepted => {
+                        info!(%task, worker = %self.id, "task failed: {reason}");
+                        if let Err(e) = durable(done).await {
+                            warn!(%task, "cannot record a failure: {e}");
+                        }
+                    }
                     other => debug!(%task, "discarded failure report ({other:?})"),
                 }
                 self.send(Msg::Accepted { task }).await
@@ -201,7 +217,13 @@ impl WorkerConn {
         }
     }
 
-    async fn start_result(&mut self, task: TaskId, attempt: u32, len: u64) -> Result<(), String> {
+    async fn start_result(
+        &mut self,
+        task: TaskId,
+        attempt: u32,
+        len: u64,
+        checksum: u64,
+    ) -> Result<(), String> {
         if len > self.ctx.config.max_image_bytes {
             // Cannot skip the stream cheaply and a worker never should send
             // this: drop the connection, which requeues its tasks.
@@ -209,20 +231,21 @@ impl WorkerConn {
                 "result of {len} bytes for task {task} is over the limit"
             ));
         }
-        let file = self
-            .ctx
-            .store
-            .create_tmp()
-            .await
-            .map_err(|e| format!("cannot store result: {e}"))?;
-        self.results.insert(
-            task,
-            ResultUpload {
-                attempt,
-                progress: Progress::new(len),
-                file,
-            },
-        );
+        let file = match self.ctx.store.create_tmp().await {
+            Ok(f) => Some(f),
+            Err(e) => {
+                self.store_failed(task, attempt, &e).await;
+                None
+            }
+        };
+        let upload = ResultUpload {
+            attempt,
+            progress: Progress::new(len),
+            file,
+            hasher: Checksummer::default(),
+            checksum,
+        };
+        self.results.insert(task, upload);
         if len == 0 {
             self.finish_result(task).await
         } else {
@@ -240,11 +263,15 @@ impl WorkerConn {
             .progress
             .add(payload.len())
             .map_err(|e| e.to_string())?;
-        upload
-            .file
-            .write(&payload)
-            .await
-            .map_err(|e| format!("cannot store result: {e}"))?;
+        self.ctx.state.touch(self.id, task, upload.attempt);
+        upload.hasher.update(&payload);
+        if let Some(file) = &mut upload.file
+            && let Err(e) = file.write(&payload).await
+        {
+            upload.file = None;
+            let attempt = upload.attempt;
+            self.store_failed(task, attempt, &e).await;
+        }
         if complete {
             self.finish_result(task).await
         } else {
@@ -252,20 +279,51 @@ impl WorkerConn {
         }
     }
 
+    /// The result cannot be stored (disk full, I/O error): the task goes
+    /// back to the queue, without counting against its attempts, and the
+    /// master pauses handing out work for a moment.
+    async fn store_failed(&self, task: TaskId, attempt: u32, e: &(dyn std::fmt::Display + Sync)) {
+        warn!(%task, "cannot store a result: {e}");
+        self.ctx
+            .state
+            .result_not_stored(self.id, task, attempt, &e.to_string());
+    }
+
     async fn finish_result(&mut self, task: TaskId) -> Result<(), String> {
         let Some(upload) = self.results.remove(&task) else {
             return Ok(());
         };
+        let Some(file) = upload.file else {
+            return self.send(Msg::Accepted { task }).await;
+        };
+        let got = upload.hasher.finish();
+        if got != upload.checksum {
+            // Corrupted in transit: drop the connection, which requeues the
+            // worker's tasks; the file is deleted with `file`.
+            return Err(format!(
+                "result of task {task} does not match its checksum ({:016x} announced, {got:016x} received)",
+                upload.checksum
+            ));
+        }
         let kind = Kind::Result {
             attempt: upload.attempt,
         };
         let len = upload.progress.announced();
-        if let Err(e) = self.ctx.store.commit(upload.file, kind, task).await {
-            warn!(%task, "cannot store a result: {e}");
-            return Err(format!("cannot store result: {e}"));
+        if let Err(e) = self.ctx.store.commit(file, kind, task).await {
+            self.store_failed(task, upload.attempt, &e).await;
+            return self.send(Msg::Accepted { task }).await;
         }
-        match self.ctx.state.complete(self.id, task, upload.attempt, len) {
-            Outcome::Accepted => debug!(%task, worker = %self.id, "task done"),
+        let (outcome, done) =
+            self.ctx
+                .state
+                .complete(self.id, task, upload.attempt, len, upload.checksum);
+        match outcome {
+            Outcome::Accepted => {
+                if let Err(e) = durable(done).await {
+                    warn!(%task, "cannot record a result: {e}");
+                }
+                debug!(%task, worker = %self.id, "task done");
+            }
             outcome => {
                 debug!(%task, worker = %self.id, "discarded result ({outcome:?})");
                 let _ = self.ctx.store.remove(kind, task).await;

@@ -37,11 +37,20 @@ impl Compute {
         })
     }
 
-    /// Processes one image on the pool.
-    pub async fn process(&self, input: Bytes) -> Result<Bytes, TaskFailure> {
+    /// Verifies the input against the checksum the master recorded, then
+    /// processes it, on the pool.
+    pub async fn process(&self, input: Bytes, checksum: u64) -> Result<Bytes, TaskFailure> {
         let (tx, rx) = oneshot::channel();
         let options = self.options.clone();
         self.pool.spawn(move || {
+            let got = tessera_proto::checksum(&input);
+            if got != checksum {
+                let reason = format!(
+                    "the input is corrupt: its checksum is {got:016x}, the master recorded {checksum:016x} (damaged on the master's disk or in transit)"
+                );
+                let _ = tx.send(Err(TaskFailure { kind: FailureKind::Corrupt, reason }));
+                return;
+            }
             let result = tessera_imaging::process(&input, &options);
             let _ = tx.send(result.map(|out| Bytes::from(out.bytes)).map_err(to_failure));
         });

@@ -20,6 +20,7 @@ use tessera_proto::{
 struct Downloading {
     attempt: u32,
     name: String,
+    checksum: u64,
     body: Body,
 }
 
@@ -40,6 +41,8 @@ pub struct Waiting {
     pub task: TaskId,
     pub attempt: u32,
     pub name: String,
+    /// The checksum the master recorded for the input.
+    pub checksum: u64,
     pub data: Bytes,
 }
 
@@ -64,7 +67,15 @@ pub struct Local {
 
 impl Local {
     /// A new assignment of `len` bytes; `max` is the worker's size limit.
-    pub fn assigned(&mut self, task: TaskId, attempt: u32, name: String, len: u64, max: u64) {
+    pub fn assigned(
+        &mut self,
+        task: TaskId,
+        attempt: u32,
+        name: String,
+        checksum: u64,
+        len: u64,
+        max: u64,
+    ) {
         let body = if len > max {
             Body::Discard {
                 progress: Progress::new(len),
@@ -78,6 +89,7 @@ impl Local {
             Downloading {
                 attempt,
                 name,
+                checksum,
                 body,
             },
         );
@@ -127,6 +139,7 @@ impl Local {
                     task,
                     attempt: d.attempt,
                     name: d.name,
+                    checksum: d.checksum,
                     data,
                 });
                 Downloaded::Queued
@@ -299,7 +312,7 @@ mod tests {
     #[test]
     fn a_download_becomes_a_waiting_task_then_runs() {
         let mut l = Local::default();
-        l.assigned(t(1), 1, "a".into(), 4, 100);
+        l.assigned(t(1), 1, "a".into(), 0, 4, 100);
         assert!(l.chunk(t(1), Bytes::from_static(b"ab")).unwrap().is_none());
         assert!(matches!(
             l.chunk(t(1), Bytes::from_static(b"cd")).unwrap(),
@@ -322,9 +335,9 @@ mod tests {
     #[test]
     fn release_gives_back_only_unstarted_tasks() {
         let mut l = Local::default();
-        l.assigned(t(1), 1, "a".into(), 1, 100);
+        l.assigned(t(1), 1, "a".into(), 0, 1, 100);
         l.chunk(t(1), Bytes::from_static(b"a")).unwrap();
-        l.assigned(t(2), 1, "b".into(), 1, 100);
+        l.assigned(t(2), 1, "b".into(), 0, 1, 100);
         l.chunk(t(2), Bytes::from_static(b"b")).unwrap();
         let (started, _) = l.start_next().unwrap();
         assert_eq!(started.task, t(1));
@@ -343,7 +356,7 @@ mod tests {
     #[test]
     fn a_task_released_mid_download_is_discarded_when_complete() {
         let mut l = Local::default();
-        l.assigned(t(1), 3, "a".into(), 4, 100);
+        l.assigned(t(1), 3, "a".into(), 0, 4, 100);
         l.chunk(t(1), Bytes::from_static(b"ab")).unwrap();
         assert_eq!(l.release(t(1), 3), Release::Later);
         assert!(l.leases().is_empty(), "no longer claimed");
@@ -357,7 +370,7 @@ mod tests {
     #[test]
     fn a_dropped_running_task_is_flagged() {
         let mut l = Local::default();
-        l.assigned(t(1), 1, "a".into(), 1, 100);
+        l.assigned(t(1), 1, "a".into(), 0, 1, 100);
         l.chunk(t(1), Bytes::from_static(b"a")).unwrap();
         let (_, flag) = l.start_next().unwrap();
         assert_eq!(l.drop_task(t(1), 1), Release::Later);
@@ -369,7 +382,7 @@ mod tests {
     #[test]
     fn too_large_assignments_are_discarded_and_reported() {
         let mut l = Local::default();
-        l.assigned(t(1), 1, "big".into(), 10, 5);
+        l.assigned(t(1), 1, "big".into(), 0, 10, 5);
         assert_eq!(
             l.leases().len(),
             1,
@@ -386,10 +399,10 @@ mod tests {
     fn draining_gives_back_everything_unstarted() {
         let mut l = Local::default();
         for i in 1..=3 {
-            l.assigned(t(i), 1, "x".into(), 1, 100);
+            l.assigned(t(i), 1, "x".into(), 0, 1, 100);
             l.chunk(t(i), Bytes::from_static(b"x")).unwrap();
         }
-        l.assigned(t(4), 1, "y".into(), 2, 100);
+        l.assigned(t(4), 1, "y".into(), 0, 2, 100);
         l.start_next().unwrap();
         let mut back = l.release_all_unstarted();
         back.sort_by_key(|l| l.task);

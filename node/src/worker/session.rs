@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 use super::{
     WorkerConfig,
     compute::{Compute, TaskFailure},
-    local::{Downloaded, Local, Release},
+    local::{Downloaded, Local, Release, Waiting},
     writer::{Outbox, ResultUpload, outbox},
 };
 
@@ -202,10 +202,11 @@ impl Session<'_> {
                 attempt,
                 name,
                 len,
+                checksum,
             } => {
                 debug!(%task, attempt, %name, len, "assigned");
-                self.local
-                    .assigned(task, attempt, name, len, self.config.max_image_bytes);
+                let max = self.config.max_image_bytes;
+                self.local.assigned(task, attempt, name, checksum, len, max);
                 if self.draining {
                     // Crossed our `Draining` on the wire: give it straight back.
                     self.local.release(task, attempt);
@@ -290,8 +291,7 @@ impl Session<'_> {
             }
             let compute = self.compute.clone();
             let delay = self.config.test_delay;
-            self.jobs
-                .spawn(run_job(compute, w.task, w.attempt, w.data, delay, dropped));
+            self.jobs.spawn(run_job(compute, w, delay, dropped));
         }
         Ok(())
     }
@@ -357,9 +357,7 @@ impl Session<'_> {
 
 async fn run_job(
     compute: Compute,
-    task: TaskId,
-    attempt: u32,
-    data: Bytes,
+    w: Waiting,
     delay: Option<Duration>,
     dropped: Arc<AtomicBool>,
 ) -> JobDone {
@@ -370,13 +368,13 @@ async fn run_job(
         Ok(Bytes::new())
     } else {
         let started = std::time::Instant::now();
-        let r = compute.process(data).await;
-        debug!(%task, ms = started.elapsed().as_millis() as u64, "processed");
+        let r = compute.process(w.data, w.checksum).await;
+        debug!(task = %w.task, ms = started.elapsed().as_millis() as u64, "processed");
         r
     };
     JobDone {
-        task,
-        attempt,
+        task: w.task,
+        attempt: w.attempt,
         result,
     }
 }

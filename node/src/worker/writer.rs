@@ -69,6 +69,7 @@ async fn send_result<W: AsyncWrite + Unpin>(
 ) -> Result<(), ProtoError> {
     writer
         .feed(&Msg::Done {
+            checksum: tessera_proto::checksum(&u.data),
             task: u.task,
             attempt: u.attempt,
             len: u.data.len() as u64,

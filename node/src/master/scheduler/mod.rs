@@ -13,6 +13,7 @@
 //! lease; a decided task never changes; a worker's lease set and the tasks'
 //! phases agree.
 
+pub mod durable;
 pub mod lease;
 pub mod steal;
 
@@ -22,7 +23,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tessera_proto::{FailureKind, TaskId, TaskInfo, TaskState};
+use tessera_proto::{FailureKind, TaskEvent, TaskId, TaskInfo, TaskState};
 
 /// A worker connection's id on this master (never reused while it runs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -41,6 +42,8 @@ pub struct Assignment {
     pub attempt: u32,
     pub name: String,
     pub input_len: u64,
+    /// The input's checksum, for the worker to verify.
+    pub checksum: u64,
 }
 
 /// What became of a report from a worker.
@@ -65,20 +68,35 @@ pub struct Lease {
     pub started: bool,
     /// A `Release` was sent to the worker and is unanswered.
     pub releasing: bool,
+    /// When it was handed out.
+    pub leased_at: Instant,
 }
 
 #[derive(Debug, Clone)]
 enum Phase {
     Queued,
     Leased(Lease),
-    Done { output_len: u64, attempt: u32 },
-    Failed { kind: FailureKind, reason: String },
+    Done {
+        output_len: u64,
+        output_checksum: u64,
+        attempt: u32,
+        done_ms: u64,
+        /// The result's files are gone (download confirmed, or retention over).
+        removed: bool,
+    },
+    Failed {
+        kind: FailureKind,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone)]
 struct Task {
     name: String,
     input_len: u64,
+    input_checksum: u64,
+    key: u128,
+    submitted_ms: u64,
     phase: Phase,
     /// Hand-outs so far; the next lease gets `attempts + 1` as its token.
     attempts: u32,
@@ -133,6 +151,13 @@ pub struct Scheduler {
     queue: VecDeque<TaskId>,
     workers: BTreeMap<WorkerId, WorkerSlot>,
     next_task: u64,
+    /// Idempotency keys of the tasks that exist.
+    by_key: HashMap<u128, TaskId>,
+    /// What happened since the last [`Scheduler::take_events`], in order.
+    events: Vec<(TaskId, TaskEvent)>,
+    /// The wall clock (ms since the Unix epoch) to stamp results with; set by
+    /// the caller before each operation, like `now`.
+    wall_ms: u64,
 }
 
 impl Scheduler {
@@ -143,6 +168,9 @@ impl Scheduler {
             queue: VecDeque::new(),
             workers: BTreeMap::new(),
             next_task: 1,
+            by_key: HashMap::new(),
+            events: Vec::new(),
+            wall_ms: 0,
         }
     }
 
@@ -150,10 +178,11 @@ impl Scheduler {
         &self.config
     }
 
-    /// Accepts a stored image as a new queued task.
+    /// Accepts a stored image as a new queued task (tests: no checksum, a
+    /// key derived from the id).
     pub fn submit(&mut self, name: String, input_len: u64) -> TaskId {
         let id = self.reserve_id();
-        self.submit_reserved(id, name, input_len);
+        self.submit_reserved(id, name, input_len, 0, u128::from(id.0));
         id
     }
 
@@ -165,10 +194,29 @@ impl Scheduler {
     }
 
     /// Queues a task under an id from [`Self::reserve_id`].
-    pub fn submit_reserved(&mut self, id: TaskId, name: String, input_len: u64) {
+    pub fn submit_reserved(
+        &mut self,
+        id: TaskId,
+        name: String,
+        input_len: u64,
+        input_checksum: u64,
+        key: u128,
+    ) {
+        self.events.push((
+            id,
+            TaskEvent::Submitted {
+                name: name.clone(),
+                len: input_len,
+                checksum: input_checksum,
+            },
+        ));
+        self.by_key.insert(key, id);
         let task = Task {
             name,
             input_len,
+            input_checksum,
+            key,
+            submitted_ms: self.wall_ms,
             phase: Phase::Queued,
             attempts: 0,
             lost: 0,
@@ -247,19 +295,36 @@ impl Scheduler {
         let Phase::Leased(lease) = &task.phase else {
             return false;
         };
+        let attempt = lease.attempt;
         task.history
-            .push(format!("attempt {} on {worker_name}: {why}", lease.attempt));
+            .push(format!("attempt {attempt} on {worker_name}: {why}"));
         task.lost += 1;
+        let worker = worker_name.to_string();
+        self.events.push((
+            task_id,
+            TaskEvent::Lost {
+                attempt,
+                worker,
+                why: why.to_string(),
+            },
+        ));
         if task.lost >= max {
             let reason = format!(
                 "gave up after {} attempts ended without a result ({})",
                 task.lost,
                 task.history.join("; ")
             );
-            task.phase = Phase::Failed {
-                kind: FailureKind::WorkerLost,
-                reason,
+            let kind = FailureKind::WorkerLost;
+            let worker = worker_name.to_string();
+            let failed = TaskEvent::Failed {
+                attempt,
+                worker,
+                kind,
+                reason: reason.clone(),
+                duration_ms: 0,
             };
+            self.events.push((task_id, failed));
+            task.phase = Phase::Failed { kind, reason };
             true
         } else {
             task.phase = Phase::Queued;
@@ -296,15 +361,22 @@ impl Scheduler {
                 deadline,
                 started: false,
                 releasing: false,
+                leased_at: now,
             });
             let slot = self.workers.get_mut(&worker).expect("chosen from workers");
             slot.credits -= 1;
             slot.leases.insert(task_id);
+            let leased = TaskEvent::Leased {
+                attempt,
+                worker: slot.name.to_string(),
+            };
+            self.events.push((task_id, leased));
             let assignment = Assignment {
                 task: task_id,
                 attempt,
                 name: task.name.clone(),
                 input_len: task.input_len,
+                checksum: task.input_checksum,
             };
             out.push((worker, assignment));
         }
@@ -353,6 +425,40 @@ impl Scheduler {
         }
     }
 
+    /// The master could not store the result of (`task`, `attempt`): the
+    /// task is queued again without counting the attempt as lost, whoever
+    /// holds it now. False when the task is already decided.
+    pub fn not_stored(
+        &mut self,
+        worker: WorkerId,
+        task_id: TaskId,
+        attempt: u32,
+        why: &str,
+    ) -> bool {
+        let Some(task) = self.tasks.get(&task_id) else {
+            return false;
+        };
+        match &task.phase {
+            Phase::Leased(l) => {
+                let holder = l.worker;
+                let name = self
+                    .workers
+                    .get(&worker)
+                    .map_or_else(|| worker.to_string(), |s| s.name.to_string());
+                let event = TaskEvent::Lost {
+                    attempt,
+                    worker: name,
+                    why: format!("result not stored: {why}"),
+                };
+                self.events.push((task_id, event));
+                self.requeue_front(holder, task_id);
+                true
+            }
+            Phase::Queued => true,
+            _ => false,
+        }
+    }
+
     /// An assignment never reached its worker (its connection closed first):
     /// the task goes back to the front of the queue without losing an attempt.
     pub fn undeliverable(&mut self, worker: WorkerId, task_id: TaskId, attempt: u32) {
@@ -362,12 +468,23 @@ impl Scheduler {
     }
 
     fn requeue_front(&mut self, worker: WorkerId, task_id: TaskId) {
+        let name = self.workers.get_mut(&worker).map(|slot| {
+            slot.leases.remove(&task_id);
+            slot.name.to_string()
+        });
         if let Some(task) = self.tasks.get_mut(&task_id) {
+            if let Phase::Leased(l) = &task.phase {
+                let worker = name.unwrap_or_else(|| worker.to_string());
+                self.events.push((
+                    task_id,
+                    TaskEvent::Released {
+                        attempt: l.attempt,
+                        worker,
+                    },
+                ));
+            }
             task.phase = Phase::Queued;
             self.queue.push_front(task_id);
-        }
-        if let Some(slot) = self.workers.get_mut(&worker) {
-            slot.leases.remove(&task_id);
         }
     }
 
@@ -382,6 +499,8 @@ impl Scheduler {
         task_id: TaskId,
         attempt: u32,
         output_len: u64,
+        output_checksum: u64,
+        now: Instant,
     ) -> (Outcome, Option<(WorkerId, u32)>) {
         let Some(task) = self.tasks.get_mut(&task_id) else {
             return (Outcome::Unknown, None);
@@ -389,21 +508,42 @@ impl Scheduler {
         if attempt == 0 || attempt > task.attempts {
             return (Outcome::Stale, None);
         }
-        let to_drop = match &task.phase {
+        let (to_drop, duration) = match &task.phase {
             Phase::Done { .. } | Phase::Failed { .. } => return (Outcome::Stale, None),
-            Phase::Queued => None,
-            Phase::Leased(l) => Some((l.worker, l.attempt)),
+            Phase::Queued => (None, Duration::ZERO),
+            Phase::Leased(l) => {
+                let took = if l.attempt == attempt {
+                    now - l.leased_at
+                } else {
+                    Duration::ZERO
+                };
+                (Some((l.worker, l.attempt)), took)
+            }
         };
         if matches!(task.phase, Phase::Queued) {
             self.queue.retain(|t| *t != task_id);
         }
         task.phase = Phase::Done {
             output_len,
+            output_checksum,
             attempt,
+            done_ms: self.wall_ms,
+            removed: false,
         };
         if let Some(slot) = self.workers.get(&reporter) {
             task.last_worker = Some(slot.name.clone());
         }
+        let worker = task.last_worker.as_deref().unwrap_or("?").to_string();
+        self.events.push((
+            task_id,
+            TaskEvent::Completed {
+                attempt,
+                worker,
+                len: output_len,
+                checksum: output_checksum,
+                duration_ms: duration.as_millis() as u64,
+            },
+        ));
         let to_drop = to_drop.and_then(|(holder, held)| {
             if let Some(slot) = self.workers.get_mut(&holder) {
                 slot.leases.remove(&task_id);
@@ -422,14 +562,26 @@ impl Scheduler {
         attempt: u32,
         kind: FailureKind,
         reason: String,
+        now: Instant,
     ) -> Outcome {
         if !self.tasks.contains_key(&task_id) {
             return Outcome::Unknown;
         }
-        if self.lease_mut(worker, task_id, attempt).is_none() {
+        let Some(lease) = self.lease_mut(worker, task_id, attempt) else {
             return Outcome::Stale;
-        }
+        };
+        let leased_at = lease.leased_at;
         if let Some(task) = self.tasks.get_mut(&task_id) {
+            let name = task.last_worker.as_deref().unwrap_or("?").to_string();
+            let duration_ms = now.saturating_duration_since(leased_at).as_millis() as u64;
+            let event = TaskEvent::Failed {
+                attempt,
+                worker: name,
+                kind,
+                reason: reason.clone(),
+                duration_ms,
+            };
+            self.events.push((task_id, event));
             task.phase = Phase::Failed { kind, reason };
         }
         if let Some(slot) = self.workers.get_mut(&worker) {

@@ -45,7 +45,8 @@ fn tasks_go_to_workers_with_credits_oldest_first() {
                 task: a,
                 attempt: 1,
                 name: "a".into(),
-                input_len: 1
+                input_len: 1,
+                checksum: 0,
             }
         )]
     );
@@ -161,12 +162,12 @@ fn an_expired_attempt_s_late_result_wins_if_first_and_the_new_holder_drops() {
     // The paused worker wakes up and delivers attempt 1 first: it wins, and
     // the live holder of attempt 2 must drop the task.
     assert_eq!(
-        s.complete(paused, t, 1, 10),
+        s.complete(paused, t, 1, 10, 0, Instant::now()),
         (Outcome::Accepted, Some((other, 2)))
     );
     assert!(s.leases_of(other).is_empty());
     assert_eq!(
-        s.complete(other, t, 2, 11),
+        s.complete(other, t, 2, 11, 0, Instant::now()),
         (Outcome::Stale, None),
         "never delivered twice"
     );
@@ -181,12 +182,19 @@ fn only_the_live_attempt_can_fail_a_task() {
     let w = join(&mut s, 1, 1, 1);
     s.dispatch(Instant::now());
     assert_eq!(
-        s.fail(w, t, 7, FailureKind::Corrupt, "x".into()),
+        s.fail(w, t, 7, FailureKind::Corrupt, "x".into(), Instant::now()),
         Outcome::Stale
     );
     assert_eq!(s.info(t).unwrap().state, TaskState::Running);
     assert_eq!(
-        s.fail(w, t, 1, FailureKind::Corrupt, "bad CRC".into()),
+        s.fail(
+            w,
+            t,
+            1,
+            FailureKind::Corrupt,
+            "bad CRC".into(),
+            Instant::now()
+        ),
         Outcome::Accepted
     );
     assert_eq!(
@@ -197,7 +205,7 @@ fn only_the_live_attempt_can_fail_a_task() {
         }
     );
     assert_eq!(
-        s.complete(w, t, 1, 5).0,
+        s.complete(w, t, 1, 5, 0, Instant::now()).0,
         Outcome::Stale,
         "a failed task stays failed"
     );
@@ -213,12 +221,12 @@ fn a_stale_report_does_not_release_the_live_attempt() {
     let w = join(&mut s, 1, 1, 1);
     s.dispatch(Instant::now());
     assert_eq!(
-        s.complete(w, t, 2, 1).0,
+        s.complete(w, t, 2, 1, 0, Instant::now()).0,
         Outcome::Stale,
         "attempt 2 was never handed out"
     );
     assert_eq!(
-        s.fail(w, t, 5, FailureKind::Corrupt, "x".into()),
+        s.fail(w, t, 5, FailureKind::Corrupt, "x".into(), Instant::now()),
         Outcome::Stale
     );
     assert_eq!(s.leases_of(w), vec![t]);
@@ -327,7 +335,8 @@ fn a_draining_worker_gets_nothing_and_its_unstarted_tasks_go_back() {
                 task: b,
                 attempt: 2,
                 name: "b".into(),
-                input_len: 1
+                input_len: 1,
+                checksum: 0,
             }
         )
     );
@@ -436,8 +445,8 @@ proptest! {
                 Op::Ready(x, c) => { s.worker_ready(w(x), c.into()); }
                 Op::Dispatch => { s.dispatch(now); }
                 Op::Started(x, y, a) => s.started(w(x), t(y), a.into()),
-                Op::Complete(x, y, a) => { s.complete(w(x), t(y), a.into(), 1); }
-                Op::Fail(x, y, a) => { s.fail(w(x), t(y), a.into(), FailureKind::Corrupt, "c".into()); }
+                Op::Complete(x, y, a) => { s.complete(w(x), t(y), a.into(), 1, 0, Instant::now()); }
+                Op::Fail(x, y, a) => { s.fail(w(x), t(y), a.into(), FailureKind::Corrupt, "c".into(), Instant::now()); }
                 Op::Released(x, y, a) => { s.released(w(x), t(y), a.into()); }
                 Op::Heartbeat(x, y, a) => { s.heartbeat(w(x), &[lr(t(y), a.into())], now); }
                 Op::Steal => { s.steal(); }
@@ -499,7 +508,7 @@ proptest! {
             for (w, a) in out {
                 if live.contains(&w) {
                     s.started(w, a.task, a.attempt);
-                    if s.complete(w, a.task, a.attempt, 1).0 == Outcome::Accepted {
+                    if s.complete(w, a.task, a.attempt, 1, 0, Instant::now()).0 == Outcome::Accepted {
                         prop_assert!(accepted.insert(a.task), "task {} accepted twice", a.task);
                     }
                 }
@@ -508,7 +517,7 @@ proptest! {
             for w in live.clone() {
                 for task in s.leases_of(w) {
                     let attempt = s.lease_of(task).unwrap().attempt;
-                    if s.complete(w, task, attempt, 1).0 == Outcome::Accepted {
+                    if s.complete(w, task, attempt, 1, 0, Instant::now()).0 == Outcome::Accepted {
                         prop_assert!(accepted.insert(task), "task {} accepted twice", task);
                     }
                 }

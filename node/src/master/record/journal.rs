@@ -1,0 +1,210 @@
+//! Group commit: changes are queued without blocking (under the scheduler's
+//! lock, so the record keeps the order the scheduler made them in) and one
+//! thread writes everything queued so far in one transaction. Durable
+//! changes (a submission, a result) make that transaction fsync and are
+//! answered only then; lease bookkeeping rides along without an fsync of its
+//! own (after a crash, leased tasks are queued again anyway).
+//!
+//! The queue needs no bound of its own: every durable change is awaited by
+//! the connection that made it (bounded by the connection limits), and lease
+//! changes are made at most once per hand-out.
+
+use std::{
+    sync::{Arc, Condvar, Mutex},
+    thread,
+};
+
+use tessera_proto::{EventEntry, TaskId};
+use tokio::sync::oneshot;
+use tracing::error;
+
+use super::store::{Entry, StoreError, TaskStore};
+
+type Reply = oneshot::Sender<Result<(), StoreError>>;
+
+#[derive(Debug)]
+enum Job {
+    Write {
+        entries: Vec<Entry>,
+        next_task: u64,
+        durable: bool,
+        reply: Option<Reply>,
+    },
+    History {
+        task: TaskId,
+        reply: oneshot::Sender<Result<Vec<EventEntry>, StoreError>>,
+    },
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    jobs: Vec<Job>,
+    closed: bool,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct Journal {
+    queue: Arc<(Mutex<Queue>, Condvar)>,
+    thread: Mutex<Option<thread::JoinHandle<()>>>,
+}
+
+impl Journal {
+    /// Starts the writer thread over `store`. With `group_commit` off, every
+    /// change gets its own transaction (for measuring what grouping buys).
+    pub fn start(store: impl TaskStore, group_commit: bool) -> Self {
+        let queue = Arc::new((Mutex::new(Queue::default()), Condvar::new()));
+        let q = queue.clone();
+        let handle = thread::Builder::new()
+            .name("tessera-journal".into())
+            .spawn(move || run(store, &q, group_commit))
+            .expect("spawn the journal thread");
+        Journal {
+            queue,
+            thread: Mutex::new(Some(handle)),
+        }
+    }
+
+    fn push(&self, job: Job) {
+        let (lock, cv) = &*self.queue;
+        let mut q = lock.lock().unwrap_or_else(|e| e.into_inner());
+        if q.closed {
+            // Shutting down: answer at once.
+            match job {
+                Job::Write { reply: Some(r), .. } => {
+                    let _ = r.send(Err(StoreError::Io("the master is shutting down".into())));
+                }
+                Job::History { reply, .. } => {
+                    let _ = reply.send(Err(StoreError::Io("the master is shutting down".into())));
+                }
+                Job::Write { reply: None, .. } => {}
+            }
+            return;
+        }
+        q.jobs.push(job);
+        cv.notify_one();
+    }
+
+    /// Queues `entries`; the receiver resolves once they are written (and,
+    /// with `durable`, on disk).
+    pub fn write(
+        &self,
+        entries: Vec<Entry>,
+        next_task: u64,
+        durable: bool,
+    ) -> oneshot::Receiver<Result<(), StoreError>> {
+        let (tx, rx) = oneshot::channel();
+        self.push(Job::Write {
+            entries,
+            next_task,
+            durable,
+            reply: Some(tx),
+        });
+        rx
+    }
+
+    /// Queues `entries` without waiting for them.
+    pub fn write_behind(&self, entries: Vec<Entry>, next_task: u64) {
+        if !entries.is_empty() {
+            self.push(Job::Write {
+                entries,
+                next_task,
+                durable: false,
+                reply: None,
+            });
+        }
+    }
+
+    /// A task's events, read after every change queued before this call.
+    pub async fn history(&self, task: TaskId) -> Result<Vec<EventEntry>, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.push(Job::History { task, reply: tx });
+        rx.await
+            .map_err(|_| StoreError::Io("the journal stopped".into()))?
+    }
+
+    /// Writes what is queued, then stops the thread.
+    pub fn close(&self) {
+        {
+            let (lock, cv) = &*self.queue;
+            lock.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
+            cv.notify_one();
+        }
+        if let Some(h) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn run(mut store: impl TaskStore, queue: &(Mutex<Queue>, Condvar), group_commit: bool) {
+    let (lock, cv) = queue;
+    loop {
+        let (jobs, closed) = {
+            let mut q = lock.lock().unwrap_or_else(|e| e.into_inner());
+            while q.jobs.is_empty() && !q.closed {
+                q = cv.wait(q).unwrap_or_else(|e| e.into_inner());
+            }
+            (std::mem::take(&mut q.jobs), q.closed)
+        };
+        if group_commit {
+            write_grouped(&mut store, jobs);
+        } else {
+            for job in jobs {
+                write_grouped(&mut store, vec![job]);
+            }
+        }
+        if closed
+            && lock
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .jobs
+                .is_empty()
+        {
+            return;
+        }
+    }
+}
+
+/// Writes every write job in one transaction (fsynced if any is durable),
+/// answers them, then answers the reads in order.
+fn write_grouped(store: &mut impl TaskStore, jobs: Vec<Job>) {
+    let mut entries = Vec::new();
+    let mut next_task = 0;
+    let mut durable = false;
+    let mut replies = Vec::new();
+    let mut reads = Vec::new();
+    for job in jobs {
+        match job {
+            Job::Write {
+                entries: e,
+                next_task: n,
+                durable: d,
+                reply,
+            } => {
+                entries.extend(e);
+                next_task = next_task.max(n);
+                durable |= d;
+                replies.extend(reply);
+            }
+            Job::History { task, reply } => reads.push((task, reply)),
+        }
+    }
+    if !entries.is_empty() || !replies.is_empty() {
+        let result = store.apply(&entries, next_task, durable);
+        if let Err(e) = &result {
+            error!("cannot write the task record: {e}");
+        }
+        for r in replies {
+            let _ = r.send(result.clone());
+        }
+    }
+    for (task, reply) in reads {
+        let _ = reply.send(store.history(task));
+    }
+}

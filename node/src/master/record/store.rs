@@ -1,0 +1,157 @@
+//! The storage seam of the durable record: a small trait, and its redb
+//! implementation. Two tables, written in the same transaction: the
+//! append-only `events` (task, sequence) → event, and the derived `tasks`
+//! task → current state; plus `meta` for the next task id.
+
+use std::path::Path;
+
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use tessera_proto::{EventEntry, TaskId, wire};
+
+use super::row::TaskRow;
+
+/// What a change does to a task's current-state row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowChange {
+    Put(TaskRow),
+    /// The task is gone: its row and its events are removed.
+    Delete,
+}
+
+/// One recorded change: an event and the row it leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub task: TaskId,
+    pub event: Option<EventEntry>,
+    pub row: RowChange,
+}
+
+/// Everything needed to rebuild the master's state.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub rows: Vec<(TaskId, TaskRow)>,
+    pub next_task: u64,
+}
+
+/// Why the record could not be read or written.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("task record: {0}")]
+    Io(String),
+    #[error("task record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// The storage seam: the journal drives any implementation of this.
+pub trait TaskStore: Send + 'static {
+    fn load(&self) -> Result<Loaded, StoreError>;
+    /// Applies `entries` in one transaction; with `durable`, they are on disk
+    /// when this returns. `next_task` is stored with them.
+    fn apply(&mut self, entries: &[Entry], next_task: u64, durable: bool)
+    -> Result<(), StoreError>;
+    fn history(&self, task: TaskId) -> Result<Vec<EventEntry>, StoreError>;
+}
+
+const EVENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("events");
+const TASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("tasks");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// The record in a redb file.
+#[derive(Debug)]
+pub struct RedbStore {
+    db: Database,
+}
+
+fn io(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+impl RedbStore {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(io)?;
+        let tx = db.begin_write().map_err(io)?;
+        tx.open_table(EVENTS).map_err(io)?;
+        tx.open_table(TASKS).map_err(io)?;
+        tx.open_table(META).map_err(io)?;
+        tx.commit().map_err(io)?;
+        Ok(RedbStore { db })
+    }
+}
+
+impl TaskStore for RedbStore {
+    fn load(&self) -> Result<Loaded, StoreError> {
+        let tx = self.db.begin_read().map_err(io)?;
+        let tasks = tx.open_table(TASKS).map_err(io)?;
+        let mut rows = Vec::new();
+        for item in tasks.iter().map_err(io)? {
+            let (k, v) = item.map_err(io)?;
+            let row: TaskRow = wire::decode_exact(v.value())
+                .map_err(|e| StoreError::Corrupt(format!("task {}: {e}", k.value())))?;
+            rows.push((TaskId(k.value()), row));
+        }
+        let meta = tx.open_table(META).map_err(io)?;
+        let next_task = meta.get("next_task").map_err(io)?.map_or(1, |v| v.value());
+        Ok(Loaded { rows, next_task })
+    }
+
+    fn apply(
+        &mut self,
+        entries: &[Entry],
+        next_task: u64,
+        durable: bool,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin_write().map_err(io)?;
+        let level = if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        };
+        tx.set_durability(level).map_err(io)?;
+        {
+            let mut events = tx.open_table(EVENTS).map_err(io)?;
+            let mut tasks = tx.open_table(TASKS).map_err(io)?;
+            let mut meta = tx.open_table(META).map_err(io)?;
+            for e in entries {
+                let t = e.task.0;
+                match &e.row {
+                    RowChange::Put(row) => {
+                        if let Some(ev) = &e.event {
+                            let seq = events
+                                .range((t, 0)..=(t, u64::MAX))
+                                .map_err(io)?
+                                .next_back()
+                                .transpose()
+                                .map_err(io)?
+                                .map_or(0, |(k, _)| k.value().1 + 1);
+                            let bytes = wire::encode(ev).map_err(io)?;
+                            events.insert((t, seq), bytes.as_slice()).map_err(io)?;
+                        }
+                        let bytes = wire::encode(row).map_err(io)?;
+                        tasks.insert(t, bytes.as_slice()).map_err(io)?;
+                    }
+                    RowChange::Delete => {
+                        tasks.remove(t).map_err(io)?;
+                        events
+                            .retain_in((t, 0)..=(t, u64::MAX), |_, _| false)
+                            .map_err(io)?;
+                    }
+                }
+            }
+            meta.insert("next_task", next_task).map_err(io)?;
+        }
+        tx.commit().map_err(io)
+    }
+
+    fn history(&self, task: TaskId) -> Result<Vec<EventEntry>, StoreError> {
+        let tx = self.db.begin_read().map_err(io)?;
+        let events = tx.open_table(EVENTS).map_err(io)?;
+        let mut out = Vec::new();
+        for item in events.range((task.0, 0)..=(task.0, u64::MAX)).map_err(io)? {
+            let (_, v) = item.map_err(io)?;
+            out.push(
+                wire::decode_exact(v.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            );
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,225 @@
+//! The scheduler's side of the durable record: the events its decisions
+//! produced, each task's durable row, rebuilding from rows after a restart,
+//! idempotency keys, and removing results and tasks.
+
+use std::collections::BTreeSet;
+
+use tessera_proto::{TaskEvent, TaskId};
+
+use super::{Phase, Scheduler, Task, WorkerId};
+use crate::master::record::{RowState, TaskRow};
+
+/// Why a result's files are removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// The client confirmed it stored the result.
+    Fetched,
+    /// The retention period ran out.
+    Expired,
+}
+
+/// A done task's result, as a download needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResultRef {
+    pub attempt: u32,
+    pub len: u64,
+    pub checksum: u64,
+    /// The files were removed already.
+    pub removed: bool,
+}
+
+impl Scheduler {
+    /// Sets the wall clock used to stamp what happens next (ms since the epoch).
+    pub fn set_wall_ms(&mut self, ms: u64) {
+        self.wall_ms = ms;
+    }
+
+    /// The events since the last call, in the order they happened.
+    pub fn take_events(&mut self) -> Vec<(TaskId, TaskEvent)> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// The next task id that [`Self::reserve_id`] will hand out.
+    pub fn next_task(&self) -> u64 {
+        self.next_task
+    }
+
+    /// The task submitted under `key`, if it still exists.
+    pub fn task_for_key(&self, key: u128) -> Option<TaskId> {
+        self.by_key.get(&key).copied()
+    }
+
+    /// The task's durable current state.
+    pub fn row(&self, id: TaskId) -> Option<TaskRow> {
+        let t = self.tasks.get(&id)?;
+        let state = match &t.phase {
+            Phase::Queued => RowState::Queued,
+            Phase::Leased(l) => RowState::Leased { attempt: l.attempt },
+            Phase::Done {
+                output_len,
+                output_checksum,
+                attempt,
+                done_ms,
+                removed,
+            } => RowState::Done {
+                attempt: *attempt,
+                output_len: *output_len,
+                output_checksum: *output_checksum,
+                done_ms: *done_ms,
+                worker: t.last_worker.as_deref().unwrap_or("?").to_string(),
+                removed: *removed,
+            },
+            Phase::Failed { kind, reason } => RowState::Failed {
+                kind: *kind,
+                reason: reason.clone(),
+            },
+        };
+        Some(TaskRow {
+            name: t.name.clone(),
+            input_len: t.input_len,
+            input_checksum: t.input_checksum,
+            key: t.key,
+            submitted_ms: t.submitted_ms,
+            attempts: t.attempts,
+            lost: t.lost,
+            history: t.history.clone(),
+            state,
+        })
+    }
+
+    /// Rebuilds the tasks from their rows after a restart. Tasks that were
+    /// leased when the master stopped are queued again (a `Recovered` event
+    /// each); the queue is in task-id order.
+    pub fn restore(&mut self, rows: Vec<(TaskId, TaskRow)>, next_task: u64) {
+        let mut max_id = 0;
+        for (id, row) in rows {
+            max_id = max_id.max(id.0);
+            let last_worker = match &row.state {
+                RowState::Done { worker, .. } => Some(worker.as_str().into()),
+                _ => None,
+            };
+            let phase = match row.state {
+                RowState::Queued => Phase::Queued,
+                RowState::Leased { attempt } => {
+                    self.events.push((id, TaskEvent::Recovered { attempt }));
+                    Phase::Queued
+                }
+                RowState::Done {
+                    attempt,
+                    output_len,
+                    output_checksum,
+                    done_ms,
+                    removed,
+                    ..
+                } => Phase::Done {
+                    output_len,
+                    output_checksum,
+                    attempt,
+                    done_ms,
+                    removed,
+                },
+                RowState::Failed { kind, reason } => Phase::Failed { kind, reason },
+            };
+            if matches!(phase, Phase::Queued) {
+                self.queue.push_back(id);
+            }
+            self.by_key.insert(row.key, id);
+            let task = Task {
+                name: row.name,
+                input_len: row.input_len,
+                input_checksum: row.input_checksum,
+                key: row.key,
+                submitted_ms: row.submitted_ms,
+                phase,
+                attempts: row.attempts,
+                lost: row.lost,
+                history: row.history,
+                last_worker,
+            };
+            self.tasks.insert(id, task);
+        }
+        let mut queued: Vec<TaskId> = self.queue.drain(..).collect();
+        queued.sort();
+        self.queue.extend(queued);
+        self.next_task = self.next_task.max(next_task).max(max_id + 1);
+    }
+
+    /// The result of a done task.
+    pub fn result_ref(&self, id: TaskId) -> Option<ResultRef> {
+        match self.tasks.get(&id)?.phase {
+            Phase::Done {
+                attempt,
+                output_len,
+                output_checksum,
+                removed,
+                ..
+            } => Some(ResultRef {
+                attempt,
+                len: output_len,
+                checksum: output_checksum,
+                removed,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Marks a done task's result as removed. False if it is not done or
+    /// already removed.
+    pub fn remove_result(&mut self, id: TaskId, why: Removal) -> bool {
+        let Some(task) = self.tasks.get_mut(&id) else {
+            return false;
+        };
+        let Phase::Done { removed, .. } = &mut task.phase else {
+            return false;
+        };
+        if *removed {
+            return false;
+        }
+        *removed = true;
+        let event = match why {
+            Removal::Fetched => TaskEvent::Fetched,
+            Removal::Expired => TaskEvent::Expired,
+        };
+        self.events.push((id, event));
+        true
+    }
+
+    /// Done tasks whose result is older than `retention_ms` and still kept.
+    pub fn results_older_than(&self, retention_ms: u64) -> Vec<TaskId> {
+        let cutoff = self.wall_ms.saturating_sub(retention_ms);
+        self.tasks
+            .iter()
+            .filter(|(_, t)| {
+                matches!(t.phase, Phase::Done { removed: false, done_ms, .. } if done_ms <= cutoff)
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Removes a task. A live lease's holder is returned: it must be told to
+    /// drop the task.
+    pub fn delete(&mut self, id: TaskId) -> Option<Option<(WorkerId, u32)>> {
+        let task = self.tasks.remove(&id)?;
+        self.by_key.remove(&task.key);
+        self.events.push((id, TaskEvent::Deleted));
+        let holder = match task.phase {
+            Phase::Queued => {
+                self.queue.retain(|t| *t != id);
+                None
+            }
+            Phase::Leased(l) => {
+                if let Some(slot) = self.workers.get_mut(&l.worker) {
+                    slot.leases.remove(&id);
+                }
+                Some((l.worker, l.attempt))
+            }
+            _ => None,
+        };
+        Some(holder)
+    }
+
+    /// Every task id that exists, for sweeping files that belong to none.
+    pub fn task_ids(&self) -> BTreeSet<TaskId> {
+        self.tasks.keys().copied().collect()
+    }
+}
