@@ -6,11 +6,14 @@
 //! `cargo bench -p tessera-benches --bench throughput`
 //! (`TESSERA_BENCH_REPEAT=N` sets how many times each photo is sent; default 8.)
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use rayon::prelude::*;
 use tessera_benches::{figure, photos, repeat};
-use tessera_client::{Client, batch, files::Input};
+use tessera_client::{ClientConfig, Reconnecting, batch, files::Input};
 use tessera_node::dev::{DevCluster, DevConfig};
 
 fn megapixels(data: &[u8]) -> f64 {
@@ -67,7 +70,10 @@ fn main() -> anyhow::Result<()> {
             })
             .collect::<std::io::Result<_>>()?;
         let cluster = DevCluster::start(DevConfig::new(2)).await?;
-        let client = Arc::new(Client::connect(&cluster.addr.to_string()).await?);
+        let addr = cluster.addr.to_string();
+        let client = Arc::new(
+            Reconnecting::connect(&addr, ClientConfig::default(), Duration::from_secs(5)).await?,
+        );
         let options = batch::BatchOptions {
             out_dir: tmp.path().join("out"),
             in_flight: 16,

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use tessera_proto::{ErrorCode, TaskId, TaskState};
 use tokio::{sync::Semaphore, task::JoinSet};
 
-use crate::{Client, ClientError, files::Input};
+use crate::{Client, ClientError, Reconnecting, files::Input};
 
 /// How to run a batch.
 #[derive(Debug, Clone)]
@@ -71,7 +71,7 @@ impl Report {
 
 /// Runs the batch; `on_outcome` is called as each image finishes.
 pub async fn run(
-    client: Arc<Client>,
+    client: Arc<Reconnecting>,
     inputs: Vec<Input>,
     options: &BatchOptions,
     mut on_outcome: impl FnMut(&Outcome),
@@ -112,7 +112,11 @@ pub async fn run(
     }
 }
 
-async fn one(client: &Client, input: &Input, out_dir: &std::path::Path) -> Result<Done, Failure> {
+async fn one(
+    conn: &Reconnecting,
+    input: &Input,
+    out_dir: &std::path::Path,
+) -> Result<Done, Failure> {
     let fail = |task, reason: String| Failure { task, reason };
     let data = tokio::fs::read(&input.path)
         .await
@@ -120,25 +124,40 @@ async fn one(client: &Client, input: &Input, out_dir: &std::path::Path) -> Resul
     let megapixels = png_dimensions(&data).map_or(0.0, |(w, h)| f64::from(w) * f64::from(h) / 1e6);
     let bytes_in = data.len() as u64;
     let name = input.name.to_string_lossy().into_owned();
-    let task = submit_respecting_busy(client, &name, Bytes::from(data))
+    let data = Bytes::from(data);
+    let key = tessera_proto::submission_key(&name, &data);
+    // Resubmitting after a lost answer is safe: the key finds the same task.
+    let task = conn
+        .run(|c| submit_respecting_busy(c, &name, data.clone(), key))
         .await
         .map_err(|e| fail(None, e.to_string()))?;
-    let info = client
-        .wait(task)
+    let info = conn
+        .run(|c| async move { c.wait(task).await })
         .await
         .map_err(|e| fail(Some(task), e.to_string()))?;
     match info.state {
         TaskState::Done => {
             let output = out_dir.join(&input.name);
-            let bytes_out = client
-                .fetch_to(task, &output)
+            let result = conn
+                .run(|c| async move { c.fetch(task).await })
                 .await
                 .map_err(|e| fail(Some(task), e.to_string()))?;
+            crate::files::write_atomically(&output, &result)
+                .await
+                .map_err(|e| {
+                    fail(
+                        Some(task),
+                        format!("cannot write {}: {e}", output.display()),
+                    )
+                })?;
+            // Stored: the master may remove it. A lost confirmation only
+            // means the master keeps the result until its retention ends.
+            let _ = conn.run(|c| async move { c.confirm(task).await }).await;
             Ok(Done {
                 task,
                 output,
                 bytes_in,
-                bytes_out,
+                bytes_out: result.len() as u64,
                 megapixels,
             })
         }
@@ -152,13 +171,14 @@ async fn one(client: &Client, input: &Input, out_dir: &std::path::Path) -> Resul
 
 /// Submits, backing off while the master answers `Busy`.
 async fn submit_respecting_busy(
-    client: &Client,
+    client: Arc<Client>,
     name: &str,
     data: Bytes,
+    key: u128,
 ) -> Result<TaskId, ClientError> {
     let mut pause = Duration::from_millis(20);
     loop {
-        match client.submit(name, data.clone()).await {
+        match client.submit_with_key(name, data.clone(), key).await {
             Err(e) if e.code() == Some(ErrorCode::Busy) => {
                 let jitter = 0.5 + rand::random::<f64>() * 0.5;
                 tokio::time::sleep(pause.mul_f64(jitter)).await;

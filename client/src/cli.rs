@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use tessera_proto::{TaskId, TaskState};
 
 use crate::{
-    Client,
+    Client, ClientConfig, Reconnecting,
     batch::{self, BatchOptions},
     files,
 };
@@ -85,7 +85,32 @@ pub enum Command {
         id: TaskId,
         #[arg(short, long)]
         output: PathBuf,
+        /// Leave the result on the master (by default the download is
+        /// confirmed once written, and the master removes the result).
+        #[arg(long)]
+        keep: bool,
     },
+    /// Show a task's recorded events: submission, leases, each attempt's
+    /// outcome and duration.
+    ///
+    /// Example: tessera history 42
+    History { id: TaskId },
+    /// Remove tasks and their files from the master.
+    ///
+    /// Example: tessera delete 42 43
+    Delete {
+        #[arg(required = true)]
+        ids: Vec<TaskId>,
+    },
+}
+
+/// How long `run` keeps trying to reach a master that went away.
+const RECONNECT_FOR: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// `at_ms` (ms since the Unix epoch) as RFC 3339 UTC with milliseconds.
+fn format_time(at_ms: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(at_ms);
+    humantime::format_rfc3339_millis(t).to_string()
 }
 
 /// Entry point of the `tessera` binary.
@@ -134,7 +159,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 (None, cli.master.clone())
             };
-            let client = Arc::new(Client::connect(&addr).await?);
+            // Rides through a master restart: reconnects and resumes.
+            let client = Arc::new(
+                Reconnecting::connect(&addr, ClientConfig::default(), RECONNECT_FOR).await?,
+            );
             let total = inputs.len();
             let options = BatchOptions {
                 out_dir: output,
@@ -210,10 +238,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Command::Fetch { id, output } => {
+        Command::Fetch { id, output, keep } => {
             let client = Client::connect(&cli.master).await?;
             let n = client.fetch_to(id, &output).await?;
+            if !keep {
+                client.confirm(id).await?;
+            }
             eprintln!("wrote {} ({n} bytes)", output.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::History { id } => {
+            let client = Client::connect(&cli.master).await?;
+            for e in client.history(id).await? {
+                println!("{}  {}", format_time(e.at_ms), e.event);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Delete { ids } => {
+            let client = Client::connect(&cli.master).await?;
+            for id in ids {
+                client.delete(id).await?;
+                println!("deleted {id}");
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -132,6 +132,12 @@ impl Client {
         &self.master_id
     }
 
+    /// False once the connection is gone (every later call fails with
+    /// [`ClientError::Disconnected`]).
+    pub fn is_connected(&self) -> bool {
+        self.pending.is_open() && !self.out.is_closed()
+    }
+
     fn register(&self, reply: Reply) -> Result<u64, ClientError> {
         let req = self.next_req.fetch_add(1, Ordering::Relaxed);
         self.pending.insert(req, reply)?;

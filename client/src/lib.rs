@@ -14,6 +14,7 @@ pub mod batch;
 mod client;
 mod error;
 pub mod files;
+mod reconnect;
 mod replies;
 
 #[cfg(feature = "cli")]
@@ -21,4 +22,5 @@ pub mod cli;
 
 pub use client::{Client, ClientConfig};
 pub use error::ClientError;
+pub use reconnect::Reconnecting;
 pub use tessera_proto::{ErrorCode, FailureKind, TaskId, TaskInfo, TaskState};

@@ -61,6 +61,11 @@ impl Pending {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// False once the connection is gone.
+    pub fn is_open(&self) -> bool {
+        self.lock().is_some()
+    }
+
     /// Registers a call under `req`; fails once the connection is gone.
     pub fn insert(&self, req: u64, reply: Reply) -> Result<(), ClientError> {
         match self.lock().as_mut() {

@@ -51,6 +51,13 @@ pub enum Command {
         /// measuring what stealing gains).
         #[arg(long)]
         no_steal: bool,
+        /// How long a result is kept when its client never confirms the download.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        retention: Duration,
+        /// Give every change to the task record its own fsync instead of
+        /// grouping concurrent ones (for measuring what grouping buys).
+        #[arg(long)]
+        no_group_commit: bool,
     },
     /// Run a worker: pulls images from the master and processes them.
     ///
@@ -202,6 +209,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             heartbeat_interval,
             lease_timeout,
             no_steal,
+            retention,
+            no_group_commit,
         } => {
             anyhow::ensure!(
                 heartbeat_interval < lease_timeout,
@@ -216,6 +225,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             config.scheduler.lease_timeout = lease_timeout;
             config.scheduler.stealing = !no_steal;
             config.heartbeat_interval = heartbeat_interval;
+            config.retention = retention;
+            config.group_commit = !no_group_commit;
             // The bound address, for scripts and tests that asked for port 0.
             println!("listening on {}", listener.local_addr()?);
             master::run(listener, config, shutdown).await?;

@@ -1,0 +1,112 @@
+//! A connection that comes back: operations that fail because the master
+//! went away (restart, crash, network) are retried on a new connection, with
+//! jittered exponential backoff, for up to `max_outage`. Operations must be
+//! safe to repeat: submissions carry an idempotency key, and waits, fetches
+//! and confirmations are naturally repeatable.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use crate::{Client, ClientConfig, ClientError};
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct Reconnecting {
+    addr: String,
+    config: ClientConfig,
+    current: Mutex<Option<Arc<Client>>>,
+    /// One reconnection at a time.
+    connecting: Semaphore,
+    max_outage: Duration,
+}
+
+impl Reconnecting {
+    /// Connects now (failing at once if the master is not there), and later
+    /// reconnects for up to `max_outage` per outage.
+    pub async fn connect(
+        addr: &str,
+        config: ClientConfig,
+        max_outage: Duration,
+    ) -> Result<Self, ClientError> {
+        let client = Client::connect_with(addr, config.clone()).await?;
+        Ok(Reconnecting {
+            addr: addr.to_string(),
+            config,
+            current: Mutex::new(Some(Arc::new(client))),
+            connecting: Semaphore::new(1),
+            max_outage,
+        })
+    }
+
+    fn cached(&self) -> Option<Arc<Client>> {
+        let g = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        g.as_ref().filter(|c| c.is_connected()).cloned()
+    }
+
+    /// A live connection, connecting if needed.
+    async fn client(&self) -> Result<Arc<Client>, ClientError> {
+        if let Some(c) = self.cached() {
+            return Ok(c);
+        }
+        let _permit = self.connecting.acquire().await.expect("never closed");
+        // Someone else may have reconnected while we waited.
+        if let Some(c) = self.cached() {
+            return Ok(c);
+        }
+        let client = Arc::new(Client::connect_with(&self.addr, self.config.clone()).await?);
+        info!(master = %self.addr, "reconnected to the master");
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(client.clone());
+        Ok(client)
+    }
+
+    /// Runs `op` on a live connection, retrying on a new one while the master
+    /// is unreachable, for up to `max_outage`.
+    pub async fn run<T, F, Fut>(&self, mut op: F) -> Result<T, ClientError>
+    where
+        F: FnMut(Arc<Client>) -> Fut,
+        Fut: Future<Output = Result<T, ClientError>>,
+    {
+        let mut outage: Option<Instant> = None;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let result = match self.client().await {
+                Ok(c) => op(c).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e) if is_lost_master(&e) => {
+                    let since = *outage.get_or_insert_with(Instant::now);
+                    if since.elapsed() > self.max_outage {
+                        return Err(e);
+                    }
+                    if pause == Duration::from_millis(50) {
+                        warn!(
+                            "lost the master ({e}); retrying for up to {:?}",
+                            self.max_outage
+                        );
+                    }
+                    let jitter = 0.5 + rand::random::<f64>() * 0.5;
+                    tokio::time::sleep(pause.mul_f64(jitter)).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// The master is gone (for now), as opposed to having answered.
+fn is_lost_master(e: &ClientError) -> bool {
+    matches!(
+        e,
+        ClientError::Disconnected
+            | ClientError::Connect { .. }
+            | ClientError::Wire(_)
+            | ClientError::Timeout(_)
+    )
+}
