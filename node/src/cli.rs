@@ -9,6 +9,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     dev::{DevCluster, DevConfig},
+    discovery::{
+        Advertisement, DEFAULT_CLUSTER, Discovery, MdnsDiscovery, StaticAddr, parse_cluster,
+    },
     master::{self, MasterConfig},
     worker::{self, WorkerConfig},
 };
@@ -39,14 +42,23 @@ pub enum Command {
         /// Hand-outs per task before it fails (a worker dying on it each time).
         #[arg(long, default_value_t = 3)]
         max_attempts: u32,
+        #[command(flatten)]
+        mdns: AdvertiseArgs,
     },
     /// Run a worker: pulls images from the master and processes them.
     ///
-    /// Example: tessera-node worker --master 192.0.2.10:7878 --threads 4
+    /// Without --master it finds the master of its cluster on the LAN by mDNS,
+    /// and looks again whenever it loses it.
+    ///
+    /// Example: tessera-node worker --cluster lab --threads 4
+    /// Example: tessera-node worker --master 192.0.2.10:7878   (no mDNS)
     Worker {
-        /// The master's address (host:port).
+        /// The master's address (host:port); skips mDNS discovery entirely.
         #[arg(long, env = "TESSERA_MASTER")]
-        master: String,
+        master: Option<String>,
+        /// The cluster whose master to find by mDNS (ignored with --master).
+        #[arg(long, env = "TESSERA_CLUSTER", default_value = DEFAULT_CLUSTER, value_parser = parse_cluster)]
+        cluster: String,
         #[command(flatten)]
         work: WorkArgs,
     },
@@ -66,6 +78,17 @@ pub enum Command {
         #[command(flatten)]
         work: WorkArgs,
     },
+}
+
+/// The master's mDNS advertisement.
+#[derive(Debug, clap::Args)]
+pub struct AdvertiseArgs {
+    /// The cluster this master serves; workers and clients of that cluster find it by mDNS.
+    #[arg(long, env = "TESSERA_CLUSTER", default_value = DEFAULT_CLUSTER, value_parser = parse_cluster)]
+    pub cluster: String,
+    /// Do not advertise on mDNS (workers and clients then need --master).
+    #[arg(long)]
+    pub no_mdns: bool,
 }
 
 /// Options shared by `worker` and `dev`.
@@ -152,6 +175,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             data_dir,
             max_image_bytes,
             max_attempts,
+            mdns,
         } => {
             let listener = TcpListener::bind(listen)
                 .await
@@ -159,19 +183,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut config = MasterConfig::new(data_dir);
             config.max_image_bytes = max_image_bytes;
             config.scheduler.max_attempts = max_attempts.max(1);
+            let bound = listener.local_addr()?;
             // The bound address, for scripts and tests that asked for port 0.
-            println!("listening on {}", listener.local_addr()?);
-            master::run(listener, config, shutdown).await?;
+            println!("listening on {bound}");
+            let advert = (!mdns.no_mdns).then(|| {
+                advertise_until(&mdns.cluster, &config.master_id, bound, shutdown.clone())
+            });
+            let served = master::run(listener, config, shutdown.clone()).await;
+            shutdown.cancel();
+            if let Some(advert) = advert {
+                let _ = advert.await;
+            }
+            served?;
         }
-        Command::Worker { master, work } => {
-            let mut config = WorkerConfig::new(master);
+        Command::Worker {
+            master,
+            cluster,
+            work,
+        } => {
+            let mut config = WorkerConfig::new(master.clone().unwrap_or_default());
             if let Some(t) = work.threads {
                 anyhow::ensure!(t > 0, "--threads must be at least 1");
                 config.threads = t;
                 config.prefetch = t.max(2);
             }
             config.options.compression = work.png_compression.into();
-            worker::run(config, shutdown).await?;
+            let discovery: Box<dyn Discovery> = match master {
+                Some(addr) => Box::new(StaticAddr::new(addr, "--master")),
+                None => Box::new(MdnsDiscovery::start(&cluster)?),
+            };
+            worker::run_with(config, discovery.as_ref(), shutdown).await?;
         }
         Command::Dev {
             workers,
@@ -195,4 +236,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Advertises the master on mDNS until `shutdown`, then withdraws the record.
+/// A failure to advertise is logged, not fatal: `--master` still works.
+fn advertise_until(
+    cluster: &str,
+    master_id: &str,
+    bound: SocketAddr,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let advert = Advertisement::start(cluster, master_id, bound);
+    tokio::spawn(async move {
+        match advert {
+            Ok(advert) => {
+                shutdown.cancelled().await;
+                advert.stop().await;
+            }
+            Err(e) => tracing::warn!(
+                "not advertising on mDNS: {e}; workers and clients need --master {bound}"
+            ),
+        }
+    })
 }
