@@ -6,24 +6,29 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use tessera_proto::{TaskId, TaskState};
 
+use tessera_node::discovery::{DEFAULT_CLUSTER, parse_cluster};
+
 use crate::{
-    Client,
     batch::{self, BatchOptions},
-    files,
+    files, locate,
 };
 
 /// Send images through a tessera cluster: red and blue swapped, pixel-exact.
 #[derive(Debug, Parser)]
 #[command(name = "tessera", version, about, long_about = None)]
 pub struct Cli {
-    /// The master's address (host:port).
+    /// The master's address (host:port); skips mDNS discovery entirely.
+    #[arg(long, global = true, env = "TESSERA_MASTER")]
+    pub master: Option<String>,
+    /// Without --master: the cluster whose master to find on the LAN by mDNS.
     #[arg(
         long,
         global = true,
-        env = "TESSERA_MASTER",
-        default_value = "127.0.0.1:7878"
+        env = "TESSERA_CLUSTER",
+        default_value = DEFAULT_CLUSTER,
+        value_parser = parse_cluster
     )]
-    pub master: String,
+    pub cluster: String,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -86,6 +91,15 @@ pub enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// List the masters mDNS sees on the LAN: cluster, protocol version,
+    /// whether they accept connections, addresses.
+    ///
+    /// Example: tessera discover --wait 3
+    Discover {
+        /// Seconds to listen for answers.
+        #[arg(long, default_value_t = 2.0)]
+        wait: f64,
+    },
 }
 
 /// Entry point of the `tessera` binary.
@@ -109,6 +123,7 @@ pub fn main() -> ExitCode {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let (master, cluster_name) = (cli.master, cli.cluster);
     match cli.command {
         Command::Run {
             inputs,
@@ -130,11 +145,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .context("cannot start the local cluster")?;
                 let addr = cluster.addr.to_string();
                 eprintln!("started a local cluster: master {addr}, {workers} workers");
-                (Some(cluster), addr)
+                (Some(cluster), Some(addr))
             } else {
-                (None, cli.master.clone())
+                (None, master)
             };
-            let client = Arc::new(Client::connect(&addr).await?);
+            let client = Arc::new(locate::connect(addr.as_deref(), &cluster_name).await?);
             let total = inputs.len();
             let options = BatchOptions {
                 out_dir: output,
@@ -174,7 +189,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Submit { files } => {
-            let client = Client::connect(&cli.master).await?;
+            let client = locate::connect(master.as_deref(), &cluster_name).await?;
             for f in files {
                 let name = f
                     .file_name()
@@ -189,7 +204,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { ids } => {
-            let client = Client::connect(&cli.master).await?;
+            let client = locate::connect(master.as_deref(), &cluster_name).await?;
             for id in ids {
                 let info = client.status(id).await?;
                 println!("{}\t{}\t{}", info.task, info.state, info.name);
@@ -197,7 +212,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Wait { ids } => {
-            let client = Client::connect(&cli.master).await?;
+            let client = locate::connect(master.as_deref(), &cluster_name).await?;
             let mut ok = true;
             for id in ids {
                 let info = client.wait(id).await?;
@@ -211,9 +226,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Fetch { id, output } => {
-            let client = Client::connect(&cli.master).await?;
+            let client = locate::connect(master.as_deref(), &cluster_name).await?;
             let n = client.fetch_to(id, &output).await?;
             eprintln!("wrote {} ({n} bytes)", output.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Discover { wait } => {
+            anyhow::ensure!(
+                wait.is_finite() && wait >= 0.0,
+                "--wait must be a number of seconds"
+            );
+            let wait = std::time::Duration::from_secs_f64(wait);
+            let masters = locate::discover(wait).await?;
+            print!("{}", locate::render(&masters));
+            if masters.is_empty() {
+                eprintln!("no tessera master answered on mDNS within {wait:?}");
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

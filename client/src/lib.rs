@@ -17,6 +17,8 @@ pub mod files;
 
 #[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "cli")]
+pub mod locate;
 
 pub use client::{Client, ClientConfig};
 pub use error::ClientError;

@@ -64,6 +64,8 @@ pub enum Command {
     },
     /// Run a master and N workers in this one process (for one machine).
     ///
+    /// It advertises on mDNS like a master, so `tessera` on this machine finds it.
+    ///
     /// Example: tessera-node dev --workers 2 --listen 127.0.0.1:7878
     Dev {
         /// Number of workers.
@@ -77,6 +79,8 @@ pub enum Command {
         data_dir: Option<PathBuf>,
         #[command(flatten)]
         work: WorkArgs,
+        #[command(flatten)]
+        mdns: AdvertiseArgs,
     },
 }
 
@@ -219,6 +223,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             data_dir,
             work,
+            mdns,
         } => {
             anyhow::ensure!(workers > 0, "--workers must be at least 1");
             let mut config = DevConfig::new(workers);
@@ -231,7 +236,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot start a dev cluster on {listen}"))?;
             println!("listening on {}", cluster.addr);
             println!("dev cluster: master and {workers} workers; Ctrl-C to stop");
+            let advert = (!mdns.no_mdns).then(|| {
+                advertise_until(
+                    &mdns.cluster,
+                    &cluster.master_id,
+                    cluster.addr,
+                    shutdown.clone(),
+                )
+            });
             shutdown.cancelled().await;
+            if let Some(advert) = advert {
+                let _ = advert.await;
+            }
             cluster.stop().await;
         }
     }

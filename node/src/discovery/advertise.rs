@@ -48,6 +48,11 @@ impl Advertisement {
         let info = service_info(cluster, master_id, listen)?;
         let fullname = info.get_fullname().to_string();
         let daemon = ServiceDaemon::new()?;
+        if !listen.ip().is_unspecified() {
+            // Not even joining multicast groups on the other interfaces.
+            daemon.disable_interface(IfKind::All)?;
+            daemon.enable_interface(IfKind::Addr(listen.ip()))?;
+        }
         daemon.register(info)?;
         info!(name = %fullname, cluster, %listen, "advertising on mDNS");
         Ok(Advertisement {

@@ -10,12 +10,12 @@ use std::{
     fmt,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::Duration,
 };
 
-use mdns_sd::{Receiver, ServiceDaemon, ServiceEvent};
+use mdns_sd::{IfKind, Receiver, ServiceDaemon, ServiceEvent};
 use tokio::{
     sync::{Notify, watch},
     time::Instant,
@@ -25,18 +25,21 @@ use tracing::{debug, warn};
 
 use super::{DiscoveryError, MasterRecord, SERVICE_TYPE, find::Table};
 
-/// Pacing of the browse.
+/// Pacing and scope of the browse.
 #[derive(Debug, Clone)]
 pub struct BrowseOptions {
     /// Shortest time between two restarts of the browse, which happen only
     /// while a search is missing a live master.
     pub requery: Duration,
+    /// Interfaces to browse on; `None`: all of them.
+    pub interfaces: Option<Vec<IfKind>>,
 }
 
 impl Default for BrowseOptions {
     fn default() -> Self {
         BrowseOptions {
             requery: Duration::from_secs(2),
+            interfaces: None,
         }
     }
 }
@@ -58,17 +61,32 @@ impl fmt::Debug for Browser {
     }
 }
 
-/// Set by searches that miss; the task requeries and clears it.
+/// Searches under way, and whether one of them missed since the last query.
 #[derive(Debug, Default)]
 struct Hungry {
-    flag: AtomicBool,
+    searching: AtomicUsize,
+    missed: AtomicBool,
     wake: Notify,
+}
+
+/// Counts as a search under way while it lives; see [`Browser::searching`].
+#[derive(Debug)]
+pub struct Searching(Arc<Hungry>);
+
+impl Drop for Searching {
+    fn drop(&mut self) {
+        self.0.searching.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Browser {
     /// Starts the daemon and the browse. Needs a tokio runtime.
     pub fn start(options: BrowseOptions) -> Result<Browser, DiscoveryError> {
         let daemon = ServiceDaemon::new()?;
+        if let Some(interfaces) = options.interfaces.clone() {
+            daemon.disable_interface(IfKind::All)?;
+            daemon.enable_interface(interfaces)?;
+        }
         let events = daemon.browse(SERVICE_TYPE)?;
         let (tx, table) = watch::channel(Table::new(Instant::now()));
         let hungry = Arc::new(Hungry::default());
@@ -99,9 +117,16 @@ impl Browser {
         self.table.borrow().records.values().cloned().collect()
     }
 
+    /// Marks a search under way until the guard is dropped. Only while one
+    /// is, a miss ([`Browser::want_requery`]) restarts the browse.
+    pub fn searching(&self) -> Searching {
+        self.hungry.searching.fetch_add(1, Ordering::Relaxed);
+        Searching(self.hungry.clone())
+    }
+
     /// Asks for a fresh query soon: a search found no live master.
     pub fn want_requery(&self) {
-        self.hungry.flag.store(true, Ordering::Relaxed);
+        self.hungry.missed.store(true, Ordering::Relaxed);
         self.hungry.wake.notify_one();
     }
 }
@@ -151,7 +176,8 @@ async fn drain(
         };
         if due
             && last_query.elapsed() >= options.requery
-            && hungry.flag.swap(false, Ordering::Relaxed)
+            && hungry.searching.load(Ordering::Relaxed) > 0
+            && hungry.missed.swap(false, Ordering::Relaxed)
         {
             debug!("no live master known: querying again");
             match restart(&daemon, &table) {

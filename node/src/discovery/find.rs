@@ -42,6 +42,13 @@ impl Table {
     }
 }
 
+/// How long a browse runs before its answers are taken as complete. A
+/// responder multicasts a record at most once a second (RFC 6762 §6), so a
+/// master that just answered someone else's query skips ours and answers only
+/// the browse's second query, sent after one second: 1.3 s covers that and
+/// the responders' random delay of up to 120 ms.
+pub const SETTLE: Duration = Duration::from_millis(1300);
+
 /// Which master to look for, and the pacing.
 #[derive(Debug, Clone)]
 pub struct FindParams {
@@ -59,7 +66,7 @@ impl FindParams {
         FindParams {
             cluster: cluster.into(),
             version: tessera_proto::PROTOCOL_VERSION,
-            settle: Duration::from_millis(500),
+            settle: SETTLE,
             recheck: Duration::from_secs(1),
         }
     }

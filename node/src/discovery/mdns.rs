@@ -36,9 +36,17 @@ impl MdnsDiscovery {
     }
 }
 
+impl MdnsDiscovery {
+    /// The browse underneath, e.g. to list every master seen.
+    pub fn browser(&self) -> &Browser {
+        &self.browser
+    }
+}
+
 impl Discovery for MdnsDiscovery {
     fn find(&self, within: Duration) -> BoxFuture<'_, Result<Found, DiscoveryError>> {
         Box::pin(async move {
+            let _searching = self.browser.searching();
             let mut table = self.browser.subscribe();
             find(&mut table, &self.params, &self.probe, within, || {
                 self.browser.want_requery()

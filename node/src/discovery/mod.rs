@@ -141,6 +141,9 @@ pub fn parse_cluster(name: &str) -> Result<String, String> {
 }
 
 #[cfg(test)]
+mod loopback_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
