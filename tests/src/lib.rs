@@ -7,6 +7,8 @@ use std::{
     time::Duration,
 };
 
+pub mod netns;
+
 use image::GenericImageView;
 use tokio::{
     io::{AsyncBufReadExt, BufReader},

@@ -20,7 +20,7 @@ use tokio::{
     sync::{Notify, watch},
     time::Instant,
 };
-use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::{DiscoveryError, MasterRecord, SERVICE_TYPE, find::Table};
@@ -50,7 +50,7 @@ pub struct Browser {
     daemon: ServiceDaemon,
     table: watch::Receiver<Table>,
     hungry: Arc<Hungry>,
-    _stop: DropGuard,
+    stop: CancellationToken,
 }
 
 impl fmt::Debug for Browser {
@@ -103,7 +103,7 @@ impl Browser {
             daemon,
             table,
             hungry,
-            _stop: stop.drop_guard(),
+            stop,
         })
     }
 
@@ -133,7 +133,9 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // Only queues a command; the daemon thread exits on its own.
+        // The task first, so that it does not take the closing channel for a
+        // failure; then the daemon (this only queues a command).
+        self.stop.cancel();
         let _ = self.daemon.shutdown();
     }
 }
@@ -151,6 +153,7 @@ async fn drain(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let due = tokio::select! {
+            biased;
             () = stop.cancelled() => return,
             event = events.recv_async() => {
                 match event {
