@@ -92,6 +92,16 @@ fn joined(master_log: &str, pid: u32) -> bool {
         .any(|l| l.contains("worker joined") && l.contains(&node))
 }
 
+/// Waits until the log of `master` shows both worker processes joining it.
+async fn both_joined(logs: &Logs, master: &str, workers: [u32; 2]) {
+    let what = format!("both workers to join {master}");
+    eventually(DEADLINE, &what, || {
+        let log = logs.read(master);
+        workers.iter().all(|pid| joined(&log, *pid))
+    })
+    .await;
+}
+
 /// One JSON line with a figure, on the real stdout (not captured by the harness).
 fn bench(case: &str, value: Duration) {
     let line = format!(
@@ -227,11 +237,7 @@ async fn nodes_find_the_master_by_mdns_and_find_it_again_after_a_restart() {
         &["--listen", "[::]:17001", "--data-dir", &data("master")],
     )
     .await;
-    eventually(DEADLINE, "both workers to join the master", || {
-        let log = logs.read("master-1");
-        joined(&log, w1_pid) && joined(&log, w2_pid)
-    })
-    .await;
+    both_joined(&logs, "master-1", [w1_pid, w2_pid]).await;
     bench("first_connect_ms", started.elapsed());
     let master_id = format!("master-{}-", pid(&master));
     for w in ["w1", "w2"] {
@@ -278,15 +284,7 @@ async fn nodes_find_the_master_by_mdns_and_find_it_again_after_a_restart() {
         &["--listen", "[::]:17002", "--data-dir", &data("master")],
     )
     .await;
-    eventually(
-        DEADLINE,
-        "both workers to join the restarted master",
-        || {
-            let log = logs.read("master-2");
-            joined(&log, w1_pid) && joined(&log, w2_pid)
-        },
-    )
-    .await;
+    both_joined(&logs, "master-2", [w1_pid, w2_pid]).await;
     bench("reconnect_ms", restarted.elapsed());
     for w in [&mut w1, &mut w2] {
         assert!(

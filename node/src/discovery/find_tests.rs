@@ -57,6 +57,13 @@ fn params(cluster: &str) -> FindParams {
 
 const WITHIN: Duration = Duration::from_secs(5);
 
+/// Looks for a master of "lab" where no address answers.
+async fn find_nothing_alive(rx: &mut watch::Receiver<Table>) -> DiscoveryError {
+    find(rx, &params("lab"), &FakeProbe::default(), WITHIN, || {})
+        .await
+        .unwrap_err()
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_live_master_of_the_cluster_is_found_with_the_answering_address_first() {
     let m = rec("m1", "lab", &["198.18.0.1:7000", "[fe80::1%2]:7000"]);
@@ -162,15 +169,7 @@ async fn only_other_clusters_and_versions_means_not_found_saying_what_was_seen()
 #[tokio::test(start_paused = true)]
 async fn a_master_that_never_answers_is_named_when_giving_up() {
     let (_tx, mut rx) = table(&[rec("m-dead", "lab", &["198.18.0.1:7000"])]);
-    let e = find(
-        &mut rx,
-        &params("lab"),
-        &FakeProbe::default(),
-        WITHIN,
-        || {},
-    )
-    .await
-    .unwrap_err();
+    let e = find_nothing_alive(&mut rx).await;
     let text = e.to_string();
     assert!(
         text.contains("advertised but not answering: m-dead at 198.18.0.1:7000"),
@@ -182,14 +181,6 @@ async fn a_master_that_never_answers_is_named_when_giving_up() {
 async fn a_closed_table_ends_the_search() {
     let (tx, mut rx) = table(&[]);
     drop(tx);
-    let e = find(
-        &mut rx,
-        &params("lab"),
-        &FakeProbe::default(),
-        WITHIN,
-        || {},
-    )
-    .await
-    .unwrap_err();
+    let e = find_nothing_alive(&mut rx).await;
     assert!(matches!(e, DiscoveryError::Stopped), "{e}");
 }

@@ -142,6 +142,8 @@ pub fn parse_cluster(name: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod loopback_tests;
+#[cfg(test)]
+mod worker_tests;
 
 #[cfg(test)]
 mod tests {
