@@ -160,13 +160,21 @@ impl Proc {
 }
 
 /// Starts `tessera-node master` (the binary at `node_bin`) on 127.0.0.1:0
-/// with `data_dir`, and returns it with the address it bound.
+/// with `data_dir`, and returns it with the address it bound. It does not
+/// announce itself on mDNS: these tests give everyone its address.
 pub async fn spawn_master(node_bin: &str, data_dir: &Path) -> (Proc, String) {
     let data = data_dir.to_str().expect("utf-8 path");
     let mut master = Proc::spawn(
         "master",
         node_bin,
-        &["master", "--listen", "127.0.0.1:0", "--data-dir", data],
+        &[
+            "master",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data,
+            "--no-mdns",
+        ],
     );
     let addr = master
         .wait_for_line("listening on ", Duration::from_secs(30))
