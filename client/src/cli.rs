@@ -6,24 +6,29 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use tessera_proto::{TaskId, TaskState};
 
+use tessera_node::discovery::{DEFAULT_CLUSTER, parse_cluster};
+
 use crate::{
-    Client, ClientConfig, Reconnecting,
     batch::{self, BatchOptions},
-    files,
+    files, locate,
 };
 
 /// Send images through a tessera cluster: red and blue swapped, pixel-exact.
 #[derive(Debug, Parser)]
 #[command(name = "tessera", version, about, long_about = None)]
 pub struct Cli {
-    /// The master's address (host:port).
+    /// The master's address (host:port); skips mDNS discovery entirely.
+    #[arg(long, global = true, env = "TESSERA_MASTER")]
+    pub master: Option<String>,
+    /// Without --master: the cluster whose master to find on the LAN by mDNS.
     #[arg(
         long,
         global = true,
-        env = "TESSERA_MASTER",
-        default_value = "127.0.0.1:7878"
+        env = "TESSERA_CLUSTER",
+        default_value = DEFAULT_CLUSTER,
+        value_parser = parse_cluster
     )]
-    pub master: String,
+    pub cluster: String,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -102,6 +107,15 @@ pub enum Command {
         #[arg(required = true)]
         ids: Vec<TaskId>,
     },
+    /// List the masters mDNS sees on the LAN: cluster, protocol version,
+    /// whether they accept connections, addresses.
+    ///
+    /// Example: tessera discover --wait 3
+    Discover {
+        /// Seconds to listen for answers.
+        #[arg(long, default_value_t = 2.0)]
+        wait: f64,
+    },
 }
 
 /// How long `run` keeps trying to reach a master that went away.
@@ -134,6 +148,7 @@ pub fn main() -> ExitCode {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let (master, cluster_name) = (cli.master, cli.cluster);
     match cli.command {
         Command::Run {
             inputs,
@@ -155,13 +170,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .context("cannot start the local cluster")?;
                 let addr = cluster.addr.to_string();
                 eprintln!("started a local cluster: master {addr}, {workers} workers");
-                (Some(cluster), addr)
+                (Some(cluster), Some(addr))
             } else {
-                (None, cli.master.clone())
+                (None, master)
             };
             // Rides through a master restart: reconnects and resumes.
             let client = Arc::new(
-                Reconnecting::connect(&addr, ClientConfig::default(), RECONNECT_FOR).await?,
+                locate::connect_reconnecting(addr.as_deref(), &cluster_name, RECONNECT_FOR).await?,
             );
             let total = inputs.len();
             let options = BatchOptions {
@@ -202,7 +217,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Submit { files } => {
-            let client = Client::connect(&cli.master).await?;
+            let client = locate::connect(master.as_deref(), &cluster_name).await?;
             for f in files {
                 let name = f
                     .file_name()
@@ -217,7 +232,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { ids } => {
-            let client = Client::connect(&cli.master).await?;
+            let client = locate::connect(master.as_deref(), &cluster_name).await?;
             for id in ids {
                 let info = client.status(id).await?;
                 println!("{}\t{}\t{}", info.task, info.state, info.name);
@@ -225,7 +240,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Wait { ids } => {
-            let client = Client::connect(&cli.master).await?;
+            let client = locate::connect(master.as_deref(), &cluster_name).await?;
             let mut ok = true;
             for id in ids {
                 let info = client.wait(id).await?;
@@ -239,7 +254,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Fetch { id, output, keep } => {
-            let client = Client::connect(&cli.master).await?;
+            let client = locate::connect(master.as_deref(), &cluster_name).await?;
             let n = client.fetch_to(id, &output).await?;
             if !keep {
                 client.confirm(id).await?;
@@ -248,17 +263,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::History { id } => {
-            let client = Client::connect(&cli.master).await?;
+            let client = locate::connect(master.as_deref(), &cluster_name).await?;
             for e in client.history(id).await? {
                 println!("{}  {}", format_time(e.at_ms), e.event);
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Delete { ids } => {
-            let client = Client::connect(&cli.master).await?;
+            let client = locate::connect(master.as_deref(), &cluster_name).await?;
             for id in ids {
                 client.delete(id).await?;
                 println!("deleted {id}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Discover { wait } => {
+            anyhow::ensure!(
+                wait.is_finite() && wait >= 0.0,
+                "--wait must be a number of seconds"
+            );
+            let wait = std::time::Duration::from_secs_f64(wait);
+            let masters = locate::discover(wait).await?;
+            print!("{}", locate::render(&masters));
+            if masters.is_empty() {
+                eprintln!("no tessera master answered on mDNS within {wait:?}");
             }
             Ok(ExitCode::SUCCESS)
         }

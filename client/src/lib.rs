@@ -19,6 +19,8 @@ mod replies;
 
 #[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "cli")]
+pub mod locate;
 
 pub use client::{Client, ClientConfig};
 pub use error::ClientError;

@@ -9,6 +9,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     dev::{DevCluster, DevConfig},
+    discovery::{
+        Advertisement, DEFAULT_CLUSTER, Discovery, MdnsDiscovery, StaticAddr, parse_cluster,
+    },
     master::{self, MasterConfig},
     worker::{self, WorkerConfig},
 };
@@ -58,21 +61,32 @@ pub enum Command {
         /// grouping concurrent ones (for measuring what grouping buys).
         #[arg(long)]
         no_group_commit: bool,
+        #[command(flatten)]
+        mdns: AdvertiseArgs,
     },
     /// Run a worker: pulls images from the master and processes them.
     ///
-    /// Example: tessera-node worker --master 192.0.2.10:7878 --threads 4
+    /// Without --master it finds the master of its cluster on the LAN by mDNS,
+    /// and looks again whenever it loses it.
+    ///
+    /// Example: tessera-node worker --cluster lab --threads 4
+    /// Example: tessera-node worker --master 192.0.2.10:7878   (no mDNS)
     Worker {
-        /// The master's address (host:port).
+        /// The master's address (host:port); skips mDNS discovery entirely.
         #[arg(long, env = "TESSERA_MASTER")]
-        master: String,
+        master: Option<String>,
         /// This worker's name in logs and task status (default: worker-PID-RANDOM).
         #[arg(long)]
         name: Option<String>,
+        /// The cluster whose master to find by mDNS (ignored with --master).
+        #[arg(long, env = "TESSERA_CLUSTER", default_value = DEFAULT_CLUSTER, value_parser = parse_cluster)]
+        cluster: String,
         #[command(flatten)]
         work: WorkArgs,
     },
     /// Run a master and N workers in this one process (for one machine).
+    ///
+    /// It advertises on mDNS like a master, so `tessera` on this machine finds it.
     ///
     /// Example: tessera-node dev --workers 2 --listen 127.0.0.1:7878
     Dev {
@@ -87,7 +101,20 @@ pub enum Command {
         data_dir: Option<PathBuf>,
         #[command(flatten)]
         work: WorkArgs,
+        #[command(flatten)]
+        mdns: AdvertiseArgs,
     },
+}
+
+/// The master's mDNS advertisement.
+#[derive(Debug, clap::Args)]
+pub struct AdvertiseArgs {
+    /// The cluster this master serves; workers and clients of that cluster find it by mDNS.
+    #[arg(long, env = "TESSERA_CLUSTER", default_value = DEFAULT_CLUSTER, value_parser = parse_cluster)]
+    pub cluster: String,
+    /// Do not advertise on mDNS (workers and clients then need --master).
+    #[arg(long)]
+    pub no_mdns: bool,
 }
 
 /// Options shared by `worker` and `dev`.
@@ -211,6 +238,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             no_steal,
             retention,
             no_group_commit,
+            mdns,
         } => {
             anyhow::ensure!(
                 heartbeat_interval < lease_timeout,
@@ -227,23 +255,42 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             config.heartbeat_interval = heartbeat_interval;
             config.retention = retention;
             config.group_commit = !no_group_commit;
+            let bound = listener.local_addr()?;
             // The bound address, for scripts and tests that asked for port 0.
-            println!("listening on {}", listener.local_addr()?);
-            master::run(listener, config, shutdown).await?;
+            println!("listening on {bound}");
+            let advert = (!mdns.no_mdns).then(|| {
+                advertise_until(&mdns.cluster, &config.master_id, bound, shutdown.clone())
+            });
+            let served = master::run(listener, config, shutdown.clone()).await;
+            shutdown.cancel();
+            if let Some(advert) = advert {
+                let _ = advert.await;
+            }
+            served?;
         }
-        Command::Worker { master, name, work } => {
-            let mut config = WorkerConfig::new(master);
+        Command::Worker {
+            master,
+            name,
+            cluster,
+            work,
+        } => {
+            let mut config = WorkerConfig::new(master.clone().unwrap_or_default());
             if let Some(name) = name {
                 config.node_id = name;
             }
             work.apply(&mut config)?;
-            worker::run(config, shutdown).await?;
+            let discovery: Box<dyn Discovery> = match master {
+                Some(addr) => Box::new(StaticAddr::new(addr, "--master")),
+                None => Box::new(MdnsDiscovery::start(&cluster)?),
+            };
+            worker::run_with(config, discovery.as_ref(), shutdown).await?;
         }
         Command::Dev {
             workers,
             listen,
             data_dir,
             work,
+            mdns,
         } => {
             anyhow::ensure!(workers > 0, "--workers must be at least 1");
             let mut config = DevConfig::new(workers);
@@ -256,9 +303,42 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot start a dev cluster on {listen}"))?;
             println!("listening on {}", cluster.addr);
             println!("dev cluster: master and {workers} workers; Ctrl-C to stop");
+            let advert = (!mdns.no_mdns).then(|| {
+                advertise_until(
+                    &mdns.cluster,
+                    &cluster.master_id,
+                    cluster.addr,
+                    shutdown.clone(),
+                )
+            });
             shutdown.cancelled().await;
+            if let Some(advert) = advert {
+                let _ = advert.await;
+            }
             cluster.stop().await;
         }
     }
     Ok(())
+}
+
+/// Advertises the master on mDNS until `shutdown`, then withdraws the record.
+/// A failure to advertise is logged, not fatal: `--master` still works.
+fn advertise_until(
+    cluster: &str,
+    master_id: &str,
+    bound: SocketAddr,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let advert = Advertisement::start(cluster, master_id, bound);
+    tokio::spawn(async move {
+        match advert {
+            Ok(advert) => {
+                shutdown.cancelled().await;
+                advert.stop().await;
+            }
+            Err(e) => tracing::warn!(
+                "not advertising on mDNS: {e}; workers and clients need --master {bound}"
+            ),
+        }
+    })
 }

@@ -14,6 +14,8 @@ use crate::{
 #[derive(Debug)]
 pub struct DevCluster {
     pub addr: SocketAddr,
+    /// The master's id, as in its handshake.
+    pub master_id: String,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     /// Holds the temporary data directory, when the cluster made one.
@@ -57,7 +59,9 @@ impl DevCluster {
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
-        let m = master::run(listener, MasterConfig::new(data_dir), shutdown.clone());
+        let master_config = MasterConfig::new(data_dir);
+        let master_id = master_config.master_id.clone();
+        let m = master::run(listener, master_config, shutdown.clone());
         tasks.push(tokio::spawn(async move {
             if let Err(e) = m.await {
                 tracing::error!("dev master stopped: {e}");
@@ -82,6 +86,7 @@ impl DevCluster {
         }
         Ok(DevCluster {
             addr,
+            master_id,
             shutdown,
             tasks,
             _tmp: tmp,

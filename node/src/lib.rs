@@ -3,12 +3,14 @@
 //! * [`master`]: accepts images, keeps them on disk, schedules tasks.
 //! * [`worker`]: pulls tasks, processes them on a rayon pool.
 //! * [`dev`]: a master and N workers in one process.
+//! * [`discovery`]: finding the master on the LAN (mDNS) or at a given address.
 //! * [`cli`]: the `tessera-node` command line.
 //! * [`clock`]: the clock seam lease decisions are timed by.
 
 pub mod cli;
 pub mod clock;
 pub mod dev;
+pub mod discovery;
 pub mod master;
 pub mod worker;
 

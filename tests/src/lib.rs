@@ -7,6 +7,8 @@ use std::{
     time::Duration,
 };
 
+pub mod netns;
+
 use image::GenericImageView;
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
@@ -174,10 +176,18 @@ impl Proc {
 }
 
 /// Starts `tessera-node master` (the binary at `node_bin`) on 127.0.0.1:0
-/// with `data_dir` and `extra` options, and returns it with the address it bound.
+/// with `data_dir` and `extra` options, and returns it with the address it
+/// bound. It does not announce itself on mDNS: these tests give everyone its address.
 pub async fn spawn_master(node_bin: &str, data_dir: &Path, extra: &[&str]) -> (Proc, String) {
     let data = data_dir.to_str().expect("utf-8 path");
-    let mut args = vec!["master", "--listen", "127.0.0.1:0", "--data-dir", data];
+    let mut args = vec![
+        "master",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data,
+        "--no-mdns",
+    ];
     args.extend_from_slice(extra);
     let mut master = Proc::spawn("master", node_bin, &args);
     let addr = master

@@ -281,13 +281,19 @@ async fn a_poison_image_that_kills_every_worker_fails_after_max_attempts() {
     let ids = submit_all(&client, &images).await;
     let poison = ids[3];
 
-    // A supervisor, like systemd: restart any worker that dies.
+    // A supervisor, like systemd: restart any worker that dies, until every
+    // task has ended.
     let mut deaths = 0;
+    let start = Instant::now();
     let info = loop {
-        let info = client.status(poison).await.unwrap();
-        if info.state.is_terminal() {
-            break info;
+        let mut all_ended = true;
+        for id in &ids {
+            all_ended &= client.status(*id).await.unwrap().state.is_terminal();
         }
+        if all_ended {
+            break client.status(poison).await.unwrap();
+        }
+        assert!(start.elapsed() < T, "the batch did not end");
         for (i, w) in workers.iter_mut().enumerate() {
             if let Ok(Some(status)) = w.child.try_wait() {
                 assert!(!status.success(), "a worker exited cleanly: {status}");

@@ -1,6 +1,7 @@
 //! The worker: connects to a master, asks for work, processes images on a
 //! rayon pool, returns results. Reconnects with jittered backoff when the
-//! master goes away.
+//! master goes away, asking its [`Discovery`] for the master's address again
+//! each time.
 
 pub mod compute;
 pub mod local;
@@ -10,15 +11,18 @@ pub mod writer;
 use std::time::Duration;
 
 use tessera_imaging::Options;
+use tessera_proto::dial::DialError;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, error, info, warn};
 
 use self::compute::Compute;
+use crate::discovery::{Discovery, DiscoveryError, Found, StaticAddr};
 
 /// Everything a worker is configured with.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// The master's address, `host:port`.
+    /// The master's address, `host:port`, for [`run`]; [`run_with`] dials
+    /// what its [`Discovery`] finds instead.
     pub master: String,
     /// Images processed at once (and the rayon pool's size).
     pub threads: usize,
@@ -72,39 +76,124 @@ pub enum WorkerError {
     Session(#[from] session::SessionError),
 }
 
-/// Works for the master until `shutdown`, reconnecting as needed. Returns an
-/// error only when reconnecting cannot help (e.g. a protocol version mismatch).
+/// Works for the master at `config.master` until `shutdown`; see [`run_with`].
 pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<(), WorkerError> {
+    let discovery = StaticAddr::new(config.master.clone(), "the configuration");
+    run_with(config, &discovery, shutdown).await
+}
+
+/// How long one search for the master may take before it is logged and retried.
+const FIND_WITHIN: Duration = Duration::from_secs(10);
+
+/// Works for the master that `discovery` finds until `shutdown`, reconnecting
+/// as needed: every (re)connection asks `discovery` again (so a master
+/// restarted elsewhere is found) and tries each address it gives, skipping
+/// those that fail. `config.master` is ignored. Returns an error only when
+/// reconnecting cannot help (e.g. a protocol version mismatch).
+pub async fn run_with(
+    config: WorkerConfig,
+    discovery: &dyn Discovery,
+    shutdown: CancellationToken,
+) -> Result<(), WorkerError> {
     let compute = Compute::new(config.threads, config.options.clone(), &config.node_id)
         .map_err(WorkerError::Pool)?;
     let mut failures = 0u32;
+    let mut last_found: Option<Found> = None;
     loop {
-        // The session itself watches `shutdown`, to drain.
-        let outcome = session::run(&config, &compute, &shutdown).await;
-        match outcome {
-            Ok(()) => return Ok(()),
-            Err(_) if shutdown.is_cancelled() => return Ok(()),
-            Err(e) if e.is_permanent() => return Err(e.into()),
-            Err(e) => {
-                // A session that got as far as working resets the backoff.
-                if !matches!(e, session::SessionError::Dial(_)) {
-                    failures = 0;
+        let found = tokio::select! {
+            f = discovery.find(FIND_WITHIN) => f,
+            () = shutdown.cancelled() => return Ok(()),
+        };
+        let outcome = match found {
+            Ok(found) => {
+                if last_found.as_ref() != Some(&found) {
+                    info!("found master {found}");
+                    last_found = Some(found.clone());
                 }
+                // The session itself watches `shutdown`, to drain.
+                work_for(&config, &compute, &found, &shutdown)
+                    .await
+                    .map_err(|e| (found, e))
+            }
+            Err(e @ DiscoveryError::NotFound { .. }) => {
+                // The search itself waited: look again (almost) at once.
+                info!("{e}; still looking");
+                if !paused(config.backoff_base, &shutdown).await {
+                    return Ok(());
+                }
+                continue;
+            }
+            Err(e) => {
                 let pause = session::backoff(failures, config.backoff_base, config.backoff_max);
                 failures = failures.saturating_add(1);
-                if failures <= 1 {
-                    warn!("lost master {}: {e}; reconnecting", config.master);
+                if matches!(e, DiscoveryError::Duplicate { .. }) {
+                    error!("{e}; retrying in {pause:?}");
                 } else {
-                    info!(
-                        "master {} unreachable: {e}; retrying in {pause:?}",
-                        config.master
-                    );
+                    warn!("cannot look for the master: {e}; retrying in {pause:?}");
                 }
-                tokio::select! {
-                    () = tokio::time::sleep(pause) => {}
-                    () = shutdown.cancelled() => return Ok(()),
+                if !paused(pause, &shutdown).await {
+                    return Ok(());
                 }
+                continue;
             }
+        };
+        let (found, e) = match outcome {
+            Ok(()) => return Ok(()),
+            Err(_) if shutdown.is_cancelled() => return Ok(()),
+            Err((_, e)) if e.is_permanent() => return Err(e.into()),
+            Err(fe) => fe,
+        };
+        // A session that got as far as working resets the backoff.
+        if !matches!(e, session::SessionError::Dial(_)) {
+            failures = 0;
+        }
+        let pause = session::backoff(failures, config.backoff_base, config.backoff_max);
+        failures = failures.saturating_add(1);
+        if failures <= 1 {
+            warn!("lost master {found}: {e}; reconnecting");
+        } else {
+            info!("master {found} unreachable: {e}; retrying in {pause:?}");
+        }
+        if !paused(pause, &shutdown).await {
+            return Ok(());
         }
     }
+}
+
+/// Sleeps `pause`; false when shutdown came first.
+async fn paused(pause: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(pause) => true,
+        () = shutdown.cancelled() => false,
+    }
+}
+
+/// One connection to the master `found`: its addresses in order, until one
+/// accepts us. Ends when that session ends.
+async fn work_for(
+    config: &WorkerConfig,
+    compute: &Compute,
+    found: &Found,
+    shutdown: &CancellationToken,
+) -> Result<(), session::SessionError> {
+    let mut last = None;
+    for addr in &found.addrs {
+        let session_config = WorkerConfig {
+            master: addr.clone(),
+            ..config.clone()
+        };
+        match session::run(&session_config, compute, shutdown).await {
+            Err(e @ session::SessionError::Dial(_)) if !e.is_permanent() => {
+                debug!("cannot connect to {addr}: {e}; trying the next address");
+                last = Some(e);
+            }
+            other => return other,
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        session::SessionError::Dial(DialError::Connect {
+            addr: String::new(),
+            source: std::io::ErrorKind::AddrNotAvailable.into(),
+        })
+    }))
 }

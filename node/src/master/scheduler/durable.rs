@@ -94,6 +94,8 @@ impl Scheduler {
         let mut max_id = 0;
         for (id, row) in rows {
             max_id = max_id.max(id.0);
+            // A removed result's key no longer names anything fetchable.
+            let keep_key = !matches!(row.state, RowState::Done { removed: true, .. });
             let last_worker = match &row.state {
                 RowState::Done { worker, .. } => Some(worker.as_str().into()),
                 _ => None,
@@ -123,7 +125,9 @@ impl Scheduler {
             if matches!(phase, Phase::Queued) {
                 self.queue.push_back(id);
             }
-            self.by_key.insert(row.key, id);
+            if keep_key {
+                self.by_key.insert(row.key, id);
+            }
             let task = Task {
                 name: row.name,
                 input_len: row.input_len,
@@ -163,8 +167,8 @@ impl Scheduler {
         }
     }
 
-    /// Marks a done task's result as removed. False if it is not done or
-    /// already removed.
+    /// Marks a done task's result as removed (its idempotency key is freed).
+    /// False if it is not done or already removed.
     pub fn remove_result(&mut self, id: TaskId, why: Removal) -> bool {
         let Some(task) = self.tasks.get_mut(&id) else {
             return false;
@@ -176,6 +180,11 @@ impl Scheduler {
             return false;
         }
         *removed = true;
+        // The key no longer names a result anyone can fetch: the same image
+        // submitted again is new work.
+        if self.by_key.get(&task.key) == Some(&id) {
+            self.by_key.remove(&task.key);
+        }
         let event = match why {
             Removal::Fetched => TaskEvent::Fetched,
             Removal::Expired => TaskEvent::Expired,

@@ -1,0 +1,170 @@
+//! Where the command line's master is: `--master` / `TESSERA_MASTER`, or the
+//! one master of `--cluster` found by mDNS; and `tessera discover`.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use tessera_node::discovery::{
+    Discovery, Found, MasterRecord, MdnsDiscovery, StaticAddr,
+    browse::{BrowseOptions, Browser},
+    find::SETTLE,
+    probe::{Probe, TcpProbe},
+};
+
+use crate::{Client, ClientConfig, ClientError, Reconnecting};
+
+/// How long a command waits for mDNS to show its master.
+const FIND_WITHIN: Duration = Duration::from_secs(5);
+
+/// Connects to `master` if given (no multicast at all), or else to the master
+/// of `cluster` found by mDNS, trying each of its addresses in turn.
+pub async fn connect(master: Option<&str>, cluster: &str) -> anyhow::Result<Client> {
+    let found = match master {
+        Some(addr) => StaticAddr::new(addr, "--master").find(FIND_WITHIN).await?,
+        None => {
+            let mdns = MdnsDiscovery::start(cluster).context("cannot start mDNS discovery")?;
+            mdns.find(FIND_WITHIN).await?
+        }
+    };
+    tracing::info!("master: {found}");
+    connect_found(&found).await
+}
+
+/// Like [`connect`], but the connection comes back: operations retry on a
+/// new connection to the same address for up to `max_outage` (a restarted
+/// master on the same address is picked up again).
+pub async fn connect_reconnecting(
+    master: Option<&str>,
+    cluster: &str,
+    max_outage: Duration,
+) -> anyhow::Result<Reconnecting> {
+    let found = match master {
+        Some(addr) => StaticAddr::new(addr, "--master").find(FIND_WITHIN).await?,
+        None => {
+            let mdns = MdnsDiscovery::start(cluster).context("cannot start mDNS discovery")?;
+            mdns.find(FIND_WITHIN).await?
+        }
+    };
+    tracing::info!("master: {found}");
+    let mut failures: Vec<String> = Vec::new();
+    for addr in &found.addrs {
+        match Reconnecting::connect(addr, ClientConfig::default(), max_outage).await {
+            Ok(c) => return Ok(c),
+            Err(e @ ClientError::Connect { .. }) => failures.push(e.to_string()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    anyhow::bail!("cannot connect to master {found}: {}", failures.join("; "))
+}
+
+async fn connect_found(found: &Found) -> anyhow::Result<Client> {
+    let mut failures: Vec<ClientError> = Vec::new();
+    for addr in &found.addrs {
+        match Client::connect(addr).await {
+            Ok(c) => return Ok(c),
+            // Another address of the same master may work; a refusal will not.
+            Err(e @ ClientError::Connect { .. }) => failures.push(e),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    match failures.len() {
+        1 => Err(failures.remove(0).into()),
+        _ => {
+            let all: Vec<String> = failures.iter().map(|e| e.to_string()).collect();
+            anyhow::bail!("cannot connect to master {found}: {}", all.join("; "))
+        }
+    }
+}
+
+/// `tessera discover`: browses for `wait` (at least [`SETTLE`]), then returns
+/// every master seen, sorted by cluster and id, each with whether it accepts
+/// connections (records of killed masters linger for minutes).
+pub async fn discover(wait: Duration) -> anyhow::Result<Vec<(MasterRecord, bool)>> {
+    let browser = Browser::start(BrowseOptions::default()).context("cannot start mDNS")?;
+    tokio::time::sleep(wait.max(SETTLE)).await;
+    let mut masters = browser.snapshot();
+    masters.sort_by(|a, b| (&a.cluster, &a.id).cmp(&(&b.cluster, &b.id)));
+    let up = probe_all(&TcpProbe::default(), &masters).await;
+    Ok(masters.into_iter().zip(up).collect())
+}
+
+/// The table `tessera discover` prints: cluster, protocol version, master,
+/// state, addresses.
+pub fn render(masters: &[(MasterRecord, bool)]) -> String {
+    let mut rows = vec![[
+        "CLUSTER".to_string(),
+        "VERSION".into(),
+        "MASTER".into(),
+        "STATE".into(),
+        "ADDRESSES".into(),
+    ]];
+    rows.extend(masters.iter().map(|(m, up)| row(m, *up)));
+    let widths: Vec<usize> = (0..5)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut text = String::new();
+    for r in &rows {
+        let cells: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        text.push_str(cells.join("  ").trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+/// Probes every master at once.
+async fn probe_all(probe: &TcpProbe, masters: &[MasterRecord]) -> Vec<bool> {
+    let mut set = tokio::task::JoinSet::new();
+    for (i, m) in masters.iter().enumerate() {
+        let (probe, addrs) = (*probe, m.addrs.clone());
+        set.spawn(async move { (i, probe.reachable(&addrs).await.is_some()) });
+    }
+    let mut up = vec![false; masters.len()];
+    while let Some(Ok((i, ok))) = set.join_next().await {
+        up[i] = ok;
+    }
+    up
+}
+
+fn row(m: &MasterRecord, up: bool) -> [String; 5] {
+    let addrs: Vec<String> = m.addrs.iter().map(|a| a.to_string()).collect();
+    [
+        m.cluster.clone(),
+        m.version.map_or("?".into(), |v| v.to_string()),
+        m.id.clone(),
+        if up { "up" } else { "not answering" }.into(),
+        addrs.join(", "),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_discover_table_has_a_column_per_field() {
+        let m = MasterRecord::new(
+            "m._tessera._tcp.local.",
+            "master-1-ab",
+            "lab",
+            Some(1),
+            [
+                "198.18.0.1:7878".parse().unwrap(),
+                "[fe80::1%2]:7878".parse().unwrap(),
+            ],
+        );
+        let mut old = m.clone();
+        old.id = "master-0-cd".into();
+        old.version = None;
+        let text = render(&[(m, true), (old, false)]);
+        assert_eq!(
+            text,
+            "CLUSTER  VERSION  MASTER       STATE          ADDRESSES\n\
+             lab      1        master-1-ab  up             198.18.0.1:7878, [fe80::1%2]:7878\n\
+             lab      ?        master-0-cd  not answering  198.18.0.1:7878, [fe80::1%2]:7878\n"
+        );
+    }
+}
