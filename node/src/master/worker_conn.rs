@@ -309,7 +309,7 @@ impl WorkerConn {
             attempt: upload.attempt,
         };
         let len = upload.progress.announced();
-        if let Err(e) = self.ctx.store.commit(file, kind, task).await {
+        if let Err(e) = self.ctx.store.publish(file, kind, task).await {
             self.store_failed(task, upload.attempt, &e).await;
             return self.send(Msg::Accepted { task }).await;
         }
