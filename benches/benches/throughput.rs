@@ -67,7 +67,7 @@ fn main() -> anyhow::Result<()> {
             })
             .collect::<std::io::Result<_>>()?;
         let cluster = DevCluster::start(DevConfig::new(2)).await?;
-        let client = Arc::new(Client::connect(&cluster.addr.to_string()).await?);
+        let client = Arc::new(Client::connect(&cluster.addr.to_string(), &cluster.key).await?);
         let options = batch::BatchOptions {
             out_dir: tmp.path().join("out"),
             in_flight: 16,

@@ -24,6 +24,9 @@ pub struct Cli {
         default_value = "127.0.0.1:7878"
     )]
     pub master: String,
+    /// A copy of the master's cluster.key (not needed with `run --local`).
+    #[arg(long, global = true, env = tessera_proto::KEY_FILE_ENV, value_name = "PATH")]
+    pub key_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -109,6 +112,9 @@ pub fn main() -> ExitCode {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // The cluster key from --key-file / TESSERA_KEY_FILE, or an error saying how to get one.
+    let key_file = cli.key_file.clone();
+    let key = || tessera_node::cli_security::peer_key(key_file.as_deref());
     match cli.command {
         Command::Run {
             inputs,
@@ -122,7 +128,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if inputs.is_empty() {
                 bail!("no input files found");
             }
-            let (cluster, addr) = if local {
+            let (cluster, addr, key) = if local {
                 let cluster = tessera_node::dev::DevCluster::start(
                     tessera_node::dev::DevConfig::new(workers.max(1)),
                 )
@@ -130,11 +136,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .context("cannot start the local cluster")?;
                 let addr = cluster.addr.to_string();
                 eprintln!("started a local cluster: master {addr}, {workers} workers");
-                (Some(cluster), addr)
+                let key = cluster.key.clone();
+                (Some(cluster), addr, key)
             } else {
-                (None, cli.master.clone())
+                (None, cli.master.clone(), key()?)
             };
-            let client = Arc::new(Client::connect(&addr).await?);
+            let client = Arc::new(Client::connect(&addr, &key).await?);
             let total = inputs.len();
             let options = BatchOptions {
                 out_dir: output,
@@ -174,7 +181,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Submit { files } => {
-            let client = Client::connect(&cli.master).await?;
+            let client = Client::connect(&cli.master, &key()?).await?;
             for f in files {
                 let name = f
                     .file_name()
@@ -189,7 +196,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { ids } => {
-            let client = Client::connect(&cli.master).await?;
+            let client = Client::connect(&cli.master, &key()?).await?;
             for id in ids {
                 let info = client.status(id).await?;
                 println!("{}\t{}\t{}", info.task, info.state, info.name);
@@ -197,7 +204,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Wait { ids } => {
-            let client = Client::connect(&cli.master).await?;
+            let client = Client::connect(&cli.master, &key()?).await?;
             let mut ok = true;
             for id in ids {
                 let info = client.wait(id).await?;
@@ -211,7 +218,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Fetch { id, output } => {
-            let client = Client::connect(&cli.master).await?;
+            let client = Client::connect(&cli.master, &key()?).await?;
             let n = client.fetch_to(id, &output).await?;
             eprintln!("wrote {} ({n} bytes)", output.display());
             Ok(ExitCode::SUCCESS)

@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    cli_security::{self, ImageLimitArgs, KeyArgs, MasterLimitArgs},
     dev::{DevCluster, DevConfig},
     master::{self, MasterConfig},
     worker::{self, WorkerConfig},
@@ -51,6 +52,10 @@ pub enum Command {
         /// measuring what stealing gains).
         #[arg(long)]
         no_steal: bool,
+        #[command(flatten)]
+        key: KeyArgs,
+        #[command(flatten)]
+        limits: MasterLimitArgs,
     },
     /// Run a worker: pulls images from the master and processes them.
     ///
@@ -62,6 +67,8 @@ pub enum Command {
         /// This worker's name in logs and task status (default: worker-PID-RANDOM).
         #[arg(long)]
         name: Option<String>,
+        #[command(flatten)]
+        key: KeyArgs,
         #[command(flatten)]
         work: WorkArgs,
     },
@@ -78,6 +85,10 @@ pub enum Command {
         /// Directory for images and results (default: a temporary directory).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// The cluster key file (default: DATA_DIR/cluster.key, created if
+        /// missing; without --data-dir a fresh key in the temporary directory).
+        #[arg(long, env = tessera_proto::KEY_FILE_ENV, value_name = "PATH")]
+        key_file: Option<PathBuf>,
         #[command(flatten)]
         work: WorkArgs,
     },
@@ -109,6 +120,8 @@ pub struct WorkArgs {
     /// contains this text, to simulate a poison image.
     #[arg(long)]
     pub test_crash_on: Option<String>,
+    #[command(flatten)]
+    pub image_limits: ImageLimitArgs,
 }
 
 impl WorkArgs {
@@ -123,6 +136,7 @@ impl WorkArgs {
         config.drain_grace = self.drain_grace;
         config.test_delay = self.test_delay;
         config.test_crash_on = self.test_crash_on.clone();
+        self.image_limits.apply(config);
         Ok(())
     }
 }
@@ -202,6 +216,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             heartbeat_interval,
             lease_timeout,
             no_steal,
+            key,
+            limits,
         } => {
             anyhow::ensure!(
                 heartbeat_interval < lease_timeout,
@@ -210,18 +226,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let listener = TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
+            let (cluster_key, key_path) =
+                cli_security::master_key(key.key_file.as_deref(), &data_dir)?;
             let mut config = MasterConfig::new(data_dir);
+            config.key = cluster_key;
+            limits.apply(&mut config)?;
             config.max_image_bytes = max_image_bytes;
             config.scheduler.max_attempts = max_attempts.max(1);
             config.scheduler.lease_timeout = lease_timeout;
             config.scheduler.stealing = !no_steal;
             config.heartbeat_interval = heartbeat_interval;
+            cli_security::print_join_instructions(&key_path, &config.key);
             // The bound address, for scripts and tests that asked for port 0.
             println!("listening on {}", listener.local_addr()?);
             master::run(listener, config, shutdown).await?;
         }
-        Command::Worker { master, name, work } => {
-            let mut config = WorkerConfig::new(master);
+        Command::Worker {
+            master,
+            name,
+            key,
+            work,
+        } => {
+            let cluster_key = cli_security::peer_key(key.key_file.as_deref())?;
+            let mut config = WorkerConfig::new(master, cluster_key);
             if let Some(name) = name {
                 config.node_id = name;
             }
@@ -232,17 +259,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             workers,
             listen,
             data_dir,
+            key_file,
             work,
         } => {
             anyhow::ensure!(workers > 0, "--workers must be at least 1");
             let mut config = DevConfig::new(workers);
+            let mut key_path = None;
+            if key_file.is_some() || data_dir.is_some() {
+                let dir = data_dir.clone().unwrap_or_default();
+                let (k, path) = cli_security::master_key(key_file.as_deref(), &dir)?;
+                config.key = k;
+                key_path = Some(path);
+            }
             config.listen = listen;
             config.data_dir = data_dir;
             config.threads = work.threads;
             config.options.compression = work.png_compression.into();
+            config.options.limits = work.image_limits.limits();
             let cluster = DevCluster::start(config)
                 .await
                 .with_context(|| format!("cannot start a dev cluster on {listen}"))?;
+            let key_path = match key_path {
+                Some(p) => p,
+                None => {
+                    // A fresh key: put it where clients can copy it from.
+                    let p = cluster.data_dir.join(tessera_proto::KEY_FILE_NAME);
+                    cluster.key.create_file(&p)?;
+                    p
+                }
+            };
+            cli_security::print_join_instructions(&key_path, &cluster.key);
             println!("listening on {}", cluster.addr);
             println!("dev cluster: master and {workers} workers; Ctrl-C to stop");
             shutdown.cancelled().await;

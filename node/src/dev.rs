@@ -2,6 +2,7 @@
 
 use std::{net::SocketAddr, path::PathBuf};
 
+use tessera_proto::ClusterKey;
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
@@ -14,6 +15,10 @@ use crate::{
 #[derive(Debug)]
 pub struct DevCluster {
     pub addr: SocketAddr,
+    /// The cluster's key: clients of this cluster need it.
+    pub key: ClusterKey,
+    /// Where the master keeps its files.
+    pub data_dir: PathBuf,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     /// Holds the temporary data directory, when the cluster made one.
@@ -30,6 +35,8 @@ pub struct DevConfig {
     /// `None`: a temporary directory removed on stop.
     pub data_dir: Option<PathBuf>,
     pub options: tessera_imaging::Options,
+    /// The cluster key (default: a fresh one, known only to this process).
+    pub key: ClusterKey,
 }
 
 impl DevConfig {
@@ -40,6 +47,7 @@ impl DevConfig {
             threads: None,
             data_dir: None,
             options: Default::default(),
+            key: ClusterKey::generate(),
         }
     }
 }
@@ -57,7 +65,9 @@ impl DevCluster {
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
-        let m = master::run(listener, MasterConfig::new(data_dir), shutdown.clone());
+        let mut master_config = MasterConfig::new(data_dir.clone());
+        master_config.key = config.key.clone();
+        let m = master::run(listener, master_config, shutdown.clone());
         tasks.push(tokio::spawn(async move {
             if let Err(e) = m.await {
                 tracing::error!("dev master stopped: {e}");
@@ -68,7 +78,7 @@ impl DevCluster {
             .threads
             .unwrap_or_else(|| (cores / config.workers.max(1)).max(1));
         for i in 0..config.workers {
-            let mut wc = WorkerConfig::new(addr.to_string());
+            let mut wc = WorkerConfig::new(addr.to_string(), config.key.clone());
             wc.threads = threads;
             wc.prefetch = threads.max(2);
             wc.node_id = format!("dev-worker-{i}");
@@ -82,6 +92,8 @@ impl DevCluster {
         }
         Ok(DevCluster {
             addr,
+            key: config.key,
+            data_dir,
             shutdown,
             tasks,
             _tmp: tmp,

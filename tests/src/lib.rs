@@ -7,6 +7,8 @@ use std::{
     time::Duration,
 };
 
+pub mod inproc;
+
 use image::GenericImageView;
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
@@ -174,8 +176,14 @@ impl Proc {
 }
 
 /// Starts `tessera-node master` (the binary at `node_bin`) on 127.0.0.1:0
-/// with `data_dir` and `extra` options, and returns it with the address it bound.
-pub async fn spawn_master(node_bin: &str, data_dir: &Path, extra: &[&str]) -> (Proc, String) {
+/// with `data_dir` and `extra` options, and returns it with the address it
+/// bound and the path of the cluster key it created in `data_dir` (pass it
+/// to workers and clients with `--key-file`; load it with `ClusterKey::load`).
+pub async fn spawn_master(
+    node_bin: &str,
+    data_dir: &Path,
+    extra: &[&str],
+) -> (Proc, String, PathBuf) {
     let data = data_dir.to_str().expect("utf-8 path");
     let mut args = vec!["master", "--listen", "127.0.0.1:0", "--data-dir", data];
     args.extend_from_slice(extra);
@@ -183,7 +191,13 @@ pub async fn spawn_master(node_bin: &str, data_dir: &Path, extra: &[&str]) -> (P
     let addr = master
         .wait_for_line("listening on ", Duration::from_secs(30))
         .await;
-    (master, addr)
+    let key_file = data_dir.join(tessera_proto::KEY_FILE_NAME);
+    assert!(
+        key_file.exists(),
+        "the master created {}",
+        key_file.display()
+    );
+    (master, addr, key_file)
 }
 
 /// Waits up to `deadline` for `cond` to hold, checking every 10 ms.

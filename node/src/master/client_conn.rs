@@ -20,6 +20,7 @@ use tracing::{debug, warn};
 
 use super::{
     Ctx,
+    activity::Activity,
     outbox::Out,
     store::{Kind, TmpFile},
 };
@@ -42,6 +43,8 @@ struct ClientConn {
     discarding: HashMap<StreamId, Progress>,
     waits: Arc<AtomicUsize>,
     closed: CancellationToken,
+    /// A parked wait holds the connection open (see `activity`).
+    activity: Arc<Activity>,
 }
 
 /// Serves one client until it disconnects or `shutdown` fires.
@@ -50,6 +53,7 @@ pub async fn serve<R: AsyncRead + Unpin>(
     mut reader: FrameReader<R>,
     out: mpsc::Sender<Out>,
     shutdown: CancellationToken,
+    activity: Arc<Activity>,
 ) {
     let closed = shutdown.child_token();
     let mut conn = ClientConn {
@@ -59,6 +63,7 @@ pub async fn serve<R: AsyncRead + Unpin>(
         discarding: HashMap::new(),
         waits: Arc::new(AtomicUsize::new(0)),
         closed: closed.clone(),
+        activity,
     };
     loop {
         let next = tokio::select! {
@@ -284,8 +289,10 @@ impl ClientConn {
         let out = self.out.clone();
         let waits = self.waits.clone();
         let closed = self.closed.clone();
+        let hold = self.activity.hold();
         waits.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
+            let _hold = hold;
             tokio::select! {
                 info = rx => {
                     if let Ok(info) = info {

@@ -10,6 +10,7 @@ pub mod writer;
 use std::time::Duration;
 
 use tessera_imaging::Options;
+use tessera_proto::ClusterKey;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -20,6 +21,8 @@ use self::compute::Compute;
 pub struct WorkerConfig {
     /// The master's address, `host:port`.
     pub master: String,
+    /// The cluster key this worker proves it holds (and checks the master holds).
+    pub key: ClusterKey,
     /// Images processed at once (and the rayon pool's size).
     pub threads: usize,
     /// Tasks asked for beyond `threads`, so the next image is already here
@@ -43,10 +46,11 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    pub fn new(master: impl Into<String>) -> Self {
+    pub fn new(master: impl Into<String>, key: ClusterKey) -> Self {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         WorkerConfig {
             master: master.into(),
+            key,
             threads,
             prefetch: threads.max(2),
             node_id: crate::node_id("worker"),
@@ -73,7 +77,8 @@ pub enum WorkerError {
 }
 
 /// Works for the master until `shutdown`, reconnecting as needed. Returns an
-/// error only when reconnecting cannot help (e.g. a protocol version mismatch).
+/// error only when reconnecting cannot help (a protocol version mismatch, or
+/// a cluster key that is not the master's).
 pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<(), WorkerError> {
     let compute = Compute::new(config.threads, config.options.clone(), &config.node_id)
         .map_err(WorkerError::Pool)?;

@@ -40,14 +40,19 @@ pub enum SessionError {
 }
 
 impl SessionError {
-    /// True when retrying cannot help: the master speaks another protocol.
+    /// True when retrying cannot help: the master speaks another protocol,
+    /// or it and this worker hold different cluster keys.
     pub fn is_permanent(&self) -> bool {
-        matches!(
-            self,
-            SessionError::Dial(DialError::Refused(
-                Refusal::VersionMismatch { .. } | Refusal::BadMagic
-            ))
-        )
+        match self {
+            SessionError::Dial(e) => {
+                e.is_wrong_key()
+                    || matches!(
+                        e,
+                        DialError::Refused(Refusal::VersionMismatch { .. } | Refusal::BadMagic)
+                    )
+            }
+            SessionError::Connection(_) => false,
+        }
     }
 }
 
@@ -68,14 +73,14 @@ pub async fn run(
     let options = DialOptions {
         connect_timeout: config.connect_timeout,
         handshake_timeout: config.handshake_timeout,
-        max_frame: tessera_proto::DEFAULT_MAX_FRAME,
+        ..DialOptions::default()
     };
     let Dialed {
         mut reader,
         writer,
         welcome,
     } = tokio::select! {
-        d = dial(&config.master, Role::Worker, &config.node_id, options) => d?,
+        d = dial(&config.master, Role::Worker, &config.node_id, &config.key, options) => d?,
         () = shutdown.cancelled() => return Ok(()),
     };
     let heartbeat_every = Duration::from_millis(u64::from(welcome.heartbeat_interval_ms.max(10)));
