@@ -85,6 +85,9 @@ pub struct Challenge {
     pub proof: Proof,
 }
 
+/// How many variants [`Answer`] has.
+const ANSWER_VARIANTS: u32 = 2;
+
 /// The peer's second frame, answering a `Challenge`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Answer {
@@ -156,7 +159,24 @@ pub fn parse_hello(frame: &[u8]) -> Result<Hello, Refusal> {
 
 /// Decodes the peer's answer to a challenge.
 pub fn parse_answer(frame: &[u8]) -> Result<Answer, Refusal> {
-    wire::decode_exact(frame).map_err(|e: DecodeError| {
+    wire::decode_enum_exact(frame, ANSWER_VARIANTS).map_err(|e: DecodeError| {
         Refusal::Malformed(format!("expected the answer to the challenge: {e}"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answer_variants_is_the_number_of_variants() {
+        let last = wire::encode(&Answer::MasterUnverified).unwrap();
+        assert_eq!(u32::from(last[0]) + 1, ANSWER_VARIANTS);
+        assert_eq!(
+            parse_answer(&[2]),
+            Err(Refusal::Malformed(
+                "expected the answer to the challenge: unknown message type (variant 2)".into()
+            ))
+        );
+    }
 }

@@ -212,6 +212,29 @@ pub async fn eventually(deadline: Duration, what: &str, mut cond: impl FnMut() -
     }
 }
 
+/// A PNG bomb: a `side` x `side` 8-bit grayscale image of zeros, deflated at
+/// the highest level, so a small file (about 1/1000 of its decoded size)
+/// declares and decodes to `side * side` bytes. Built row by row, so making
+/// it never holds the decoded image.
+pub fn png_bomb(side: u32) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, side, side);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_deflate_compression(png::DeflateCompression::Level(9));
+    encoder.set_filter(png::Filter::NoFilter);
+    let mut header = encoder.write_header().expect("header");
+    let mut writer = header.stream_writer().expect("stream writer");
+    let row = vec![0u8; side as usize];
+    for _ in 0..side {
+        writer.write_all(&row).expect("row");
+    }
+    writer.finish().expect("finish");
+    header.finish().expect("finish");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
