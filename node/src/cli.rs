@@ -120,6 +120,10 @@ pub struct WorkArgs {
     /// contains this text, to simulate a poison image.
     #[arg(long)]
     pub test_crash_on: Option<String>,
+    /// TEST ONLY: panic while processing an image whose name contains this
+    /// text (the task must fail and the worker go on).
+    #[arg(long)]
+    pub test_panic_on: Option<String>,
     #[command(flatten)]
     pub image_limits: ImageLimitArgs,
 }
@@ -136,6 +140,7 @@ impl WorkArgs {
         config.drain_grace = self.drain_grace;
         config.test_delay = self.test_delay;
         config.test_crash_on = self.test_crash_on.clone();
+        config.test_panic_on = self.test_panic_on.clone();
         self.image_limits.apply(config);
         Ok(())
     }

@@ -43,6 +43,8 @@ pub struct WorkerConfig {
     /// Test only: abort the process when starting an image whose name
     /// contains this (a poison image).
     pub test_crash_on: Option<String>,
+    /// Test only: panic while processing an image whose name contains this.
+    pub test_panic_on: Option<String>,
 }
 
 impl WorkerConfig {
@@ -63,6 +65,7 @@ impl WorkerConfig {
             drain_grace: Duration::from_secs(30),
             test_delay: None,
             test_crash_on: None,
+            test_panic_on: None,
         }
     }
 }

@@ -295,8 +295,10 @@ impl Session<'_> {
             }
             let compute = self.compute.clone();
             let delay = self.config.test_delay;
-            self.jobs
-                .spawn(run_job(compute, w.task, w.attempt, w.data, delay, dropped));
+            let panic = (self.config.test_panic_on.as_deref())
+                .is_some_and(|pattern| w.name.contains(pattern));
+            let job = run_job(compute, w.task, w.attempt, w.data, delay, dropped, panic);
+            self.jobs.spawn(job);
         }
         Ok(())
     }
@@ -367,6 +369,7 @@ async fn run_job(
     data: Bytes,
     delay: Option<Duration>,
     dropped: Arc<AtomicBool>,
+    test_panic: bool,
 ) -> JobDone {
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
@@ -375,7 +378,11 @@ async fn run_job(
         Ok(Bytes::new())
     } else {
         let started = std::time::Instant::now();
-        let r = compute.process(data).await;
+        let r = if test_panic {
+            compute.panic_for_test().await
+        } else {
+            compute.process(data).await
+        };
         debug!(%task, ms = started.elapsed().as_millis() as u64, "processed");
         r
     };
