@@ -111,6 +111,24 @@ pub struct Welcome {
     pub lease_timeout_ms: u32,
 }
 
+impl Welcome {
+    /// A `Welcome` of this protocol version; durations in whole
+    /// milliseconds, saturating.
+    pub fn new(
+        master_id: impl Into<String>,
+        heartbeat_interval: std::time::Duration,
+        lease_timeout: std::time::Duration,
+    ) -> Self {
+        let ms = |d: std::time::Duration| d.as_millis().min(u128::from(u32::MAX)) as u32;
+        Welcome {
+            version: PROTOCOL_VERSION,
+            master_id: master_id.into(),
+            heartbeat_interval_ms: ms(heartbeat_interval),
+            lease_timeout_ms: ms(lease_timeout),
+        }
+    }
+}
+
 /// Why the master refused a connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum Refusal {

@@ -78,7 +78,7 @@ async fn a_panic_while_decoding_fails_the_task_and_the_worker_keeps_serving() {
         failed(&info),
         (
             FailureKind::Internal,
-            "panic while processing the image: --test-panic-on matched this image"
+            "internal error: panic while processing the image: --test-panic-on matched this image"
         )
     );
     assert_eq!(info.attempts, 1);

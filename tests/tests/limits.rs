@@ -104,12 +104,7 @@ async fn the_client_retries_a_submission_answered_busy() {
         let (r, w) = socket.into_split();
         let mut r = FrameReader::new(r, 1 << 21);
         let mut w = FrameWriter::new(w, 1 << 21);
-        let welcome = Welcome {
-            version: tessera_proto::PROTOCOL_VERSION,
-            master_id: "stand-in".into(),
-            heartbeat_interval_ms: 1000,
-            lease_timeout_ms: 10_000,
-        };
+        let welcome = Welcome::new("stand-in", Duration::from_secs(1), Duration::from_secs(10));
         let options = AcceptOptions {
             timeout: T,
             limits: FrameLimits::default(),

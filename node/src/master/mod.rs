@@ -15,8 +15,7 @@ pub mod worker_conn;
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use tessera_proto::{
-    ClusterKey, FrameLimits, FrameReader, FrameWriter, HelloReply, PROTOCOL_VERSION, Refusal, Role,
-    Welcome,
+    ClusterKey, FrameLimits, FrameReader, FrameWriter, HelloReply, Refusal, Role, Welcome,
     accept::{AcceptOptions, accept},
 };
 use tokio::{
@@ -224,21 +223,11 @@ async fn serve_connection(
             () = shutdown.cancelled() => return,
         }
     }
-    let welcome = Welcome {
-        version: PROTOCOL_VERSION,
-        master_id: ctx.config.master_id.clone(),
-        heartbeat_interval_ms: ctx
-            .config
-            .heartbeat_interval
-            .as_millis()
-            .min(u32::MAX as u128) as u32,
-        lease_timeout_ms: ctx
-            .config
-            .scheduler
-            .lease_timeout
-            .as_millis()
-            .min(u32::MAX as u128) as u32,
-    };
+    let welcome = Welcome::new(
+        ctx.config.master_id.clone(),
+        ctx.config.heartbeat_interval,
+        ctx.config.scheduler.lease_timeout,
+    );
     let options = AcceptOptions {
         timeout: ctx.config.handshake_timeout,
         limits: FrameLimits {

@@ -75,7 +75,7 @@ impl Compute {
                     .unwrap_or_else(|| "(no message)".into());
                 Err(TaskFailure {
                     kind: FailureKind::Internal,
-                    reason: format!("panic while processing the image: {message}"),
+                    reason: format!("internal error: panic while processing the image: {message}"),
                 })
             });
             let _ = tx.send(result);

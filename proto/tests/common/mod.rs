@@ -1,13 +1,10 @@
 //! Shared by the handshake tests.
 
+use std::time::Duration;
+
 use tessera_proto::Welcome;
 
 /// The `Welcome` the test masters send.
 pub fn welcome() -> Welcome {
-    Welcome {
-        version: tessera_proto::PROTOCOL_VERSION,
-        master_id: "m".into(),
-        heartbeat_interval_ms: 1000,
-        lease_timeout_ms: 10_000,
-    }
+    Welcome::new("m", Duration::from_secs(1), Duration::from_secs(10))
 }
