@@ -228,6 +228,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 heartbeat_interval < lease_timeout,
                 "--heartbeat-interval ({heartbeat_interval:?}) must be shorter than --lease-timeout ({lease_timeout:?})"
             );
+            anyhow::ensure!(
+                heartbeat_interval < limits.idle_timeout,
+                "--heartbeat-interval ({heartbeat_interval:?}) must be shorter than --idle-timeout ({:?}), or workers would be closed as idle",
+                limits.idle_timeout
+            );
             let listener = TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;

@@ -41,8 +41,9 @@ pub struct MasterLimitArgs {
     /// answered Busy (the client backs off and retries).
     #[arg(long, default_value_t = 64)]
     pub max_uploads_per_client: usize,
-    /// Largest message other than an image chunk, in bytes.
-    #[arg(long, default_value_t = 64 * 1024, value_parser = clap::value_parser!(u32).range(4096..))]
+    /// Largest message other than an image chunk, in bytes (at least 8192:
+    /// an image name may take 4096).
+    #[arg(long, default_value_t = 64 * 1024, value_parser = clap::value_parser!(u32).range(8192..))]
     pub max_message_bytes: u32,
 }
 
