@@ -17,6 +17,11 @@ use tessera_node::master::{self, MasterConfig};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+/// The cluster key of the benchmark's masters.
+fn key() -> tessera_proto::ClusterKey {
+    tessera_proto::ClusterKey::from_bytes([1; 32])
+}
+
 /// A small real PNG (PngSuite basn0g01, 32×32 1-bit gray).
 fn small_png() -> Bytes {
     let path = concat!(
@@ -36,6 +41,7 @@ async fn start(
     let shutdown = CancellationToken::new();
     let mut config = MasterConfig::new(data.to_path_buf());
     config.group_commit = group_commit;
+    config.key = key();
     tokio::spawn(master::run(listener, config, shutdown.clone()));
     Ok((addr, shutdown))
 }
@@ -45,7 +51,7 @@ async fn submit_many(addr: &str, n: usize, clients: usize) -> anyhow::Result<Dur
     let png = small_png();
     let mut conns = Vec::new();
     for _ in 0..clients {
-        conns.push(Arc::new(Client::connect(addr).await?));
+        conns.push(Arc::new(Client::connect(addr, &key()).await?));
     }
     let start = Instant::now();
     let mut jobs = JoinSet::new();
@@ -101,7 +107,7 @@ fn main() -> anyhow::Result<()> {
         let (addr, stop) = start(tmp.path(), true).await?;
         // Restarted = answering for its last task.
         let client = loop {
-            match Client::connect(&addr).await {
+            match Client::connect(&addr, &key()).await {
                 Ok(c) => break c,
                 Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
             }

@@ -29,6 +29,9 @@ pub struct Cli {
         value_parser = parse_cluster
     )]
     pub cluster: String,
+    /// A copy of the master's cluster.key (not needed with `run --local`).
+    #[arg(long, global = true, env = tessera_proto::KEY_FILE_ENV, value_name = "PATH")]
+    pub key_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -149,6 +152,9 @@ pub fn main() -> ExitCode {
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let (master, cluster_name) = (cli.master, cli.cluster);
+    // The cluster key from --key-file / TESSERA_KEY_FILE, or an error saying how to get one.
+    let key_file = cli.key_file.clone();
+    let key = || tessera_node::cli_security::peer_key(key_file.as_deref());
     match cli.command {
         Command::Run {
             inputs,
@@ -162,7 +168,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if inputs.is_empty() {
                 bail!("no input files found");
             }
-            let (cluster, addr) = if local {
+            let (cluster, addr, key) = if local {
                 let cluster = tessera_node::dev::DevCluster::start(
                     tessera_node::dev::DevConfig::new(workers.max(1)),
                 )
@@ -170,13 +176,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .context("cannot start the local cluster")?;
                 let addr = cluster.addr.to_string();
                 eprintln!("started a local cluster: master {addr}, {workers} workers");
-                (Some(cluster), Some(addr))
+                let key = cluster.key.clone();
+                (Some(cluster), Some(addr), key)
             } else {
-                (None, master)
+                (None, master, key()?)
             };
             // Rides through a master restart: reconnects and resumes.
             let client = Arc::new(
-                locate::connect_reconnecting(addr.as_deref(), &cluster_name, RECONNECT_FOR).await?,
+                locate::connect_reconnecting(addr.as_deref(), &cluster_name, &key, RECONNECT_FOR)
+                    .await?,
             );
             let total = inputs.len();
             let options = BatchOptions {
@@ -217,7 +225,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Submit { files } => {
-            let client = locate::connect(master.as_deref(), &cluster_name).await?;
+            let client = locate::connect(master.as_deref(), &cluster_name, &key()?).await?;
             for f in files {
                 let name = f
                     .file_name()
@@ -232,7 +240,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { ids } => {
-            let client = locate::connect(master.as_deref(), &cluster_name).await?;
+            let client = locate::connect(master.as_deref(), &cluster_name, &key()?).await?;
             for id in ids {
                 let info = client.status(id).await?;
                 println!("{}\t{}\t{}", info.task, info.state, info.name);
@@ -240,7 +248,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Wait { ids } => {
-            let client = locate::connect(master.as_deref(), &cluster_name).await?;
+            let client = locate::connect(master.as_deref(), &cluster_name, &key()?).await?;
             let mut ok = true;
             for id in ids {
                 let info = client.wait(id).await?;
@@ -254,7 +262,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Fetch { id, output, keep } => {
-            let client = locate::connect(master.as_deref(), &cluster_name).await?;
+            let client = locate::connect(master.as_deref(), &cluster_name, &key()?).await?;
             let n = client.fetch_to(id, &output).await?;
             if !keep {
                 client.confirm(id).await?;
@@ -263,14 +271,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::History { id } => {
-            let client = locate::connect(master.as_deref(), &cluster_name).await?;
+            let client = locate::connect(master.as_deref(), &cluster_name, &key()?).await?;
             for e in client.history(id).await? {
                 println!("{}  {}", format_time(e.at_ms), e.event);
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Delete { ids } => {
-            let client = locate::connect(master.as_deref(), &cluster_name).await?;
+            let client = locate::connect(master.as_deref(), &cluster_name, &key()?).await?;
             for id in ids {
                 client.delete(id).await?;
                 println!("deleted {id}");

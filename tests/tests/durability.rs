@@ -9,7 +9,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use tessera_client::{Client, ClientError, ErrorCode, FailureKind, TaskId, TaskState};
+use tessera_client::{Client, ClientError, ClusterKey, ErrorCode, FailureKind, TaskId, TaskState};
 use tessera_tests::{Proc, check_swapped, photos, valid_pngsuite};
 
 const NODE: &str = env!("CARGO_BIN_EXE_tessera-node-under-test");
@@ -40,8 +40,26 @@ async fn master_on(addr: &str, data: &Path) -> Proc {
     m
 }
 
-fn worker(addr: &str, name: &str, extra: &[&str]) -> Proc {
-    let mut args = vec!["worker", "--master", addr, "--name", name];
+/// The cluster key a master created in its data directory.
+fn key_file(data: &Path) -> PathBuf {
+    data.join(tessera_proto::KEY_FILE_NAME)
+}
+
+fn key(data: &Path) -> ClusterKey {
+    ClusterKey::load(&key_file(data)).unwrap()
+}
+
+fn worker(addr: &str, data: &Path, name: &str, extra: &[&str]) -> Proc {
+    let key = key_file(data);
+    let mut args = vec![
+        "worker",
+        "--master",
+        addr,
+        "--name",
+        name,
+        "--key-file",
+        key.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     Proc::spawn(name, NODE, &args)
 }
@@ -71,8 +89,18 @@ async fn a_sigkilled_master_restarted_on_its_data_dir_loses_nothing_and_the_clie
     let data = tmp.path().join("data");
     let addr = format!("127.0.0.1:{}", free_port());
     let mut master = master_on(&addr, &data).await;
-    let _w1 = worker(&addr, "w1", &["--threads", "1", "--test-delay", "15ms"]);
-    let _w2 = worker(&addr, "w2", &["--threads", "1", "--test-delay", "15ms"]);
+    let _w1 = worker(
+        &addr,
+        &data,
+        "w1",
+        &["--threads", "1", "--test-delay", "15ms"],
+    );
+    let _w2 = worker(
+        &addr,
+        &data,
+        "w2",
+        &["--threads", "1", "--test-delay", "15ms"],
+    );
 
     // 330 images: the valid PngSuite twice, in two folders.
     let input = tmp.path().join("in");
@@ -96,6 +124,7 @@ async fn a_sigkilled_master_restarted_on_its_data_dir_loses_nothing_and_the_clie
             "--master",
             &addr,
         ])
+        .args(["--key-file", key_file(&data).to_str().unwrap()])
         .env("RUST_LOG", "warn")
         .kill_on_drop(true)
         .spawn()
@@ -132,7 +161,7 @@ async fn a_sigkilled_master_restarted_on_its_data_dir_loses_nothing_and_the_clie
             .unwrap_or_else(|e| panic!("{}: {e}", rel.display()));
     }
     // Nothing was submitted twice: the master knows exactly one task per image.
-    let client = Client::connect(&addr).await.unwrap();
+    let client = Client::connect(&addr, &key(&data)).await.unwrap();
     let mut tasks = 0;
     for id in 1..=(originals.len() as u64 + 50) {
         match client.status(TaskId(id)).await {
@@ -176,7 +205,7 @@ async fn a_corrupted_stored_file_is_caught_by_its_checksum_and_never_served() {
     let data = tmp.path().join("data");
     let addr = format!("127.0.0.1:{}", free_port());
     let _master = master_on(&addr, &data).await;
-    let client = Client::connect(&addr).await.unwrap();
+    let client = Client::connect(&addr, &key(&data)).await.unwrap();
     let photo = Bytes::from(std::fs::read(&photos()[0]).unwrap());
 
     // A stored input damaged before any worker reads it.
@@ -185,7 +214,7 @@ async fn a_corrupted_stored_file_is_caught_by_its_checksum_and_never_served() {
         .await
         .unwrap();
     flip_a_byte(&data.join("inputs").join(damaged_input.0.to_string()));
-    let _w = worker(&addr, "w", &["--threads", "1"]);
+    let _w = worker(&addr, &data, "w", &["--threads", "1"]);
     let info = tokio::time::timeout(T, client.wait(damaged_input))
         .await
         .unwrap()
@@ -233,6 +262,7 @@ async fn a_corrupted_stored_file_is_caught_by_its_checksum_and_never_served() {
             "--master",
             &addr,
         ])
+        .args(["--key-file", key_file(&data).to_str().unwrap()])
         .output()
         .unwrap();
     assert!(!fetched.status.success());
@@ -296,7 +326,7 @@ async fn a_full_disk_refuses_new_submissions_and_keeps_what_was_accepted() {
     let data = fs.dir.path().join("data");
     let addr = format!("127.0.0.1:{}", free_port());
     let _master = master_on(&addr, &data).await;
-    let client = Client::connect(&addr).await.unwrap();
+    let client = Client::connect(&addr, &key(&data)).await.unwrap();
     let photos: Vec<Bytes> = photos()
         .iter()
         .map(|p| Bytes::from(std::fs::read(p).unwrap()))
@@ -333,7 +363,7 @@ async fn a_full_disk_refuses_new_submissions_and_keeps_what_was_accepted() {
     for (task, _) in &accepted[1..] {
         client.delete(*task).await.unwrap();
     }
-    let _w = worker(&addr, "w", &["--threads", "1"]);
+    let _w = worker(&addr, &data, "w", &["--threads", "1"]);
     let info = tokio::time::timeout(T, client.wait(keep))
         .await
         .unwrap()

@@ -109,7 +109,7 @@ pub async fn serve<R: AsyncRead + Unpin>(
     let why = loop {
         let next = tokio::select! {
             next = reader.recv() => next,
-            () = shutdown.cancelled() => break "master shutting down".to_string(),
+            () = shutdown.cancelled() => break "closed by the master (shutting down, or idle too long)".to_string(),
         };
         match next {
             Ok(incoming) => {
