@@ -115,7 +115,7 @@ async fn a_sigkilled_master_restarted_on_its_data_dir_loses_nothing_and_the_clie
     }
     assert!(originals.len() >= 200);
     let out = tmp.path().join("out");
-    let mut run = tokio::process::Command::new(CLIENT)
+    let run = tokio::process::Command::new(CLIENT)
         .args([
             "run",
             input.to_str().unwrap(),
@@ -126,6 +126,7 @@ async fn a_sigkilled_master_restarted_on_its_data_dir_loses_nothing_and_the_clie
         ])
         .args(["--key-file", key_file(&data).to_str().unwrap()])
         .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -146,13 +147,15 @@ async fn a_sigkilled_master_restarted_on_its_data_dir_loses_nothing_and_the_clie
         killed.elapsed().as_secs_f64() * 1000.0
     );
 
-    let status = tokio::time::timeout(T, run.wait())
+    let output = tokio::time::timeout(T, run.wait_with_output())
         .await
         .expect("run ends")
         .unwrap();
     assert!(
-        status.success(),
-        "tessera run did not ride through the restart: {status}"
+        output.status.success(),
+        "tessera run did not ride through the restart: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout)
     );
     for (rel, original) in &originals {
         let result =

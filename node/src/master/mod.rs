@@ -159,7 +159,7 @@ pub async fn run(
     };
     let (db, loaded) = opened;
     let tasks = loaded.rows.len();
-    let journal = Journal::start(db, config.group_commit, Some(config.data_dir.clone()));
+    let journal = Journal::start(db, config.group_commit, store.image_dirs());
     let state = Shared::new(config.scheduler, config.clock.clone(), journal, loaded);
     // Files the record does not know (a crash between writing and recording).
     let known = state.inspect(|s| {

@@ -300,9 +300,6 @@ impl Shared {
             .scheduler
             .complete(worker, task, attempt, len, checksum, now);
         let durable = self.record_durable(&mut g);
-        if outcome == Outcome::Accepted {
-            Self::notify(&mut g, task);
-        }
         if let Some((holder, attempt)) = to_drop
             && let Some(tx) = g.workers.get(&holder)
         {
@@ -324,11 +321,16 @@ impl Shared {
         let mut g = self.lock();
         let outcome = g.scheduler.fail(worker, task, attempt, kind, reason, now);
         let durable = self.record_durable(&mut g);
-        if outcome == Outcome::Accepted {
-            Self::notify(&mut g, task);
-        }
         self.settle(&mut g);
         (outcome, durable)
+    }
+
+    /// Tells the clients waiting on `task` how it ended: call once its
+    /// outcome is durable (clients learn a task is done only when a crash can
+    /// no longer undo it).
+    pub fn announce(&self, task: TaskId) {
+        let mut g = self.lock();
+        Self::notify(&mut g, task);
     }
 
     pub fn info(&self, task: TaskId) -> Option<TaskInfo> {

@@ -3,7 +3,7 @@
 //! Layout: `inputs/<task>`, `results/<task>.<attempt>`, and `tmp/` for
 //! files being received, next to the record (`record.redb`). A file is
 //! written under `tmp/` and renamed into place, so a reader never sees a
-//! partial image; the journal makes it durable before the record does.
+//! partial image; the journal makes the rename durable before the record.
 
 use std::{
     io,
@@ -67,6 +67,11 @@ impl DataDir {
         Ok(removed)
     }
 
+    /// The directories images are renamed into.
+    pub fn image_dirs(&self) -> Vec<PathBuf> {
+        vec![self.root.join("inputs"), self.root.join("results")]
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -92,14 +97,16 @@ impl DataDir {
         })
     }
 
-    /// Makes a finished temporary file the `kind` file of `task` by renaming
-    /// it into place. It is not durable yet: the journal's next durable
-    /// commit flushes it (one `syncfs` for the whole batch) before the record
-    /// that refers to it, and a crash before that leaves a file no record
+    /// Makes a finished temporary file the `kind` file of `task`: its data is
+    /// fsynced, then it is renamed into place. The rename (a directory entry)
+    /// is made durable by the journal's next durable commit, which fsyncs the
+    /// image directories once for its whole batch before the record that
+    /// refers to the file; a crash before that leaves at most a file no record
     /// claims, which the next start removes.
     pub async fn publish(&self, mut tmp: TmpFile, kind: Kind, task: TaskId) -> io::Result<PathBuf> {
         let mut file = tmp.file.take().expect("a TmpFile is published once");
         file.flush().await?;
+        file.sync_data().await?;
         drop(file);
         let dest = self.path(kind, task);
         fs::rename(&tmp.path, &dest).await?;

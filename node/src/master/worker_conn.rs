@@ -200,6 +200,7 @@ impl WorkerConn {
                         if let Err(e) = durable(done).await {
                             warn!(%task, "cannot record a failure: {e}");
                         }
+                        self.ctx.state.announce(task);
                     }
                     other => debug!(%task, "discarded failure report ({other:?})"),
                 }
@@ -322,6 +323,7 @@ impl WorkerConn {
                 if let Err(e) = durable(done).await {
                     warn!(%task, "cannot record a result: {e}");
                 }
+                self.ctx.state.announce(task);
                 debug!(%task, worker = %self.id, "task done");
             }
             outcome => {

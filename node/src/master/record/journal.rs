@@ -54,17 +54,17 @@ impl Journal {
     /// Starts the writer thread over `store`. With `group_commit` off, every
     /// change gets its own transaction (for measuring what grouping buys).
     ///
-    /// With `sync_root`, every durable batch first flushes that directory's
-    /// whole filesystem with one `syncfs(2)`: the image files written (and
-    /// renamed into place) since the last batch become durable together,
-    /// so a batch of N submissions costs one flush, not N file and
-    /// directory fsyncs.
-    pub fn start(store: impl TaskStore, group_commit: bool, sync_root: Option<PathBuf>) -> Self {
+    /// With `sync_dirs`, every durable batch first fsyncs those directories:
+    /// the image files renamed into them since the last batch (their data is
+    /// fsynced by whoever wrote them, in parallel) become durable together,
+    /// so a batch of N submissions costs one fsync per directory and one
+    /// commit, not N of each.
+    pub fn start(store: impl TaskStore, group_commit: bool, sync_dirs: Vec<PathBuf>) -> Self {
         let queue = Arc::new((Mutex::new(Queue::default()), Condvar::new()));
         let q = queue.clone();
         let handle = thread::Builder::new()
             .name("tessera-journal".into())
-            .spawn(move || run(store, &q, group_commit, sync_root.as_deref()))
+            .spawn(move || run(store, &q, group_commit, &sync_dirs))
             .expect("spawn the journal thread");
         Journal {
             queue,
@@ -153,7 +153,7 @@ fn run(
     mut store: impl TaskStore,
     queue: &(Mutex<Queue>, Condvar),
     group_commit: bool,
-    sync_root: Option<&Path>,
+    sync_dirs: &[PathBuf],
 ) {
     let (lock, cv) = queue;
     loop {
@@ -165,10 +165,10 @@ fn run(
             (std::mem::take(&mut q.jobs), q.closed)
         };
         if group_commit {
-            write_grouped(&mut store, jobs, sync_root);
+            write_grouped(&mut store, jobs, sync_dirs);
         } else {
             for job in jobs {
-                write_grouped(&mut store, vec![job], sync_root);
+                write_grouped(&mut store, vec![job], sync_dirs);
             }
         }
         if closed
@@ -185,7 +185,7 @@ fn run(
 
 /// Writes every write job in one transaction (fsynced if any is durable),
 /// answers them, then answers the reads in order.
-fn write_grouped(store: &mut impl TaskStore, jobs: Vec<Job>, sync_root: Option<&Path>) {
+fn write_grouped(store: &mut impl TaskStore, jobs: Vec<Job>, sync_dirs: &[PathBuf]) {
     let mut entries = Vec::new();
     let mut next_task = 0;
     let mut durable = false;
@@ -208,9 +208,10 @@ fn write_grouped(store: &mut impl TaskStore, jobs: Vec<Job>, sync_root: Option<&
         }
     }
     if !entries.is_empty() || !replies.is_empty() {
-        let synced = match sync_root {
-            Some(root) if durable => sync_files(root),
-            _ => Ok(()),
+        let synced = if durable {
+            sync_dirs.iter().try_for_each(|d| sync_dir(d))
+        } else {
+            Ok(())
         };
         let result = synced.and_then(|()| store.apply(&entries, next_task, durable));
         if let Err(e) = &result {
@@ -225,11 +226,9 @@ fn write_grouped(store: &mut impl TaskStore, jobs: Vec<Job>, sync_root: Option<&
     }
 }
 
-/// Flushes everything written to the filesystem holding `root`: the image
-/// files and the renames that put them in place.
-fn sync_files(root: &Path) -> Result<(), StoreError> {
-    let dir = std::fs::File::open(root)
-        .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", root.display())))?;
-    nix::unistd::syncfs(&dir)
-        .map_err(|e| StoreError::Io(format!("cannot flush {}: {e}", root.display())))
+/// Makes the renames into `dir` durable.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::Io(format!("cannot flush {}: {e}", dir.display())))
 }
