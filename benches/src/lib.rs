@@ -1,6 +1,13 @@
-//! Shared helpers of the benchmarks: the corpus and JSON figure lines.
+//! Shared helpers of the benchmarks: the corpus, generated photo-like
+//! images, CPU-time measurement and JSON figure lines.
 
 use std::path::{Path, PathBuf};
+
+mod cpu;
+mod synthetic;
+
+pub use cpu::{Measured, cpu_seconds, measure};
+pub use synthetic::{photo_like_png, photo_like_rgb8};
 
 /// The Kodak photos shipped for tests and benchmarks.
 pub fn photos() -> Vec<PathBuf> {
@@ -12,6 +19,14 @@ pub fn photos() -> Vec<PathBuf> {
         .collect();
     v.sort();
     v
+}
+
+/// The Kodak photos' bytes, in name order.
+pub fn photo_bytes() -> Vec<Vec<u8>> {
+    photos()
+        .iter()
+        .map(|p| std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .collect()
 }
 
 /// Prints one figure as a JSON line: `{"bench":..,"case":..,<fields>}`.
@@ -30,4 +45,9 @@ pub fn repeat(default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// The number of cores this process may use.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |c| c.get())
 }

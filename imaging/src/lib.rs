@@ -54,7 +54,7 @@ use std::panic::{self, AssertUnwindSafe};
 
 pub use error::{ErrorKind, ProcessError};
 pub use limits::Limits;
-pub use swap::{SampleLayout, swap_rb_in_place};
+pub use swap::{SampleLayout, swap_rb_in_place, swap_rb_sequential};
 
 /// How hard the encoder works when pixel data has to be re-encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
