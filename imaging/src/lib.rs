@@ -37,11 +37,17 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod adler;
+mod buffers;
 mod chunks;
 mod crc;
 mod decode;
+mod deflate_piece;
 mod detect;
+mod encode;
+mod encode_parallel;
 mod error;
+mod filter;
 mod header;
 mod limits;
 mod metadata;
@@ -50,8 +56,22 @@ mod png_rgb;
 mod stream;
 mod swap;
 
+#[cfg(test)]
+mod encode_tests;
+#[cfg(test)]
+mod reuse_tests;
+/// The integration tests' helpers (corpus, independent decoding), shared
+/// with the unit tests.
+#[cfg(test)]
+#[path = "../tests/common/mod.rs"]
+mod test_common;
+
 use std::panic::{self, AssertUnwindSafe};
 
+use buffers::BufferCache;
+use encode::Parallelism;
+
+pub use encode::encode_png;
 pub use error::{ErrorKind, ProcessError};
 pub use limits::Limits;
 pub use swap::{SampleLayout, swap_rb_in_place, swap_rb_sequential};
@@ -146,8 +166,23 @@ pub fn process(input: &[u8], opts: &Options) -> Result<Output, ProcessError> {
     opts.limits.check_input(input.len())?;
     let format = detect::detect(input)?;
     guarded(|| match format {
-        Format::Png => process_png(input, opts),
+        Format::Png => process_png(input, opts, &Engine::DEFAULT),
     })
+}
+
+/// How the work of [`process`] is carried out: when frames are encoded in
+/// parallel, and where decode buffers come from. Tests vary both.
+#[derive(Debug)]
+pub(crate) struct Engine<'a> {
+    pub(crate) parallelism: Parallelism,
+    pub(crate) buffers: &'a BufferCache,
+}
+
+impl Engine<'static> {
+    const DEFAULT: Self = Self {
+        parallelism: Parallelism::DEFAULT,
+        buffers: &buffers::GLOBAL,
+    };
 }
 
 /// Runs `work`, turning a panic into [`ProcessError::Internal`]: the last
@@ -163,7 +198,7 @@ fn guarded<T>(work: impl FnOnce() -> Result<T, ProcessError>) -> Result<T, Proce
 
 /// The PNG pipeline: framing and CRCs, header and limits, full decode, then
 /// the colour-type specific swap.
-fn process_png(input: &[u8], opts: &Options) -> Result<Output, ProcessError> {
+fn process_png(input: &[u8], opts: &Options, engine: &Engine<'_>) -> Result<Output, ProcessError> {
     let stream = stream::validate_stream(input)?;
     let header = stream.header;
     let limits = &opts.limits;
@@ -185,7 +220,7 @@ fn process_png(input: &[u8], opts: &Options) -> Result<Output, ProcessError> {
                 ProcessError::TooLarge(format!("{frame_bytes} bytes do not fit in memory"))
             })?;
             let reader = decode::open(input, &stream, limits.decoder_limits(frame_bytes))?;
-            let bytes = png_rgb::reencode(input, reader, &header, size, opts.compression)?;
+            let bytes = png_rgb::reencode(input, reader, &header, size, opts.compression, engine)?;
             (bytes, Path::Reencoded)
         }
     };
