@@ -15,7 +15,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use rayon::prelude::*;
-use tessera_benches::{cores, figure, repeat};
+use tessera_benches::{cores, figure, machine, repeat};
 use tessera_imaging::{SampleLayout, swap_rb_in_place, swap_rb_sequential};
 
 /// Median seconds of `runs` runs of `op`, after one warm-up run.
@@ -49,6 +49,7 @@ fn naive_swap(pixels: &mut [u8], layout: SampleLayout) {
 const BAND: usize = 128 * 1024;
 
 fn main() -> anyhow::Result<()> {
+    machine("kernel");
     let runs = repeat(7);
     let threads = cores();
     let all = rayon::ThreadPoolBuilder::new()
