@@ -43,6 +43,17 @@ impl Decoded {
     fn megapixels(&self) -> f64 {
         f64::from(self.width) * f64::from(self.height) / 1e6
     }
+
+    /// Encodes as the worker does.
+    fn encode(&self, compression: Compression) -> Result<Vec<u8>, tessera_imaging::ProcessError> {
+        encode_png(
+            &self.pixels,
+            self.width,
+            self.height,
+            self.layout,
+            compression,
+        )
+    }
 }
 
 /// Decodes into a new buffer.
@@ -144,15 +155,7 @@ fn measure_set(set: &Set) -> anyhow::Result<()> {
         };
         for _ in 0..set.rounds {
             for (png_bytes, image) in set.images.iter().zip(&decoded) {
-                let (encoded, spent) = measure(|| {
-                    encode_png(
-                        &image.pixels,
-                        image.width,
-                        image.height,
-                        image.layout,
-                        compression,
-                    )
-                });
+                let (encoded, spent) = measure(|| image.encode(compression));
                 encoded?;
                 encode_time += spent;
                 let (output, spent) = measure(|| tessera_imaging::process(png_bytes, &options));
@@ -231,15 +234,7 @@ fn parallel_encode_latency(set: &Set) -> anyhow::Result<()> {
     for (setting, compression, deflate) in settings {
         let (serial_bytes, serial) =
             measure(|| encode_serially(&image, deflate, png::Filter::Adaptive));
-        let (parallel_png, parallel) = measure(|| {
-            encode_png(
-                &image.pixels,
-                image.width,
-                image.height,
-                image.layout,
-                compression,
-            )
-        });
+        let (parallel_png, parallel) = measure(|| image.encode(compression));
         let parallel_bytes = parallel_png?.len();
         figure(
             "pipeline",

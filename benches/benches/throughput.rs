@@ -12,13 +12,16 @@
 //!
 //! `cargo bench -p tessera-benches --bench throughput`
 //! (`TESSERA_BENCH_REPEAT=N` sets how many times each Kodak photo and the
-//! 1080p image are sent; default 8. The 8K image is sent twice.)
+//! 1080p image are sent; default 8. The 8K image is sent twice.
+//! `TESSERA_BENCH_ONLY=kodak` measures only the sets whose name contains
+//! `kodak`, e.g. for a profile.)
 
 use std::sync::Arc;
 
 use rayon::prelude::*;
 use tessera_benches::{
     Measured, cores, cpu_seconds, figure, machine, measure, photo_bytes, photo_like_png, repeat,
+    selected,
 };
 use tessera_client::{Client, batch, files::Input};
 use tessera_node::dev::{DevCluster, DevConfig};
@@ -48,11 +51,20 @@ impl Set {
 fn main() -> anyhow::Result<()> {
     machine("throughput");
     let n = repeat(8);
-    let sets = [
-        Set::new("kodak", photo_bytes(), n),
-        Set::new("1920x1080", vec![photo_like_png(1920, 1080)], n),
-        Set::new("7680x4320", vec![photo_like_png(7680, 4320)], 2),
-    ];
+    let mut sets = Vec::new();
+    if selected("kodak") {
+        sets.push(Set::new("kodak", photo_bytes(), n));
+    }
+    for (width, height, times) in [(1920, 1080, n), (7680, 4320, 2)] {
+        let name = if width == 1920 {
+            "1920x1080"
+        } else {
+            "7680x4320"
+        };
+        if selected(name) {
+            sets.push(Set::new(name, vec![photo_like_png(width, height)], times));
+        }
+    }
     let cores = cores();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(cores).build()?;
     let options = tessera_imaging::Options::default();

@@ -47,6 +47,13 @@ pub fn repeat(default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// Whether the set of images `name` is to be measured: all are, unless
+/// `TESSERA_BENCH_ONLY` is set, then those whose name contains it (for
+/// profiling one set).
+pub fn selected(name: &str) -> bool {
+    std::env::var("TESSERA_BENCH_ONLY").map_or(true, |only| name.contains(&only))
+}
+
 /// The number of cores this process may use.
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |c| c.get())

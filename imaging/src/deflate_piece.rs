@@ -85,7 +85,7 @@ pub(crate) fn compress_piece(data: &[u8], deflater: Deflater) -> Result<Piece, P
 fn fdeflate_piece(data: &[u8]) -> Result<Vec<u8>, ProcessError> {
     let io = |e: std::io::Error| ProcessError::Internal(format!("fdeflate failed: {e}"));
     let mut compressor =
-        fdeflate::Compressor::new(Vec::with_capacity(data.len() / 2 + 64)).map_err(io)?;
+        fdeflate::Compressor::new(Vec::with_capacity(room_for(data.len()))).map_err(io)?;
     compressor.write_data(data).map_err(io)?;
     let mut stream = compressor.finish().map_err(io)?;
 
@@ -111,7 +111,7 @@ fn fdeflate_piece(data: &[u8]) -> Result<Vec<u8>, ProcessError> {
 fn miniz_piece(data: &[u8], level: u8) -> Result<Vec<u8>, ProcessError> {
     let flags = create_comp_flags_from_zip_params(i32::from(level), -15, 0);
     let mut compressor = CompressorOxide::new(flags);
-    let mut out = Vec::with_capacity(data.len() / 2 + 64);
+    let mut out = Vec::with_capacity(room_for(data.len()));
     let (status, consumed) = compress_to_output(&mut compressor, data, TDEFLFlush::Sync, |b| {
         out.extend_from_slice(b);
         true
@@ -123,6 +123,13 @@ fn miniz_piece(data: &[u8], level: u8) -> Result<Vec<u8>, ProcessError> {
         )));
     }
     Ok(out)
+}
+
+/// Output capacity for compressing `len` bytes: enough for the stored
+/// size, so the buffer never grows (capacity that is never written costs
+/// no memory).
+fn room_for(len: usize) -> usize {
+    stored_size(len) + 128
 }
 
 /// Size of `len` bytes as non-final stored blocks.

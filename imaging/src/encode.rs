@@ -43,6 +43,16 @@ pub(crate) enum ImageData {
     Pieces(Vec<Vec<u8>>),
 }
 
+impl ImageData {
+    /// Bytes held (an upper bound of the image data chunks written).
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::Png(png) => png.len(),
+            Self::Pieces(pieces) => pieces.iter().map(|p| p.len() + 12).sum(),
+        }
+    }
+}
+
 /// The pixel format of a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Format {
@@ -118,7 +128,9 @@ fn encode_with_png(
     format: Format,
     compression: Compression,
 ) -> Result<Vec<u8>, ProcessError> {
-    let mut encoded = Vec::new();
+    // Room for the stored size: the buffer never grows and copies (capacity
+    // that is never written costs no memory).
+    let mut encoded = Vec::with_capacity(pixels.len() + pixels.len() / 8 + 1024);
     let mut encoder = png::Encoder::new(&mut encoded, width, height);
     encoder.set_color(format.color_type);
     encoder.set_depth(format.bit_depth);

@@ -75,7 +75,9 @@ pub(crate) fn reencode(
 /// [`decode::open`] has checked that there is one frame per run.
 fn splice(input: &[u8], header: &Header, frames: &[ImageData]) -> Result<Vec<u8>, ProcessError> {
     let mismatch = || ProcessError::Internal("frames and image data runs disagree".into());
-    let mut out = PngWriter::with_capacity(input.len());
+    // The input's other chunks plus the new image data, at most.
+    let image_data: usize = frames.iter().map(ImageData::len).sum();
+    let mut out = PngWriter::with_capacity(input.len() + image_data);
     let mut frames = frames.iter();
     let mut sequence = ApngSequence::default();
     let mut previous: Option<ChunkType> = None;
