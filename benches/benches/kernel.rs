@@ -5,7 +5,8 @@
 //! (`swap_rb_sequential` on 1 thread, `swap_rb_in_place` over bands on all
 //! threads), of `copy_from_slice` into a separate pre-faulted buffer of the
 //! same size, and, on 1 thread, of the naive per-byte loop for reference.
-//! Every figure is the median of several runs; bytes counted once (the
+//! Every figure is the median of several runs, the operations taking turns
+//! so that load from elsewhere hits them alike; bytes counted once (the
 //! buffer size).
 //!
 //! `cargo bench -p tessera-benches --bench kernel`
@@ -18,18 +19,28 @@ use rayon::prelude::*;
 use tessera_benches::{cores, figure, machine, repeat};
 use tessera_imaging::{SampleLayout, swap_rb_in_place, swap_rb_sequential};
 
-/// Median seconds of `runs` runs of `op`, after one warm-up run.
-fn median_secs(runs: usize, mut op: impl FnMut()) -> f64 {
-    op();
-    let mut times: Vec<f64> = (0..runs)
-        .map(|_| {
+/// Median seconds of each of `ops` operations (`run(i)` runs the i-th)
+/// over `runs` rounds, after one warm-up round. The operations take turns
+/// within each round, so that other load on the machine weighs on all of
+/// them alike and their ratios stay meaningful.
+fn medians(runs: usize, ops: usize, mut run: impl FnMut(usize)) -> Vec<f64> {
+    let mut times = vec![Vec::with_capacity(runs); ops];
+    for round in 0..=runs {
+        for (op, times) in times.iter_mut().enumerate() {
             let start = Instant::now();
-            op();
-            start.elapsed().as_secs_f64()
+            run(op);
+            if round > 0 {
+                times.push(start.elapsed().as_secs_f64());
+            }
+        }
+    }
+    times
+        .into_iter()
+        .map(|mut t| {
+            t.sort_by(f64::total_cmp);
+            t[t.len() / 2]
         })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+        .collect()
 }
 
 /// The textbook loop: one pixel at a time, byte by byte, bounds-checked.
@@ -69,21 +80,17 @@ fn main() -> anyhow::Result<()> {
             let source: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
             let mut buffer = vec![1u8; len];
             let gb = (len * inner) as f64 / 1e9;
-            let repeat_op = |op: &mut dyn FnMut()| {
-                for _ in 0..inner {
-                    op();
-                }
-            };
 
-            let memcpy_1t = median_secs(runs, || {
-                repeat_op(&mut || buffer.copy_from_slice(black_box(&source)))
+            let one = medians(runs, 3, |op| {
+                for _ in 0..inner {
+                    match op {
+                        0 => buffer.copy_from_slice(black_box(&source)),
+                        1 => swap_rb_sequential(black_box(&mut buffer), layout),
+                        _ => naive_swap(black_box(&mut buffer), layout),
+                    }
+                }
             });
-            let swap_1t = median_secs(runs, || {
-                repeat_op(&mut || swap_rb_sequential(black_box(&mut buffer), layout))
-            });
-            let naive_1t = median_secs(runs, || {
-                repeat_op(&mut || naive_swap(black_box(&mut buffer), layout))
-            });
+            let (memcpy_1t, swap_1t, naive_1t) = (one[0], one[1], one[2]);
             figure(
                 "kernel",
                 &format!("{layout_name}_{size_name}_1_thread"),
@@ -98,21 +105,20 @@ fn main() -> anyhow::Result<()> {
                 ],
             );
 
-            let memcpy_all = all.install(|| {
-                median_secs(runs, || {
-                    repeat_op(&mut || {
-                        buffer
-                            .par_chunks_mut(BAND)
-                            .zip(source.par_chunks(BAND))
-                            .for_each(|(d, s)| d.copy_from_slice(black_box(s)))
-                    })
+            let every = all.install(|| {
+                medians(runs, 2, |op| {
+                    for _ in 0..inner {
+                        match op {
+                            0 => buffer
+                                .par_chunks_mut(BAND)
+                                .zip(source.par_chunks(BAND))
+                                .for_each(|(d, s)| d.copy_from_slice(black_box(s))),
+                            _ => swap_rb_in_place(black_box(&mut buffer), layout),
+                        }
+                    }
                 })
             });
-            let swap_all = all.install(|| {
-                median_secs(runs, || {
-                    repeat_op(&mut || swap_rb_in_place(black_box(&mut buffer), layout))
-                })
-            });
+            let (memcpy_all, swap_all) = (every[0], every[1]);
             figure(
                 "kernel",
                 &format!("{layout_name}_{size_name}_all_threads"),

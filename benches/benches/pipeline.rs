@@ -15,12 +15,14 @@
 //!
 //! `cargo bench -p tessera-benches --bench pipeline`
 //! (`TESSERA_BENCH_REPEAT=N` sets the rounds over the Kodak photos; the
-//! generated images get a third of that, the 8K image one round; default 6.)
+//! generated images get a third of that, the 8K image one round; default 6.
+//! `TESSERA_BENCH_ONLY=7680` measures only the sets whose name contains
+//! `7680`.)
 
 use std::io::Cursor;
 
 use tessera_benches::{
-    Measured, cores, figure, machine, measure, photo_bytes, photo_like_png, repeat,
+    Measured, cores, figure, machine, measure, photo_bytes, photo_like_png, repeat, selected,
 };
 use tessera_imaging::{Compression, Options, SampleLayout, encode_png, swap_rb_in_place};
 
@@ -101,28 +103,36 @@ fn main() -> anyhow::Result<()> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(cores())
         .build()?;
-    let sets = [
-        Set {
+    let mut sets = Vec::new();
+    if selected("kodak") {
+        sets.push(Set {
             name: "kodak",
             images: photo_bytes(),
             rounds,
-        },
-        Set {
-            name: "1920x1080",
-            images: vec![photo_like_png(1920, 1080)],
-            rounds: rounds.div_ceil(3),
-        },
-        Set {
-            name: "7680x4320",
-            images: vec![photo_like_png(7680, 4320)],
-            rounds: 1,
-        },
-    ];
+        });
+    }
+    for (name, width, height, rounds) in [
+        ("1920x1080", 1920, 1080, rounds.div_ceil(3)),
+        ("7680x4320", 7680, 4320, 1),
+    ] {
+        if selected(name) {
+            sets.push(Set {
+                name,
+                images: vec![photo_like_png(width, height)],
+                rounds,
+            });
+        }
+    }
     for set in &sets {
         pool.install(|| measure_set(set))?;
     }
-    pool.install(|| parallel_encode_latency(&sets[2]))?;
-    filters_on_kodak(&sets[0], rounds);
+    for set in &sets {
+        match set.name {
+            "7680x4320" => pool.install(|| parallel_encode_latency(set))?,
+            "kodak" => filters_on_kodak(set, rounds),
+            _ => {}
+        }
+    }
     Ok(())
 }
 
