@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 mod cpu;
 mod synthetic;
 
-pub use cpu::{Measured, cpu_seconds, measure};
+pub use cpu::{Measured, cpu_seconds, measure, thread_cpu_seconds};
 pub use synthetic::{photo_like_png, photo_like_rgb8};
 
 /// The Kodak photos shipped for tests and benchmarks.

@@ -64,10 +64,10 @@ const MAX_STORED: usize = 65_535;
 
 /// Compresses `data` as a piece.
 pub(crate) fn compress_piece(data: &[u8], deflater: Deflater) -> Result<Piece, ProcessError> {
-    let bytes = match deflater {
+    let (bytes, adler) = match deflater {
         Deflater::Fast if fdeflate_pieces_work() => fdeflate_piece(data)?,
-        Deflater::Fast => miniz_piece(data, 1)?,
-        Deflater::Level(level) => miniz_piece(data, level)?,
+        Deflater::Fast => (miniz_piece(data, 1)?, adler32(data)),
+        Deflater::Level(level) => (miniz_piece(data, level)?, adler32(data)),
     };
     let bytes = if bytes.len() > stored_size(data.len()) {
         stored_piece(data)
@@ -76,13 +76,14 @@ pub(crate) fn compress_piece(data: &[u8], deflater: Deflater) -> Result<Piece, P
     };
     Ok(Piece {
         bytes,
-        adler: adler32(data),
+        adler,
         len: data.len() as u64,
     })
 }
 
-/// `data` cut out of `fdeflate`'s zlib stream and made a non-final piece.
-fn fdeflate_piece(data: &[u8]) -> Result<Vec<u8>, ProcessError> {
+/// `data` cut out of `fdeflate`'s zlib stream and made a non-final piece,
+/// with the Adler-32 of `data` from the stream's trailer.
+fn fdeflate_piece(data: &[u8]) -> Result<(Vec<u8>, u32), ProcessError> {
     let io = |e: std::io::Error| ProcessError::Internal(format!("fdeflate failed: {e}"));
     let mut compressor =
         fdeflate::Compressor::new(Vec::with_capacity(room_for(data.len()))).map_err(io)?;
@@ -94,7 +95,8 @@ fn fdeflate_piece(data: &[u8]) -> Result<Vec<u8>, ProcessError> {
     if stream.len() < 7 || stream[2] & 1 == 0 {
         return Err(shape());
     }
-    stream.truncate(stream.len() - 4);
+    let trailer = stream.split_off(stream.len() - 4);
+    let adler = u32::from_be_bytes(trailer.try_into().map_err(|_| shape())?);
     stream.drain(..2);
     stream[0] &= !1; // BFINAL: not the last block any more.
     let padding = stream.last().ok_or_else(shape)?.leading_zeros();
@@ -103,7 +105,7 @@ fn fdeflate_piece(data: &[u8]) -> Result<Vec<u8>, ProcessError> {
         stream.push(0);
     }
     stream.extend_from_slice(&EMPTY_STORED_BLOCK);
-    Ok(stream)
+    Ok((stream, adler))
 }
 
 /// `data` compressed by `miniz_oxide` at `level` as raw deflate ending
@@ -219,14 +221,14 @@ pub(crate) fn fdeflate_pieces_work() -> bool {
             .collect();
         let mut pieces = Vec::new();
         for data in &inputs {
-            let Ok(bytes) = fdeflate_piece(data) else {
-                return false;
-            };
-            pieces.push(Piece {
-                bytes,
-                adler: adler32(data),
-                len: data.len() as u64,
-            });
+            match fdeflate_piece(data) {
+                Ok((bytes, adler)) if adler == adler32(data) => pieces.push(Piece {
+                    bytes,
+                    adler,
+                    len: data.len() as u64,
+                }),
+                _ => return false,
+            }
         }
         let stream = join(&pieces, Deflater::Fast);
         miniz_oxide::inflate::decompress_to_vec_zlib(&stream).ok() == Some(inputs.concat())

@@ -38,8 +38,13 @@ pub(crate) fn encode_bands(
         .map(|band| {
             let first = band * band_rows;
             let last = (first + band_rows).min(rows);
-            let filtered = filter_rows(pixels, row_bytes, bpp, first..last);
-            compress_piece(&filtered, deflater)
+            // Each pool thread keeps its scratch buffer for the filtered
+            // rows (about a band), so bands do not fault in fresh pages.
+            let mut filtered = SCRATCH.take();
+            filter_rows(pixels, row_bytes, bpp, first..last, &mut filtered);
+            let piece = compress_piece(&filtered, deflater);
+            SCRATCH.set(filtered);
+            piece
         })
         .collect::<Result<_, _>>()?;
 
@@ -61,14 +66,20 @@ pub(crate) fn encode_bands(
     Ok(out)
 }
 
-/// The filtered rows `rows` of `pixels`: each row's filter type byte, then
-/// its filtered bytes.
+thread_local! {
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Writes the filtered rows `rows` of `pixels` into `out`: each row's
+/// filter type byte, then its filtered bytes. Compiled for the CPU's best
+/// SIMD level.
 fn filter_rows(
     pixels: &[u8],
     row_bytes: usize,
     bpp: usize,
     rows: std::ops::Range<usize>,
-) -> Vec<u8> {
+    out: &mut Vec<u8>,
+) {
     let zeros;
     let mut previous = match rows.start {
         0 => {
@@ -77,12 +88,17 @@ fn filter_rows(
         }
         row => &pixels[(row - 1) * row_bytes..row * row_bytes],
     };
-    let mut out = vec![0u8; rows.len() * (row_bytes + 1)];
-    for (row, filtered) in rows.zip(out.chunks_exact_mut(row_bytes + 1)) {
-        let current = &pixels[row * row_bytes..(row + 1) * row_bytes];
-        let (kind, data) = filtered.split_at_mut(1);
-        kind[0] = filter_adaptive(bpp, previous, current, data) as u8;
-        previous = current;
-    }
-    out
+    // Every byte is written below; resizing only sets the length.
+    out.resize(rows.len() * (row_bytes + 1), 0);
+    pulp::Arch::new().dispatch(
+        #[inline(always)]
+        || {
+            for (row, filtered) in rows.zip(out.chunks_exact_mut(row_bytes + 1)) {
+                let current = &pixels[row * row_bytes..(row + 1) * row_bytes];
+                let (kind, data) = filtered.split_at_mut(1);
+                kind[0] = filter_adaptive(bpp, previous, current, data) as u8;
+                previous = current;
+            }
+        },
+    );
 }
