@@ -54,11 +54,10 @@ pub(crate) fn encode_bands(
         joiner.add(&piece);
         out.push(piece.bytes);
     }
-    match (out.first_mut(), Joiner::header(deflater)) {
-        (Some(first), header) => {
-            first.splice(0..0, header);
-        }
-        (None, header) => out.push(header.to_vec()),
+    let header = Joiner::header(deflater);
+    match out.first_mut() {
+        Some(first) => drop(first.splice(0..0, header)),
+        None => out.push(header.to_vec()),
     }
     out.last_mut()
         .expect("at least the header")
