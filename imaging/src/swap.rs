@@ -166,7 +166,10 @@ fn swap_band<const PIXEL: usize, const SAMPLE: usize, const WORDS: usize>(band: 
 /// `pixel` bytes and `sample` bytes per sample: the bytes that stay, the
 /// red bytes and the blue bytes.
 const fn block_masks<const WORDS: usize>(pixel: usize, sample: usize) -> [[u64; WORDS]; 3] {
-    assert!(8 * WORDS % pixel == 0, "a block must hold whole pixels");
+    assert!(
+        (8 * WORDS).is_multiple_of(pixel),
+        "a block must hold whole pixels"
+    );
     let mut masks = [[0u64; WORDS]; 3];
     let mut byte = 0;
     while byte < 8 * WORDS {
