@@ -1,6 +1,13 @@
-//! Shared helpers of the benchmarks: the corpus and JSON figure lines.
+//! Shared helpers of the benchmarks: the corpus, generated photo-like
+//! images, CPU-time measurement and JSON figure lines.
 
 use std::path::{Path, PathBuf};
+
+mod cpu;
+mod synthetic;
+
+pub use cpu::{Measured, cpu_seconds, measure, thread_cpu_seconds};
+pub use synthetic::{photo_like_png, photo_like_rgb8};
 
 /// The Kodak photos shipped for tests and benchmarks.
 pub fn photos() -> Vec<PathBuf> {
@@ -12,6 +19,14 @@ pub fn photos() -> Vec<PathBuf> {
         .collect();
     v.sort();
     v
+}
+
+/// The Kodak photos' bytes, in name order.
+pub fn photo_bytes() -> Vec<Vec<u8>> {
+    photos()
+        .iter()
+        .map(|p| std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .collect()
 }
 
 /// Prints one figure as a JSON line: `{"bench":..,"case":..,<fields>}`.
@@ -30,4 +45,31 @@ pub fn repeat(default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// Whether the set of images `name` is to be measured: all are, unless
+/// `TESSERA_BENCH_ONLY` is set, then those whose name contains it (for
+/// profiling one set).
+pub fn selected(name: &str) -> bool {
+    std::env::var("TESSERA_BENCH_ONLY").map_or(true, |only| name.contains(&only))
+}
+
+/// The number of cores this process may use.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |c| c.get())
+}
+
+/// Prints the machine's state as a figure (`case` "machine"): the cores this
+/// process may use and the 1-minute load average before the run, because
+/// the figures mean little on a machine that other work keeps busy.
+pub fn machine(bench: &str) {
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN);
+    figure(
+        bench,
+        "machine",
+        &[("cores", cores() as f64), ("load_avg_1m", load)],
+    );
 }

@@ -82,7 +82,9 @@ fn swap_exact(data: &[u8], len: usize, sample: usize) -> Option<Vec<u8>> {
 /// `data`, a whole number of `entry`-byte records starting with R, G, B
 /// samples of `sample` bytes, with R and B of every record swapped.
 fn swap_entries(data: &[u8], entry: usize, sample: usize) -> Option<Vec<u8>> {
-    (data.len() % entry == 0).then(|| swapped(data, entry, sample))
+    data.len()
+        .is_multiple_of(entry)
+        .then(|| swapped(data, entry, sample))
 }
 
 fn swapped(data: &[u8], entry: usize, sample: usize) -> Vec<u8> {

@@ -19,11 +19,12 @@
 use png::chunk::{self, ChunkType};
 
 use crate::chunks::{PngWriter, chunks_of};
-use crate::decode::{self, Frame, Reader};
+use crate::decode::{self, Reader};
+use crate::encode::{Format, ImageData, encode_frame};
 use crate::header::Header;
 use crate::metadata::{Rewrite, rewrite};
 use crate::swap::{SampleLayout, swap_rb_in_place};
-use crate::{Compression, ProcessError};
+use crate::{Compression, Engine, ProcessError};
 
 /// Largest chunk we write; the specification allows up to 2^31-1 bytes.
 const MAX_CHUNK_DATA: usize = 1 << 30;
@@ -36,6 +37,7 @@ pub(crate) fn reencode(
     header: &Header,
     frame_bytes: usize,
     compression: Compression,
+    engine: &Engine<'_>,
 ) -> Result<Vec<u8>, ProcessError> {
     let layout = SampleLayout::new(
         usize::from(header.bit_depth as u8) / 8,
@@ -43,47 +45,27 @@ pub(crate) fn reencode(
     )
     .ok_or_else(|| ProcessError::Internal(format!("not a truecolour header: {header:?}")))?;
 
-    let mut buffer = Vec::new();
-    buffer.try_reserve_exact(frame_bytes).map_err(|_| {
-        ProcessError::TooLarge(format!(
-            "could not allocate {frame_bytes} bytes for the pixels"
-        ))
-    })?;
-    buffer.resize(frame_bytes, 0);
+    let mut buffer = engine.buffers.take(frame_bytes)?;
 
     // Each frame as a standalone PNG, in file order.
     let mut encoded = Vec::new();
+    let format = Format {
+        color_type: header.color_type,
+        bit_depth: header.bit_depth,
+    };
     decode::for_each_frame(reader, &mut buffer, |frame| {
         swap_rb_in_place(frame.pixels, layout);
-        encoded.push(encode_frame(&frame, header, compression)?);
+        encoded.push(encode_frame(
+            frame.pixels,
+            frame.width,
+            frame.height,
+            format,
+            compression,
+            engine.parallelism,
+        )?);
         Ok(())
     })?;
     splice(input, header, &encoded)
-}
-
-/// Encodes one frame with the `png` encoder (same colour type and bit
-/// depth, non-interlaced) as a standalone PNG; [`splice`] takes its image
-/// data chunks.
-fn encode_frame(
-    frame: &Frame<'_>,
-    header: &Header,
-    compression: Compression,
-) -> Result<Vec<u8>, ProcessError> {
-    let mut encoded = Vec::new();
-    let mut encoder = png::Encoder::new(&mut encoded, frame.width, frame.height);
-    encoder.set_color(header.color_type);
-    encoder.set_depth(header.bit_depth);
-    let (deflate, filter) = compression.png_settings();
-    encoder.set_deflate_compression(deflate);
-    encoder.set_filter(filter);
-    let mut writer = encoder
-        .write_header()
-        .map_err(ProcessError::from_encoding)?;
-    writer
-        .write_image_data(frame.pixels)
-        .map_err(ProcessError::from_encoding)?;
-    writer.finish().map_err(ProcessError::from_encoding)?;
-    Ok(encoded)
 }
 
 /// Builds the output: the input's chunks, with each run of image data
@@ -91,9 +73,11 @@ fn encode_frame(
 /// of the next encoded frame.
 ///
 /// [`decode::open`] has checked that there is one frame per run.
-fn splice(input: &[u8], header: &Header, frames: &[Vec<u8>]) -> Result<Vec<u8>, ProcessError> {
+fn splice(input: &[u8], header: &Header, frames: &[ImageData]) -> Result<Vec<u8>, ProcessError> {
     let mismatch = || ProcessError::Internal("frames and image data runs disagree".into());
-    let mut out = PngWriter::with_capacity(input.len());
+    // The input's other chunks plus the new image data, at most.
+    let image_data: usize = frames.iter().map(ImageData::len).sum();
+    let mut out = PngWriter::with_capacity(input.len() + image_data);
     let mut frames = frames.iter();
     let mut sequence = ApngSequence::default();
     let mut previous: Option<ChunkType> = None;
@@ -135,22 +119,37 @@ fn is_image_data(kind: ChunkType) -> bool {
     kind == chunk::IDAT || kind == chunk::fdAT
 }
 
-/// Writes the image data of `encoded` (a PNG from [`encode_frame`]): its
-/// IDAT chunks as they are (CRCs included), or, for an animation frame, its
-/// zlib stream as fdAT chunks that each start with the next APNG sequence
-/// number.
+/// Writes the image data of an encoded frame: as IDAT chunks (a PNG's
+/// IDAT chunks as they are, CRCs included; a stream in pieces as one chunk
+/// per piece), or, for an animation frame, its zlib stream as fdAT chunks
+/// that each start with the next APNG sequence number.
 fn write_image_data(
     out: &mut PngWriter,
     kind: ChunkType,
-    encoded: &[u8],
+    encoded: &ImageData,
     sequence: &mut ApngSequence,
 ) {
-    let idats = chunks_of(encoded).filter(|c| c.kind == chunk::IDAT);
-    if kind == chunk::IDAT {
-        idats.for_each(|idat| out.copy(&idat));
-        return;
-    }
-    let stream: Vec<u8> = idats.flat_map(|c| c.data).copied().collect();
+    let stream: Vec<u8> = match encoded {
+        ImageData::Png(png) => {
+            let idats = chunks_of(png).filter(|c| c.kind == chunk::IDAT);
+            if kind == chunk::IDAT {
+                idats.for_each(|idat| out.copy(&idat));
+                return;
+            }
+            idats.flat_map(|c| c.data).copied().collect()
+        }
+        ImageData::Pieces(pieces) => {
+            if kind == chunk::IDAT {
+                for piece in pieces {
+                    for part in piece.chunks(MAX_CHUNK_DATA) {
+                        out.write(chunk::IDAT, part);
+                    }
+                }
+                return;
+            }
+            pieces.concat()
+        }
+    };
     for part in stream.chunks(MAX_CHUNK_DATA) {
         out.write_with_prefix(chunk::fdAT, &sequence.next().to_be_bytes(), part);
     }

@@ -162,7 +162,7 @@ impl Rules {
             Some("there is more than one".to_owned())
         } else if !matches!(self.idat, IdatRun::NotSeen) {
             Some("it comes after the image data".to_owned())
-        } else if len == 0 || len > 3 * 256 || len % 3 != 0 {
+        } else if len == 0 || len > 3 * 256 || !len.is_multiple_of(3) {
             Some(format!(
                 "its length {len} is not 3 to 768 bytes in whole RGB entries"
             ))
