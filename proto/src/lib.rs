@@ -5,12 +5,14 @@
 //! * [`handshake`]: the first frame (`Hello`) and its answer; stable across versions.
 //! * [`message`]: every message after the handshake ([`Msg`]).
 //! * [`task`]: task ids, states and failure kinds.
+//! * [`cluster`]: the live view of a cluster (`tessera cluster`, `tessera top`).
 //! * [`conn`]: typed frame reader and writer over any async byte stream.
 //! * [`dial`]: connect to a master and handshake, with deadlines.
 //! * [`checksum`]: the end-to-end checksum and the default idempotency key.
 //! * [`stream`]: reassembly of chunked byte streams with a declared length.
 
 pub mod checksum;
+pub mod cluster;
 pub mod conn;
 pub mod dial;
 pub mod error;
@@ -22,6 +24,7 @@ pub mod task;
 pub mod wire;
 
 pub use checksum::{Checksummer, checksum, submission_key};
+pub use cluster::{ClusterInfo, TaskCounts, Throughput, WorkerInfo};
 pub use conn::{FrameReader, FrameWriter, Incoming};
 pub use error::{DecodeError, ProtoError};
 pub use frame::DEFAULT_MAX_FRAME;
@@ -33,4 +36,4 @@ pub use task::{EventEntry, FailureKind, TaskEvent, TaskId, TaskInfo, TaskState};
 pub const MAGIC: [u8; 4] = *b"TSRA";
 
 /// Bumped on every change to [`Msg`] or the frame layout.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
