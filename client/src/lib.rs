@@ -25,4 +25,4 @@ pub mod locate;
 pub use client::{Client, ClientConfig};
 pub use error::ClientError;
 pub use reconnect::Reconnecting;
-pub use tessera_proto::{ErrorCode, FailureKind, TaskId, TaskInfo, TaskState};
+pub use tessera_proto::{ClusterInfo, ErrorCode, FailureKind, TaskId, TaskInfo, TaskState};
