@@ -20,7 +20,15 @@ mod replies;
 #[cfg(feature = "cli")]
 pub mod cli;
 #[cfg(feature = "cli")]
+pub mod cluster_view;
+#[cfg(feature = "cli")]
 pub mod locate;
+#[cfg(feature = "cli")]
+pub mod progress;
+#[cfg(feature = "cli")]
+pub mod table;
+#[cfg(feature = "cli")]
+pub mod top;
 
 pub use client::{Client, ClientConfig};
 pub use error::ClientError;
