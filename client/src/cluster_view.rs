@@ -103,7 +103,8 @@ pub fn render(info: &ClusterInfo, addr: &str) -> String {
         text.push_str("no workers connected; start one with `tessera-node worker`\n");
     } else {
         text.push_str(&crate::table::render(&worker_rows(info)));
-        let hidden = info.workers_total as usize - info.workers.len().min(info.workers_total as usize);
+        let hidden =
+            info.workers_total as usize - info.workers.len().min(info.workers_total as usize);
         if hidden > 0 {
             text.push_str(&format!("… and {hidden} more workers\n"));
         }

@@ -187,7 +187,8 @@ pub struct Reporter {
 impl Reporter {
     pub fn new(mode: Mode, total: usize) -> Reporter {
         let bar = (mode == Mode::Bar).then(|| {
-            let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stdout());
+            let bar =
+                ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stdout());
             let style = ProgressStyle::with_template(
                 "{bar:30.cyan/blue} {pos}/{len} images  {msg}  ETA {eta}",
             )
@@ -324,7 +325,10 @@ mod tests {
         };
         let v: serde_json::Value = serde_json::from_str(&summary_json(&report, 2, 5)).unwrap();
         assert_eq!(v["event"], "summary");
-        assert_eq!((v["done"].as_u64(), v["total"].as_u64()), (Some(1), Some(2)));
+        assert_eq!(
+            (v["done"].as_u64(), v["total"].as_u64()),
+            (Some(1), Some(2))
+        );
         assert_eq!(v["skipped"], 5);
         assert_eq!(v["mb_per_s"], 2.0);
     }

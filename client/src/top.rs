@@ -186,7 +186,12 @@ fn draw_progress(f: &mut Frame, info: &ClusterInfo, area: Rect) {
 
 fn draw_graph(f: &mut Frame, info: &ClusterInfo, area: Rect) {
     let width = area.width.saturating_sub(2) as usize;
-    let data: Vec<u64> = info.throughput.per_second.iter().map(|n| u64::from(*n)).collect();
+    let data: Vec<u64> = info
+        .throughput
+        .per_second
+        .iter()
+        .map(|n| u64::from(*n))
+        .collect();
     let shown = &data[data.len().saturating_sub(width)..];
     let peak = shown.iter().copied().max().unwrap_or(0);
     let rates = cluster_view::rates(info);

@@ -388,7 +388,11 @@ mod tests {
             parse_metrics_addr("0.0.0.0:1").unwrap(),
             "0.0.0.0:1".parse::<SocketAddr>().unwrap()
         );
-        assert!(parse_metrics_addr("localhost").unwrap_err().contains("9464"));
+        assert!(
+            parse_metrics_addr("localhost")
+                .unwrap_err()
+                .contains("9464")
+        );
     }
 
     #[test]

@@ -174,7 +174,11 @@ pub async fn run(
     tokio::spawn(expire_leases(ctx.clone(), shutdown.clone()));
     tokio::spawn(retention::run(ctx.clone(), shutdown.clone()));
     if let Some(exporter) = ctx.config.metrics.clone() {
-        tokio::spawn(metrics::http::serve(exporter, ctx.clone(), shutdown.clone()));
+        tokio::spawn(metrics::http::serve(
+            exporter,
+            ctx.clone(),
+            shutdown.clone(),
+        ));
     }
     let slots = Arc::new(Semaphore::new(ctx.config.max_connections));
     if let Ok(addr) = listener.local_addr() {

@@ -249,7 +249,12 @@ impl Shared {
 
     pub fn released(&self, worker: WorkerId, task: TaskId, attempt: u32) -> bool {
         let mut g = self.lock();
+        let asked = g.scheduler.lease_of(task).is_some_and(|l| l.releasing);
         let ok = g.scheduler.released(worker, task, attempt);
+        if ok && asked {
+            info!(%task, from = %worker, "task stolen: given back unstarted for an idle worker");
+            super::metrics::task_stolen();
+        }
         self.settle(&mut g);
         ok
     }
@@ -466,8 +471,6 @@ impl Shared {
             }
         }
         for order in g.scheduler.steal() {
-            info!(task = %order.task, victim = %order.victim, "stealing an unstarted task for an idle worker");
-            super::metrics::steal_requested();
             if let Some(tx) = g.workers.get(&order.victim) {
                 let l = LeaseRef {
                     task: order.task,

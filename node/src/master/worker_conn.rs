@@ -170,7 +170,7 @@ impl WorkerConn {
             }
             Msg::Released { task, attempt } => {
                 if self.ctx.state.released(self.id, task, attempt) {
-                    info!(%task, worker = %self.id, "worker gave back an unstarted task");
+                    debug!(%task, worker = %self.id, "worker gave back an unstarted task");
                 }
                 Ok(())
             }

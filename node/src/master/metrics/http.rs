@@ -99,8 +99,7 @@ async fn answer(mut socket: TcpStream, exporter: &Exporter, ctx: &Ctx) -> std::i
     let mut head = Vec::with_capacity(1024);
     let read = tokio::time::timeout(READ_DEADLINE, async {
         let mut buf = [0u8; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n")
-        {
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
             let n = socket.read(&mut buf).await?;
             if n == 0 || head.len() + n > MAX_HEAD {
                 return Err(std::io::Error::other("incomplete or oversized request"));
@@ -155,9 +154,15 @@ mod tests {
     #[test]
     fn only_get_metrics_renders() {
         let render = || "text".to_string();
-        assert_eq!(respond("GET", "/metrics", render), ("200 OK", "text".into()));
+        assert_eq!(
+            respond("GET", "/metrics", render),
+            ("200 OK", "text".into())
+        );
         assert_eq!(respond("GET", "/metrics?x=1", render).0, "200 OK");
         assert_eq!(respond("GET", "/", render).0, "404 Not Found");
-        assert_eq!(respond("POST", "/metrics", render).0, "405 Method Not Allowed");
+        assert_eq!(
+            respond("POST", "/metrics", render).0,
+            "405 Method Not Allowed"
+        );
     }
 }

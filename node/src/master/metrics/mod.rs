@@ -93,8 +93,8 @@ impl std::fmt::Debug for Exporter {
 impl Exporter {
     /// Binds `addr` and installs the process-wide recorder (once per process).
     pub fn install(addr: SocketAddr) -> Result<Exporter, MetricsError> {
-        let listener =
-            std::net::TcpListener::bind(addr).map_err(|source| MetricsError::Bind { addr, source })?;
+        let listener = std::net::TcpListener::bind(addr)
+            .map_err(|source| MetricsError::Bind { addr, source })?;
         let bound = listener
             .local_addr()
             .map_err(|source| MetricsError::Bind { addr, source })?;
@@ -103,6 +103,7 @@ impl Exporter {
             .idle_timeout(MetricKindMask::GAUGE, Some(GAUGE_IDLE))
             .install_recorder()?;
         describe();
+        register();
         Ok(Exporter {
             handle,
             listener: Arc::new(listener),
@@ -132,7 +133,7 @@ fn describe() {
     );
     describe_counter!(
         STEALS,
-        "Unstarted tasks a busy worker was asked to give back for an idle one."
+        "Unstarted tasks a busy worker gave back, when asked, for an idle one."
     );
     describe_counter!(BYTES_RECEIVED, "Image bytes received, by peer.");
     describe_counter!(BYTES_SENT, "Image bytes sent, by peer.");
@@ -150,6 +151,34 @@ fn describe() {
         "Time since each worker's last heartbeat."
     );
     describe_gauge!(WORKER_RUNNING, "Tasks each worker has started.");
+}
+
+/// Every counter, at zero, so that a scrape shows them before they first count.
+fn register() {
+    for name in [
+        SUBMISSIONS,
+        COMPLETIONS,
+        CANCELLATIONS,
+        LEASE_EXPIRIES,
+        RETRIES,
+        STEALS,
+    ] {
+        counter!(name).absolute(0);
+    }
+    for kind in [
+        FailureKind::Unsupported,
+        FailureKind::Corrupt,
+        FailureKind::TooLarge,
+        FailureKind::WorkerLost,
+        FailureKind::Internal,
+    ] {
+        // Cancellations are counted apart (CANCELLATIONS).
+        counter!(FAILURES, "kind" => kind_label(kind)).absolute(0);
+    }
+    for peer in [Peer::Client, Peer::Worker] {
+        counter!(BYTES_RECEIVED, "from" => peer.label()).absolute(0);
+        counter!(BYTES_SENT, "to" => peer.label()).absolute(0);
+    }
 }
 
 /// Counts one task event as the scheduler recorded it; `row` is the task's
@@ -203,8 +232,8 @@ pub fn leases_expired(n: usize) {
     counter!(LEASE_EXPIRIES).increment(n as u64);
 }
 
-/// The master asked a busy worker to give back an unstarted task.
-pub fn steal_requested() {
+/// A busy worker gave back an unstarted task the master asked for (stealing).
+pub fn task_stolen() {
     counter!(STEALS).increment(1);
 }
 

@@ -160,8 +160,18 @@ mod tests {
         // Its heartbeat naming the lease is told to drop it; a late result
         // or failure is stale and changes nothing.
         assert_eq!(
-            s.heartbeat(w, &[LeaseRef { task: a, attempt: 1 }], now),
-            vec![LeaseRef { task: a, attempt: 1 }]
+            s.heartbeat(
+                w,
+                &[LeaseRef {
+                    task: a,
+                    attempt: 1
+                }],
+                now
+            ),
+            vec![LeaseRef {
+                task: a,
+                attempt: 1
+            }]
         );
         assert_eq!(s.complete(w, a, 1, 5, 0, now).0, Outcome::Stale);
         assert_eq!(

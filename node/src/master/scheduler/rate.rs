@@ -81,7 +81,11 @@ impl Recent {
             span: now.saturating_duration_since(start),
             ..Window::default()
         };
-        for b in self.buckets.iter().filter(|b| b.sec >= first && b.sec <= cur) {
+        for b in self
+            .buckets
+            .iter()
+            .filter(|b| b.sec >= first && b.sec <= cur)
+        {
             w.images += u64::from(b.images);
             w.bytes += b.bytes;
         }

@@ -121,7 +121,14 @@ mod tests {
         s.dispatch(t0); // tasks 0, 1, 2 leased to w
         s.started(w, tasks[0], 1);
         s.started(w, tasks[1], 1);
-        s.heartbeat(w, &[LeaseRef { task: tasks[0], attempt: 1 }], t0);
+        s.heartbeat(
+            w,
+            &[LeaseRef {
+                task: tasks[0],
+                attempt: 1,
+            }],
+            t0,
+        );
         let t1 = t0 + Duration::from_millis(1500);
         s.complete(w, tasks[0], 1, 80, 0, t1);
         s.fail(w, tasks[1], 1, FailureKind::Corrupt, "bad".into(), t1);
