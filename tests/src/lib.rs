@@ -212,6 +212,22 @@ pub async fn spawn_master(node_bin: &str, data_dir: &Path, extra: &[&str]) -> (P
     (master, addr)
 }
 
+/// Starts `tessera-node worker` (the binary at `node_bin`) for the master at
+/// `addr`, named `name`, with `extra` options.
+pub fn spawn_worker(node_bin: &str, addr: &str, name: &str, extra: &[&str]) -> Proc {
+    let mut args = vec!["worker", "--master", addr, "--name", name];
+    args.extend_from_slice(extra);
+    Proc::spawn(name, node_bin, &args)
+}
+
+/// Copies `files` into `dir` (created if needed), keeping their file names.
+pub fn copy_into(dir: &Path, files: &[PathBuf]) {
+    std::fs::create_dir_all(dir).unwrap();
+    for f in files {
+        std::fs::copy(f, dir.join(f.file_name().unwrap())).unwrap();
+    }
+}
+
 /// Waits up to `deadline` for `cond` to hold, checking every 10 ms.
 pub async fn eventually(deadline: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let start = std::time::Instant::now();

@@ -18,9 +18,7 @@ const NODE: &str = env!("CARGO_BIN_EXE_tessera-node-under-test");
 const T: Duration = Duration::from_secs(60);
 
 fn worker(addr: &str, name: &str, extra: &[&str]) -> Proc {
-    let mut args = vec!["worker", "--master", addr, "--name", name];
-    args.extend_from_slice(extra);
-    Proc::spawn(name, NODE, &args)
+    tessera_tests::spawn_worker(NODE, addr, name, extra)
 }
 
 /// `n` images: the Kodak photos over and over, under distinct names.

@@ -7,13 +7,13 @@
 use std::{
     collections::BTreeMap,
     io::{Read, Write},
-    path::{Path, PathBuf},
+    path::PathBuf,
     time::{Duration, Instant},
 };
 
 use tessera_client::{Client, FailureKind, TaskId, TaskState};
 use tessera_tests::{
-    Proc, bad_pngs, check_swapped, corrupt_pngsuite, eventually, photos, spawn_master,
+    Proc, bad_pngs, check_swapped, copy_into, corrupt_pngsuite, eventually, photos, spawn_master,
 };
 
 const NODE: &str = env!("CARGO_BIN_EXE_tessera-node-under-test");
@@ -21,9 +21,7 @@ const CLIENT: &str = env!("CARGO_BIN_EXE_tessera-under-test");
 const T: Duration = Duration::from_secs(60);
 
 fn worker(addr: &str, name: &str, extra: &[&str]) -> Proc {
-    let mut args = vec!["worker", "--master", addr, "--name", name];
-    args.extend_from_slice(extra);
-    Proc::spawn(name, NODE, &args)
+    tessera_tests::spawn_worker(NODE, addr, name, extra)
 }
 
 /// Runs the CLI against `addr` to completion.
@@ -270,13 +268,6 @@ fn total_size(files: &[PathBuf]) -> u64 {
         .iter()
         .map(|f| std::fs::metadata(f).unwrap().len())
         .sum()
-}
-
-fn copy_into(dir: &Path, files: &[PathBuf]) {
-    std::fs::create_dir_all(dir).unwrap();
-    for f in files {
-        std::fs::copy(f, dir.join(f.file_name().unwrap())).unwrap();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
