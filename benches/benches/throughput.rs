@@ -72,7 +72,13 @@ fn main() -> anyhow::Result<()> {
         let cluster = DevCluster::start(DevConfig::new(2)).await?;
         let addr = cluster.addr.to_string();
         let client = Arc::new(
-            Reconnecting::connect(&addr, ClientConfig::default(), Duration::from_secs(5)).await?,
+            Reconnecting::connect(
+                &addr,
+                &cluster.key,
+                ClientConfig::default(),
+                Duration::from_secs(5),
+            )
+            .await?,
         );
         let options = batch::BatchOptions {
             out_dir: tmp.path().join("out"),

@@ -31,6 +31,9 @@ pub struct Cli {
         value_parser = parse_cluster
     )]
     pub cluster: String,
+    /// A copy of the master's cluster.key (not needed with `run --local`).
+    #[arg(long, global = true, env = tessera_proto::KEY_FILE_ENV, value_name = "PATH")]
+    pub key_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -193,6 +196,9 @@ pub fn main() -> ExitCode {
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let (master, cluster_name) = (cli.master, cli.cluster);
+    // The cluster key from --key-file / TESSERA_KEY_FILE, or an error saying how to get one.
+    let key_file = cli.key_file.clone();
+    let key = || tessera_node::cli_security::peer_key(key_file.as_deref());
     match cli.command {
         Command::Run {
             inputs,
@@ -233,7 +239,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 reporter.finish(&report, skipped);
                 return Ok(ExitCode::SUCCESS);
             }
-            let (cluster, addr) = if local {
+            let (cluster, addr, key) = if local {
                 let cluster = tessera_node::dev::DevCluster::start(
                     tessera_node::dev::DevConfig::new(workers.max(1)),
                 )
@@ -241,13 +247,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .context("cannot start the local cluster")?;
                 let addr = cluster.addr.to_string();
                 eprintln!("started a local cluster: master {addr}, {workers} workers");
-                (Some(cluster), Some(addr))
+                let key = cluster.key.clone();
+                (Some(cluster), Some(addr), key)
             } else {
-                (None, master)
+                (None, master, key()?)
             };
             // Rides through a master restart: reconnects and resumes.
             let client = Arc::new(
-                locate::connect_reconnecting(addr.as_deref(), &cluster_name, RECONNECT_FOR).await?,
+                locate::connect_reconnecting(addr.as_deref(), &cluster_name, &key, RECONNECT_FOR)
+                    .await?,
             );
             let options = BatchOptions {
                 out_dir: output,
@@ -266,7 +274,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Submit { files } => {
-            let client = locate::connect(master.as_deref(), &cluster_name).await?;
+            let client = locate::connect(master.as_deref(), &cluster_name, &key()?).await?;
             for f in files {
                 let name = f
                     .file_name()
@@ -281,7 +289,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { ids } => {
-            let client = locate::connect(master.as_deref(), &cluster_name).await?;
+            let client = locate::connect(master.as_deref(), &cluster_name, &key()?).await?;
             for id in ids {
                 let info = client.status(id).await?;
                 println!("{}\t{}\t{}", info.task, info.state, info.name);
@@ -289,7 +297,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Wait { ids } => {
-            let client = locate::connect(master.as_deref(), &cluster_name).await?;
+            let client = locate::connect(master.as_deref(), &cluster_name, &key()?).await?;
             let mut ok = true;
             for id in ids {
                 let info = client.wait(id).await?;
@@ -303,7 +311,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Fetch { id, output, keep } => {
-            let client = locate::connect(master.as_deref(), &cluster_name).await?;
+            let client = locate::connect(master.as_deref(), &cluster_name, &key()?).await?;
             let n = client.fetch_to(id, &output).await?;
             if !keep {
                 client.confirm(id).await?;
@@ -312,14 +320,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::History { id } => {
-            let client = locate::connect(master.as_deref(), &cluster_name).await?;
+            let client = locate::connect(master.as_deref(), &cluster_name, &key()?).await?;
             for e in client.history(id).await? {
                 println!("{}  {}", format_time(e.at_ms), e.event);
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Delete { ids } => {
-            let client = locate::connect(master.as_deref(), &cluster_name).await?;
+            let client = locate::connect(master.as_deref(), &cluster_name, &key()?).await?;
             for id in ids {
                 client.delete(id).await?;
                 println!("deleted {id}");
@@ -327,7 +335,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Cancel { ids } => {
-            let client = locate::connect(master.as_deref(), &cluster_name).await?;
+            let client = locate::connect(master.as_deref(), &cluster_name, &key()?).await?;
             let mut ok = true;
             for id in ids {
                 match client.cancel(id).await {
@@ -354,9 +362,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Cluster { json } => {
-            let conn =
-                locate::connect_reconnecting(master.as_deref(), &cluster_name, Duration::ZERO)
-                    .await?;
+            let conn = locate::connect_reconnecting(
+                master.as_deref(),
+                &cluster_name,
+                &key()?,
+                Duration::ZERO,
+            )
+            .await?;
             let info = conn.run(|c| async move { c.cluster().await }).await?;
             if json {
                 println!("{}", cluster_view::json(&info, conn.addr()));
@@ -374,6 +386,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let conn = locate::connect_reconnecting(
                 master.as_deref(),
                 &cluster_name,
+                &key()?,
                 Duration::from_secs(24 * 3600),
             )
             .await?;

@@ -9,7 +9,7 @@ use std::{
 
 use bytes::Bytes;
 use tessera_proto::{
-    ClusterInfo, EventEntry, FrameWriter, Msg, Role, TaskId, TaskInfo,
+    ClusterInfo, ClusterKey, EventEntry, FrameWriter, Msg, Role, TaskId, TaskInfo,
     dial::{DialError, DialOptions, Dialed, dial},
 };
 use tokio::{
@@ -92,26 +92,35 @@ impl Drop for Client {
 }
 
 impl Client {
-    /// Connects to the master at `addr` (`host:port`) with default settings.
-    pub async fn connect(addr: &str) -> Result<Client, ClientError> {
-        Client::connect_with(addr, ClientConfig::default()).await
+    /// Connects to the master at `addr` (`host:port`) with default
+    /// settings, authenticating with the cluster's `key`.
+    pub async fn connect(addr: &str, key: &ClusterKey) -> Result<Client, ClientError> {
+        Client::connect_with(addr, key, ClientConfig::default()).await
     }
 
-    pub async fn connect_with(addr: &str, config: ClientConfig) -> Result<Client, ClientError> {
+    pub async fn connect_with(
+        addr: &str,
+        key: &ClusterKey,
+        config: ClientConfig,
+    ) -> Result<Client, ClientError> {
         let options = DialOptions {
             connect_timeout: config.connect_timeout,
             handshake_timeout: config.handshake_timeout,
-            max_frame: tessera_proto::DEFAULT_MAX_FRAME,
+            ..DialOptions::default()
         };
         let Dialed {
             reader,
             writer,
             welcome,
-        } = dial(addr, Role::Client, &config.node_id, options)
+        } = dial(addr, Role::Client, &config.node_id, key, options)
             .await
             .map_err(|e| match e {
                 DialError::Connect { addr, source } => ClientError::Connect { addr, source },
                 DialError::Refused(r) => ClientError::Refused(r),
+                DialError::Unauthenticated { addr, fingerprint } => {
+                    ClientError::Unauthenticated { addr, fingerprint }
+                }
+                e @ DialError::UnexpectedReply { .. } => ClientError::Protocol(e.to_string()),
                 DialError::Proto(p) => ClientError::Wire(p),
             })?;
         let pending = Pending::new();

@@ -14,9 +14,15 @@ pub enum ClientError {
         addr: String,
         source: std::io::Error,
     },
-    /// The master refused the handshake (version mismatch, at capacity...).
+    /// The master refused the handshake (version mismatch, at capacity,
+    /// `Unauthorized`: our key is not the master's...).
     #[error("master refused the connection: {0}")]
     Refused(Refusal),
+    /// The server did not prove it holds our cluster key.
+    #[error(
+        "{addr} did not prove it holds this cluster's key (our key's fingerprint is {fingerprint}): it is a master of another cluster or not a tessera master, or --key-file / TESSERA_KEY_FILE is not a copy of the master's cluster.key"
+    )]
+    Unauthenticated { addr: String, fingerprint: String },
     /// The connection dropped; what was pending did not complete.
     #[error("lost the connection to the master")]
     Disconnected,
@@ -54,6 +60,15 @@ impl ClientError {
             ClientError::Master { code, .. } => Some(*code),
             _ => None,
         }
+    }
+
+    /// True when this client's cluster key is not the master's (either side
+    /// found out).
+    pub fn is_wrong_key(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Unauthenticated { .. } | ClientError::Refused(Refusal::Unauthorized)
+        )
     }
 
     /// True when the same request may succeed later (busy master, lost connection).

@@ -3,7 +3,9 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), tessera_client::ClientError> {
-//! let client = tessera_client::Client::connect("127.0.0.1:7878").await?;
+//! // A copy of the master's cluster.key (see the README's "Security" section).
+//! let key = tessera_client::ClusterKey::load("cluster.key".as_ref()).unwrap();
+//! let client = tessera_client::Client::connect("127.0.0.1:7878", &key).await?;
 //! let task = client.submit("cat.png", std::fs::read("cat.png").unwrap().into()).await?;
 //! let info = client.wait(task).await?;
 //! let swapped = client.fetch(task).await?;
@@ -33,4 +35,6 @@ pub mod top;
 pub use client::{Client, ClientConfig};
 pub use error::ClientError;
 pub use reconnect::Reconnecting;
-pub use tessera_proto::{ClusterInfo, ErrorCode, FailureKind, TaskId, TaskInfo, TaskState};
+pub use tessera_proto::{
+    ClusterInfo, ClusterKey, ErrorCode, FailureKind, TaskId, TaskInfo, TaskState,
+};

@@ -11,6 +11,8 @@ use tessera_node::discovery::{
     probe::{Probe, TcpProbe},
 };
 
+use tessera_proto::ClusterKey;
+
 use crate::{Client, ClientConfig, ClientError, Reconnecting};
 
 /// How long a command waits for mDNS to show its master.
@@ -18,7 +20,11 @@ const FIND_WITHIN: Duration = Duration::from_secs(5);
 
 /// Connects to `master` if given (no multicast at all), or else to the master
 /// of `cluster` found by mDNS, trying each of its addresses in turn.
-pub async fn connect(master: Option<&str>, cluster: &str) -> anyhow::Result<Client> {
+pub async fn connect(
+    master: Option<&str>,
+    cluster: &str,
+    key: &ClusterKey,
+) -> anyhow::Result<Client> {
     let found = match master {
         Some(addr) => StaticAddr::new(addr, "--master").find(FIND_WITHIN).await?,
         None => {
@@ -27,7 +33,7 @@ pub async fn connect(master: Option<&str>, cluster: &str) -> anyhow::Result<Clie
         }
     };
     tracing::info!("master: {found}");
-    connect_found(&found).await
+    connect_found(&found, key).await
 }
 
 /// Like [`connect`], but the connection comes back: operations retry on a
@@ -36,6 +42,7 @@ pub async fn connect(master: Option<&str>, cluster: &str) -> anyhow::Result<Clie
 pub async fn connect_reconnecting(
     master: Option<&str>,
     cluster: &str,
+    key: &ClusterKey,
     max_outage: Duration,
 ) -> anyhow::Result<Reconnecting> {
     let found = match master {
@@ -48,7 +55,7 @@ pub async fn connect_reconnecting(
     tracing::info!("master: {found}");
     let mut failures: Vec<String> = Vec::new();
     for addr in &found.addrs {
-        match Reconnecting::connect(addr, ClientConfig::default(), max_outage).await {
+        match Reconnecting::connect(addr, key, ClientConfig::default(), max_outage).await {
             Ok(c) => return Ok(c),
             Err(e @ ClientError::Connect { .. }) => failures.push(e.to_string()),
             Err(e) => return Err(e.into()),
@@ -57,10 +64,10 @@ pub async fn connect_reconnecting(
     anyhow::bail!("cannot connect to master {found}: {}", failures.join("; "))
 }
 
-async fn connect_found(found: &Found) -> anyhow::Result<Client> {
+async fn connect_found(found: &Found, key: &ClusterKey) -> anyhow::Result<Client> {
     let mut failures: Vec<ClientError> = Vec::new();
     for addr in &found.addrs {
-        match Client::connect(addr).await {
+        match Client::connect(addr, key).await {
             Ok(c) => return Ok(c),
             // Another address of the same master may work; a refusal will not.
             Err(e @ ClientError::Connect { .. }) => failures.push(e),

@@ -9,6 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use tessera_proto::ClusterKey;
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
@@ -18,6 +19,7 @@ use crate::{Client, ClientConfig, ClientError};
 #[derive(Debug)]
 pub struct Reconnecting {
     addr: String,
+    key: ClusterKey,
     config: ClientConfig,
     current: Mutex<Option<Arc<Client>>>,
     /// One reconnection at a time.
@@ -30,12 +32,14 @@ impl Reconnecting {
     /// reconnects for up to `max_outage` per outage.
     pub async fn connect(
         addr: &str,
+        key: &ClusterKey,
         config: ClientConfig,
         max_outage: Duration,
     ) -> Result<Self, ClientError> {
-        let client = Client::connect_with(addr, config.clone()).await?;
+        let client = Client::connect_with(addr, key, config.clone()).await?;
         Ok(Reconnecting {
             addr: addr.to_string(),
+            key: key.clone(),
             config,
             current: Mutex::new(Some(Arc::new(client))),
             connecting: Semaphore::new(1),
@@ -63,7 +67,8 @@ impl Reconnecting {
         if let Some(c) = self.cached() {
             return Ok(c);
         }
-        let client = Arc::new(Client::connect_with(&self.addr, self.config.clone()).await?);
+        let client =
+            Arc::new(Client::connect_with(&self.addr, &self.key, self.config.clone()).await?);
         info!(master = %self.addr, "reconnected to the master");
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(client.clone());
         Ok(client)

@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    cli_security::{self, ImageLimitArgs, KeyArgs, MasterLimitArgs},
     dev::{DevCluster, DevConfig},
     discovery::{
         Advertisement, DEFAULT_CLUSTER, Discovery, MdnsDiscovery, StaticAddr, parse_cluster,
@@ -74,6 +75,10 @@ pub enum Command {
         metrics: Option<SocketAddr>,
         #[command(flatten)]
         mdns: AdvertiseArgs,
+        #[command(flatten)]
+        key: KeyArgs,
+        #[command(flatten)]
+        limits: MasterLimitArgs,
     },
     /// Run a worker: pulls images from the master and processes them.
     ///
@@ -93,6 +98,8 @@ pub enum Command {
         #[arg(long, env = "TESSERA_CLUSTER", default_value = DEFAULT_CLUSTER, value_parser = parse_cluster)]
         cluster: String,
         #[command(flatten)]
+        key: KeyArgs,
+        #[command(flatten)]
         work: WorkArgs,
     },
     /// Run a master and N workers in this one process (for one machine).
@@ -110,6 +117,10 @@ pub enum Command {
         /// Directory for images and results (default: a temporary directory).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// The cluster key file (default: DATA_DIR/cluster.key, created if
+        /// missing; without --data-dir a fresh key in the temporary directory).
+        #[arg(long, env = tessera_proto::KEY_FILE_ENV, value_name = "PATH")]
+        key_file: Option<PathBuf>,
         #[command(flatten)]
         work: WorkArgs,
         #[command(flatten)]
@@ -167,6 +178,12 @@ pub struct WorkArgs {
     /// contains this text, to simulate a poison image.
     #[arg(long)]
     pub test_crash_on: Option<String>,
+    /// TEST ONLY: panic while processing an image whose name contains this
+    /// text (the task must fail and the worker go on).
+    #[arg(long)]
+    pub test_panic_on: Option<String>,
+    #[command(flatten)]
+    pub image_limits: ImageLimitArgs,
 }
 
 impl WorkArgs {
@@ -181,6 +198,8 @@ impl WorkArgs {
         config.drain_grace = self.drain_grace;
         config.test_delay = self.test_delay;
         config.test_crash_on = self.test_crash_on.clone();
+        config.test_panic_on = self.test_panic_on.clone();
+        self.image_limits.apply(config);
         Ok(())
     }
 }
@@ -264,15 +283,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             no_group_commit,
             metrics,
             mdns,
+            key,
+            limits,
         } => {
             anyhow::ensure!(
                 heartbeat_interval < lease_timeout,
                 "--heartbeat-interval ({heartbeat_interval:?}) must be shorter than --lease-timeout ({lease_timeout:?})"
             );
+            anyhow::ensure!(
+                heartbeat_interval < limits.idle_timeout,
+                "--heartbeat-interval ({heartbeat_interval:?}) must be shorter than --idle-timeout ({:?}), or workers would be closed as idle",
+                limits.idle_timeout
+            );
             let listener = TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
+            let (cluster_key, key_path) =
+                cli_security::master_key(key.key_file.as_deref(), &data_dir)?;
             let mut config = MasterConfig::new(data_dir);
+            config.key = cluster_key;
+            limits.apply(&mut config)?;
             config.max_image_bytes = max_image_bytes;
             config.scheduler.max_attempts = max_attempts.max(1);
             config.scheduler.lease_timeout = lease_timeout;
@@ -280,6 +310,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             config.heartbeat_interval = heartbeat_interval;
             config.retention = retention;
             config.group_commit = !no_group_commit;
+            cli_security::print_join_instructions(&key_path, &config.key);
             if let Some(addr) = metrics {
                 let exporter = master::metrics::Exporter::install(addr)?;
                 // Before "listening on": scripts read both, in this order.
@@ -303,9 +334,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             master,
             name,
             cluster,
+            key,
             work,
         } => {
-            let mut config = WorkerConfig::new(master.clone().unwrap_or_default());
+            let cluster_key = cli_security::peer_key(key.key_file.as_deref())?;
+            let mut config = WorkerConfig::new(master.clone().unwrap_or_default(), cluster_key);
             if let Some(name) = name {
                 config.node_id = name;
             }
@@ -320,18 +353,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             workers,
             listen,
             data_dir,
+            key_file,
             work,
             mdns,
         } => {
             anyhow::ensure!(workers > 0, "--workers must be at least 1");
             let mut config = DevConfig::new(workers);
+            let mut key_path = None;
+            if key_file.is_some() || data_dir.is_some() {
+                let dir = data_dir.clone().unwrap_or_default();
+                let (k, path) = cli_security::master_key(key_file.as_deref(), &dir)?;
+                config.key = k;
+                key_path = Some(path);
+            }
             config.listen = listen;
             config.data_dir = data_dir;
             config.threads = work.threads;
             config.options.compression = work.png_compression.into();
+            config.options.limits = work.image_limits.limits();
             let cluster = DevCluster::start(config)
                 .await
                 .with_context(|| format!("cannot start a dev cluster on {listen}"))?;
+            let key_path = match key_path {
+                Some(p) => p,
+                None => {
+                    // A fresh key: put it where clients can copy it from.
+                    let p = cluster.data_dir.join(tessera_proto::KEY_FILE_NAME);
+                    cluster.key.create_file(&p)?;
+                    p
+                }
+            };
+            cli_security::print_join_instructions(&key_path, &cluster.key);
             println!("listening on {}", cluster.addr);
             println!("dev cluster: master and {workers} workers; Ctrl-C to stop");
             let advert = (!mdns.no_mdns).then(|| {

@@ -2,6 +2,7 @@
 
 use std::{net::SocketAddr, path::PathBuf};
 
+use tessera_proto::ClusterKey;
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
@@ -16,6 +17,10 @@ pub struct DevCluster {
     pub addr: SocketAddr,
     /// The master's id, as in its handshake.
     pub master_id: String,
+    /// The cluster's key: clients of this cluster need it.
+    pub key: ClusterKey,
+    /// Where the master keeps its files.
+    pub data_dir: PathBuf,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     /// Holds the temporary data directory, when the cluster made one.
@@ -32,6 +37,8 @@ pub struct DevConfig {
     /// `None`: a temporary directory removed on stop.
     pub data_dir: Option<PathBuf>,
     pub options: tessera_imaging::Options,
+    /// The cluster key (default: a fresh one, known only to this process).
+    pub key: ClusterKey,
 }
 
 impl DevConfig {
@@ -42,6 +49,7 @@ impl DevConfig {
             threads: None,
             data_dir: None,
             options: Default::default(),
+            key: ClusterKey::generate(),
         }
     }
 }
@@ -59,7 +67,8 @@ impl DevCluster {
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
-        let master_config = MasterConfig::new(data_dir);
+        let mut master_config = MasterConfig::new(data_dir.clone());
+        master_config.key = config.key.clone();
         let master_id = master_config.master_id.clone();
         let m = master::run(listener, master_config, shutdown.clone());
         tasks.push(tokio::spawn(async move {
@@ -72,7 +81,7 @@ impl DevCluster {
             .threads
             .unwrap_or_else(|| (cores / config.workers.max(1)).max(1));
         for i in 0..config.workers {
-            let mut wc = WorkerConfig::new(addr.to_string());
+            let mut wc = WorkerConfig::new(addr.to_string(), config.key.clone());
             wc.threads = threads;
             wc.prefetch = threads.max(2);
             wc.node_id = format!("dev-worker-{i}");
@@ -87,6 +96,8 @@ impl DevCluster {
         Ok(DevCluster {
             addr,
             master_id,
+            key: config.key,
+            data_dir,
             shutdown,
             tasks,
             _tmp: tmp,

@@ -9,8 +9,8 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::{
     error::{DecodeError, ProtoError},
-    frame::{FrameCodec, OutFrame},
-    handshake::{Hello, HelloReply},
+    frame::{FrameCodec, FrameLimits, OutFrame},
+    handshake::{Answer, Hello, HelloReply},
     message::{Msg, StreamId},
     wire,
 };
@@ -31,9 +31,18 @@ pub struct FrameReader<R> {
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn new(io: R, max_frame: usize) -> Self {
+        FrameReader::with_limits(io, FrameLimits::uniform(max_frame))
+    }
+
+    pub fn with_limits(io: R, limits: FrameLimits) -> Self {
         FrameReader {
-            inner: FramedRead::new(io, FrameCodec::new(max_frame)),
+            inner: FramedRead::new(io, FrameCodec::with_limits(limits)),
         }
+    }
+
+    /// Changes the frame limits from the next frame on.
+    pub fn set_limits(&mut self, limits: FrameLimits) {
+        self.inner.decoder_mut().set_limits(limits);
     }
 
     /// The next raw frame body. `Err(Closed)` on a clean end of stream.
@@ -68,9 +77,16 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             .map_err(|_| ProtoError::Timeout(deadline))?
     }
 
-    /// Reads the master's answer to our `Hello`.
+    /// Reads the master's next handshake frame.
     pub async fn recv_hello_reply(&mut self, deadline: Duration) -> Result<HelloReply, ProtoError> {
         let frame = self.next_frame_within(deadline).await?;
+        Ok(wire::decode_exact(&frame)?)
+    }
+
+    /// [`Self::recv_hello_reply`] without a deadline of its own (the caller's
+    /// deadline covers the whole handshake).
+    pub async fn next_hello_reply(&mut self) -> Result<HelloReply, ProtoError> {
+        let frame = self.next_frame().await?;
         Ok(wire::decode_exact(&frame)?)
     }
 }
@@ -132,6 +148,10 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
 
     pub async fn send_hello_reply(&mut self, reply: &HelloReply) -> Result<(), ProtoError> {
         self.inner.send(OutFrame::message(reply)?).await
+    }
+
+    pub async fn send_answer(&mut self, answer: &Answer) -> Result<(), ProtoError> {
+        self.inner.send(OutFrame::message(answer)?).await
     }
 
     /// Sends every chunk of `data` on `stream` (at most [`crate::MAX_CHUNK`]

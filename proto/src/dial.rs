@@ -1,4 +1,5 @@
-//! Opening a connection to a master: TCP connect and handshake, each with a deadline.
+//! Opening a connection to a master: TCP connect and the mutually
+//! authenticated handshake, each with a deadline.
 
 use std::time::Duration;
 
@@ -7,7 +8,10 @@ use tokio::net::{
     tcp::{OwnedReadHalf, OwnedWriteHalf},
 };
 
-use crate::{FrameReader, FrameWriter, Hello, HelloReply, ProtoError, Refusal, Role, Welcome};
+use crate::{
+    FrameReader, FrameWriter, Hello, HelloReply, ProtoError, Refusal, Role, Welcome, auth,
+    frame::FrameLimits, handshake::Answer, key::ClusterKey,
+};
 
 /// An open, accepted connection.
 #[derive(Debug)]
@@ -21,8 +25,11 @@ pub struct Dialed {
 #[derive(Debug, Clone, Copy)]
 pub struct DialOptions {
     pub connect_timeout: Duration,
+    /// For the whole handshake (challenge and proofs included).
     pub handshake_timeout: Duration,
-    pub max_frame: usize,
+    /// Frame limits once the handshake is over (before it, every frame must
+    /// fit in [`crate::frame::HANDSHAKE_MAX_FRAME`]).
+    pub limits: FrameLimits,
 }
 
 impl Default for DialOptions {
@@ -30,7 +37,7 @@ impl Default for DialOptions {
         DialOptions {
             connect_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
-            max_frame: crate::DEFAULT_MAX_FRAME,
+            limits: FrameLimits::default(),
         }
     }
 }
@@ -44,19 +51,55 @@ pub enum DialError {
         addr: String,
         source: std::io::Error,
     },
-    /// The master answered and refused us.
+    /// The master answered and refused us (`Refusal::Unauthorized`: our key
+    /// is not the master's).
     #[error("master refused the connection: {0}")]
     Refused(Refusal),
+    /// The server did not prove it holds our cluster key: a master of
+    /// another cluster, a spoofed one, or our key file is not a copy of the
+    /// master's. Skip it (discovery) or fix the key file.
+    #[error(
+        "{addr} did not prove it holds this cluster's key (our key's fingerprint is {fingerprint}): it is a master of another cluster or not a tessera master, or the key file is not a copy of the master's cluster.key"
+    )]
+    Unauthenticated { addr: String, fingerprint: String },
+    /// The master broke the handshake's order.
+    #[error("handshake with {addr} failed: expected {expected}, got {got}")]
+    UnexpectedReply {
+        addr: String,
+        expected: &'static str,
+        got: &'static str,
+    },
     /// The connection broke during the handshake.
     #[error(transparent)]
     Proto(#[from] ProtoError),
 }
 
-/// Connects to `addr` (`host:port`) and completes the handshake as `role`.
+impl DialError {
+    /// True when the cluster keys differ (either side found out): retrying
+    /// the same address with the same key cannot succeed.
+    pub fn is_wrong_key(&self) -> bool {
+        matches!(
+            self,
+            DialError::Unauthenticated { .. } | DialError::Refused(Refusal::Unauthorized)
+        )
+    }
+}
+
+fn reply_name(reply: &HelloReply) -> &'static str {
+    match reply {
+        HelloReply::Welcome(_) => "Welcome",
+        HelloReply::Refused(_) => "Refused",
+        HelloReply::Challenge(_) => "Challenge",
+    }
+}
+
+/// Connects to `addr` (`host:port`) and completes the handshake as `role`,
+/// proving we hold `key` and checking that the master does too.
 pub async fn dial(
     addr: &str,
     role: Role,
     node_id: &str,
+    key: &ClusterKey,
     options: DialOptions,
 ) -> Result<Dialed, DialError> {
     let connect_err = |source| DialError::Connect {
@@ -69,15 +112,59 @@ pub async fn dial(
         .map_err(connect_err)?;
     let _ = socket.set_nodelay(true);
     let (read, write) = socket.into_split();
-    let mut reader = FrameReader::new(read, options.max_frame);
-    let mut writer = FrameWriter::new(write, options.max_frame);
-    writer.send_hello(&Hello::new(role, node_id)).await?;
-    match reader.recv_hello_reply(options.handshake_timeout).await? {
-        HelloReply::Welcome(welcome) => Ok(Dialed {
-            reader,
-            writer,
-            welcome,
-        }),
+    let mut reader = FrameReader::with_limits(read, FrameLimits::HANDSHAKE);
+    let mut writer = FrameWriter::new(write, options.limits.max_frame);
+    let welcome = tokio::time::timeout(
+        options.handshake_timeout,
+        handshake(addr, role, node_id, key, &mut reader, &mut writer),
+    )
+    .await
+    .map_err(|_| ProtoError::Timeout(options.handshake_timeout))??;
+    reader.set_limits(options.limits);
+    Ok(Dialed {
+        reader,
+        writer,
+        welcome,
+    })
+}
+
+async fn handshake(
+    addr: &str,
+    role: Role,
+    node_id: &str,
+    key: &ClusterKey,
+    reader: &mut FrameReader<OwnedReadHalf>,
+    writer: &mut FrameWriter<OwnedWriteHalf>,
+) -> Result<Welcome, DialError> {
+    let hello = Hello::new(role, node_id);
+    writer.send_hello(&hello).await?;
+    let challenge = match reader.next_hello_reply().await? {
+        HelloReply::Challenge(c) => c,
+        HelloReply::Refused(r) => return Err(DialError::Refused(r)),
+        // A master that welcomes without proving anything is not ours.
+        HelloReply::Welcome(_) => return Err(unauthenticated(addr, key)),
+    };
+    if !auth::verify_master(key, &hello.nonce, &challenge.nonce, &challenge.proof) {
+        // Best effort: tell it why we leave, so its log says so.
+        let _ = writer.send_answer(&Answer::MasterUnverified).await;
+        return Err(unauthenticated(addr, key));
+    }
+    let proof = auth::peer_proof(key, role, &challenge.nonce, &hello.nonce);
+    writer.send_answer(&Answer::Proof(proof)).await?;
+    match reader.next_hello_reply().await? {
+        HelloReply::Welcome(w) => Ok(w),
         HelloReply::Refused(r) => Err(DialError::Refused(r)),
+        other => Err(DialError::UnexpectedReply {
+            addr: addr.to_string(),
+            expected: "Welcome",
+            got: reply_name(&other),
+        }),
+    }
+}
+
+fn unauthenticated(addr: &str, key: &ClusterKey) -> DialError {
+    DialError::Unauthenticated {
+        addr: addr.to_string(),
+        fingerprint: key.fingerprint(),
     }
 }

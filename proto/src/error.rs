@@ -28,6 +28,10 @@ pub enum ProtoError {
     /// longer be trusted; close it.
     #[error("frame of {len} bytes is over the {max}-byte limit")]
     FrameTooLarge { len: usize, max: usize },
+    /// The peer sent a message other than a chunk over the (smaller) limit
+    /// for such messages: close it, as for `FrameTooLarge`.
+    #[error("message of {len} bytes is over the {max}-byte limit for messages other than chunks")]
+    MessageTooLarge { len: usize, max: usize },
     /// A frame arrived but its body is not a valid message: answer with a
     /// typed error; the connection may continue.
     #[error("bad message: {0}")]

@@ -7,10 +7,54 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
-use crate::{MAX_CHUNK, error::ProtoError, wire};
+use crate::{MAX_CHUNK, error::ProtoError, message::CHUNK_TAG, wire};
 
 /// Default maximum frame: one full chunk plus room for its header.
 pub const DEFAULT_MAX_FRAME: usize = MAX_CHUNK + 4096;
+
+/// Default maximum for a frame that is not a chunk (every control message):
+/// the same as the decoder's header limit.
+pub const DEFAULT_MAX_CONTROL_FRAME: usize = wire::HEADER_DECODE_LIMIT;
+
+/// Maximum frame during the handshake, before the peer has proved it holds
+/// the cluster key: every handshake frame fits in far less.
+pub const HANDSHAKE_MAX_FRAME: usize = 1024;
+
+/// The size limits a connection's frames are decoded with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameLimits {
+    /// Largest frame of any kind (a chunk and its header).
+    pub max_frame: usize,
+    /// Largest frame that is not a [`crate::Msg::Chunk`]; refused from its
+    /// length prefix and first body byte, before the body is buffered.
+    pub max_control: usize,
+}
+
+impl FrameLimits {
+    /// Before authentication: [`HANDSHAKE_MAX_FRAME`] for every frame.
+    pub const HANDSHAKE: FrameLimits = FrameLimits {
+        max_frame: HANDSHAKE_MAX_FRAME,
+        max_control: HANDSHAKE_MAX_FRAME,
+    };
+
+    /// One limit for every kind of frame.
+    pub fn uniform(max_frame: usize) -> Self {
+        FrameLimits {
+            max_frame,
+            max_control: max_frame,
+        }
+    }
+}
+
+impl Default for FrameLimits {
+    /// After authentication: [`DEFAULT_MAX_FRAME`] and [`DEFAULT_MAX_CONTROL_FRAME`].
+    fn default() -> Self {
+        FrameLimits {
+            max_frame: DEFAULT_MAX_FRAME,
+            max_control: DEFAULT_MAX_CONTROL_FRAME,
+        }
+    }
+}
 
 const LEN_PREFIX: usize = 4;
 
@@ -33,32 +77,53 @@ impl OutFrame {
 
 /// Length-delimited frames with an explicit maximum, decoded by
 /// [`LengthDelimitedCodec`]; an oversized length prefix is a typed error
-/// raised before any of the frame is buffered.
+/// raised before any of the frame is buffered. A frame that is not a chunk
+/// has its own, smaller maximum ([`FrameLimits::max_control`]), checked from
+/// the prefix and the first body byte (the message type).
 #[derive(Debug)]
 pub struct FrameCodec {
     inner: LengthDelimitedCodec,
     max_frame: usize,
+    max_control: usize,
     /// Length of the frame `inner` is in the middle of (it has consumed the
     /// prefix), so the next bytes in the buffer are body, not a prefix.
     in_frame: Option<usize>,
 }
 
 impl FrameCodec {
+    /// One limit for every kind of frame.
     pub fn new(max_frame: usize) -> Self {
+        FrameCodec::with_limits(FrameLimits::uniform(max_frame))
+    }
+
+    pub fn with_limits(limits: FrameLimits) -> Self {
         let inner = LengthDelimitedCodec::builder()
             .length_field_length(LEN_PREFIX)
             .big_endian()
-            .max_frame_length(max_frame)
+            .max_frame_length(limits.max_frame)
             .new_codec();
         FrameCodec {
             inner,
-            max_frame,
+            max_frame: limits.max_frame,
+            max_control: limits.max_control.min(limits.max_frame),
             in_frame: None,
         }
     }
 
+    /// Changes the limits for the frames after the current one (e.g. once
+    /// the handshake is over).
+    pub fn set_limits(&mut self, limits: FrameLimits) {
+        self.inner.set_max_frame_length(limits.max_frame);
+        self.max_frame = limits.max_frame;
+        self.max_control = limits.max_control.min(limits.max_frame);
+    }
+
     pub fn max_frame(&self) -> usize {
         self.max_frame
+    }
+
+    pub fn max_control(&self) -> usize {
+        self.max_control
     }
 }
 
@@ -80,6 +145,19 @@ impl Decoder for FrameCodec {
                     len,
                     max: self.max_frame,
                 });
+            }
+            if len > self.max_control {
+                // Only a chunk may be this long: look at its type byte.
+                match src.get(LEN_PREFIX) {
+                    None => return Ok(None),
+                    Some(&tag) if tag == CHUNK_TAG => {}
+                    Some(_) => {
+                        return Err(ProtoError::MessageTooLarge {
+                            len,
+                            max: self.max_control,
+                        });
+                    }
+                }
             }
             self.in_frame = Some(len);
         }

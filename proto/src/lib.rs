@@ -2,7 +2,10 @@
 //!
 //! * [`frame`]: 4-byte big-endian length-prefixed frames with a maximum size.
 //! * [`wire`]: the only module that knows bincode; every decode has a byte limit.
-//! * [`handshake`]: the first frame (`Hello`) and its answer; stable across versions.
+//! * [`handshake`]: the first frames (`Hello`, challenge, proof) and their answers.
+//! * [`key`]: the cluster key (load, create with mode 0600, fingerprint).
+//! * [`auth`]: the handshake's HMAC-SHA256 proofs.
+//! * [`accept`]: the master's side of the handshake, with a deadline.
 //! * [`message`]: every message after the handshake ([`Msg`]).
 //! * [`task`]: task ids, states and failure kinds.
 //! * [`cluster`]: the live view of a cluster (`tessera cluster`, `tessera top`).
@@ -11,6 +14,8 @@
 //! * [`checksum`]: the end-to-end checksum and the default idempotency key.
 //! * [`stream`]: reassembly of chunked byte streams with a declared length.
 
+pub mod accept;
+pub mod auth;
 pub mod checksum;
 pub mod cluster;
 pub mod conn;
@@ -18,6 +23,7 @@ pub mod dial;
 pub mod error;
 pub mod frame;
 pub mod handshake;
+pub mod key;
 pub mod message;
 pub mod stream;
 pub mod task;
@@ -27,8 +33,9 @@ pub use checksum::{Checksummer, checksum, submission_key};
 pub use cluster::{ClusterInfo, TaskCounts, Throughput, WorkerInfo};
 pub use conn::{FrameReader, FrameWriter, Incoming};
 pub use error::{DecodeError, ProtoError};
-pub use frame::DEFAULT_MAX_FRAME;
-pub use handshake::{Hello, HelloReply, Refusal, Role, Welcome};
+pub use frame::{DEFAULT_MAX_CONTROL_FRAME, DEFAULT_MAX_FRAME, FrameLimits, HANDSHAKE_MAX_FRAME};
+pub use handshake::{Answer, Challenge, Hello, HelloReply, Refusal, Role, Welcome};
+pub use key::{ClusterKey, KEY_FILE_ENV, KEY_FILE_NAME, KeyError};
 pub use message::{ErrorCode, LeaseRef, MAX_CHUNK, Msg, StreamId};
 pub use task::{EventEntry, FailureKind, TaskEvent, TaskId, TaskInfo, TaskState};
 
@@ -36,4 +43,4 @@ pub use task::{EventEntry, FailureKind, TaskEvent, TaskId, TaskInfo, TaskState};
 pub const MAGIC: [u8; 4] = *b"TSRA";
 
 /// Bumped on every change to [`Msg`] or the frame layout.
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;

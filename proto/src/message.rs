@@ -24,6 +24,10 @@ pub const MAX_CHUNK: usize = 1024 * 1024;
 /// this is an unknown message type.
 pub const MSG_VARIANTS: u32 = 29;
 
+/// The first byte of every [`Msg::Chunk`] frame (its variant index), the
+/// only message that may exceed the control-frame limit.
+pub const CHUNK_TAG: u8 = 12;
+
 /// Which stream a chunk belongs to: the `req` of a submit or fetch, or the
 /// task id of an assignment or a result.
 pub type StreamId = u64;

@@ -61,6 +61,17 @@ pub fn decode_exact<T: DeserializeOwned>(src: &[u8]) -> Result<T, DecodeError> {
     Ok(value)
 }
 
+/// Decodes an enum of `variants` variants that must use all of `src`. An
+/// unknown variant is typed from the leading varint (serde reports it only
+/// as text).
+pub fn decode_enum_exact<T: DeserializeOwned>(src: &[u8], variants: u32) -> Result<T, DecodeError> {
+    let (variant, _) = decode_prefix::<u32>(src)?;
+    if variant >= variants {
+        return Err(DecodeError::UnknownVariant { found: variant });
+    }
+    decode_exact(src)
+}
+
 fn classify(e: bincode::error::DecodeError) -> DecodeError {
     use bincode::error::DecodeError as B;
     match e {

@@ -3,9 +3,9 @@
 //! bytes *and* bumps `PROTOCOL_VERSION`.
 
 use tessera_proto::{
-    ClusterInfo, ErrorCode, EventEntry, FailureKind, Hello, HelloReply, LeaseRef, Msg,
-    PROTOCOL_VERSION, Refusal, Role, TaskCounts, TaskEvent, TaskId, TaskInfo, TaskState,
-    Throughput, Welcome, WorkerInfo, wire,
+    Answer, Challenge, ClusterInfo, ErrorCode, EventEntry, FailureKind, Hello, HelloReply,
+    LeaseRef, Msg, PROTOCOL_VERSION, Refusal, Role, TaskCounts, TaskEvent, TaskId, TaskInfo,
+    TaskState, Throughput, Welcome, WorkerInfo, wire,
 };
 
 fn hex(bytes: &[u8]) -> String {
@@ -278,18 +278,30 @@ fn every_message_encodes_to_its_golden_bytes() {
 #[test]
 fn handshake_encodes_to_its_golden_bytes() {
     assert_eq!(
-        PROTOCOL_VERSION, 4,
+        PROTOCOL_VERSION, 5,
         "bump the golden bytes with the version"
     );
+    let mut hello = Hello::new(Role::Worker, "w1");
+    hello.nonce = [0xaa; 32];
     let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("hello", wire::encode(&hello).unwrap()),
         (
-            "hello",
-            wire::encode(&Hello::new(Role::Worker, "w1")).unwrap(),
+            "challenge",
+            wire::encode(&HelloReply::Challenge(Challenge {
+                nonce: [0xbb; 32],
+                proof: [0xcc; 32],
+            }))
+            .unwrap(),
+        ),
+        ("proof", wire::encode(&Answer::Proof([0xdd; 32])).unwrap()),
+        (
+            "master unverified",
+            wire::encode(&Answer::MasterUnverified).unwrap(),
         ),
         (
             "welcome",
             wire::encode(&HelloReply::Welcome(Welcome {
-                version: 2,
+                version: 4,
                 master_id: "m".into(),
                 heartbeat_interval_ms: 1000,
                 lease_timeout_ms: 10_000,
@@ -316,6 +328,14 @@ fn handshake_encodes_to_its_golden_bytes() {
             "busy",
             wire::encode(&HelloReply::Refused(Refusal::Busy { limit: 10 })).unwrap(),
         ),
+        (
+            "unauthorized",
+            wire::encode(&HelloReply::Refused(Refusal::Unauthorized)).unwrap(),
+        ),
+        (
+            "timeout",
+            wire::encode(&HelloReply::Refused(Refusal::Timeout { after_ms: 1000 })).unwrap(),
+        ),
     ];
     let got: Vec<(&str, String)> = cases.iter().map(|(n, b)| (*n, hex(b))).collect();
     let want: Vec<(&str, String)> = GOLDEN_HANDSHAKE
@@ -333,15 +353,41 @@ fn hello_starts_with_magic_then_version() {
     assert_eq!(bytes[4], PROTOCOL_VERSION as u8);
 }
 
-/// The refusals are byte-identical to version 1's: peers of every version
-/// can read them.
+/// The refusals up to `busy` are byte-identical to version 1's: peers of
+/// every version can read them (a peer of another version gets `version
+/// mismatch` or `busy` before anything else). Nonces and proofs are 32 raw
+/// bytes each.
 const GOLDEN_HANDSHAKE: &[(&str, &str)] = &[
-    ("hello", "545352410401027731"),
-    ("welcome", "0002016dfbe803fb1027"),
+    (
+        "hello",
+        concat!(
+            "545352410501027731",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        ),
+    ),
+    (
+        "challenge",
+        concat!(
+            "02",
+            "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+            "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+        ),
+    ),
+    (
+        "proof",
+        concat!(
+            "00",
+            "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"
+        ),
+    ),
+    ("master unverified", "01"),
+    ("welcome", "0004016dfbe803fb1027"),
     ("version mismatch", "01010102"),
     ("bad magic", "0100"),
     ("malformed", "0102016d"),
     ("busy", "01030a"),
+    ("unauthorized", "0104"),
+    ("timeout", "0105fbe803"),
 ];
 
 /// Variants added to enums that travel inside messages and the durable

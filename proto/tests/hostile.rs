@@ -147,3 +147,71 @@ async fn frames_round_trip_over_a_real_stream() {
     assert_eq!(chunks, 3);
     assert_eq!(got, sender.await.unwrap().to_vec());
 }
+
+#[test]
+fn the_chunk_tag_is_the_first_byte_of_every_chunk_frame() {
+    for stream in [0, 1, 300, u64::MAX] {
+        let header = wire::encode(&Msg::Chunk { stream }).unwrap();
+        assert_eq!(header[0], tessera_proto::message::CHUNK_TAG);
+    }
+}
+
+/// Only a chunk may be longer than the control-frame limit; anything else is
+/// refused from its prefix and type byte, before its body is buffered.
+#[test]
+fn a_control_message_over_its_limit_is_refused_before_buffering() {
+    use tessera_proto::{FrameLimits, frame::FrameCodec};
+    let limits = FrameLimits {
+        max_frame: 10_000,
+        max_control: 100,
+    };
+    let mut codec = FrameCodec::with_limits(limits);
+    // The prefix alone is not enough to tell: wait for the type byte.
+    let mut src = BytesMut::from(&5000u32.to_be_bytes()[..]);
+    assert!(codec.decode(&mut src).unwrap().is_none());
+    src.put_u8(0); // Submit
+    match codec.decode(&mut src) {
+        Err(ProtoError::MessageTooLarge {
+            len: 5000,
+            max: 100,
+        }) => {}
+        other => panic!("expected MessageTooLarge, got {other:?}"),
+    }
+    // A chunk of the same size passes.
+    let mut codec = FrameCodec::with_limits(limits);
+    let mut src = BytesMut::from(&5000u32.to_be_bytes()[..]);
+    src.put_u8(tessera_proto::message::CHUNK_TAG);
+    src.extend_from_slice(&[7; 4999]);
+    assert_eq!(codec.decode(&mut src).unwrap().unwrap().len(), 5000);
+    // A small control message passes.
+    let mut src = BytesMut::from(&[0, 0, 0, 2, 7, 1][..]);
+    assert_eq!(&codec.decode(&mut src).unwrap().unwrap()[..], &[7, 1]);
+    assert_eq!(
+        ProtoError::MessageTooLarge {
+            len: 5000,
+            max: 100
+        }
+        .to_string(),
+        "message of 5000 bytes is over the 100-byte limit for messages other than chunks"
+    );
+}
+
+#[test]
+fn limits_change_between_frames() {
+    use tessera_proto::{FrameLimits, frame::FrameCodec};
+    let mut codec = FrameCodec::with_limits(FrameLimits::HANDSHAKE);
+    let mut src = BytesMut::from(&2000u32.to_be_bytes()[..]);
+    assert!(matches!(
+        codec.decode(&mut src),
+        Err(ProtoError::FrameTooLarge {
+            len: 2000,
+            max: 1024
+        })
+    ));
+    let mut codec = FrameCodec::with_limits(FrameLimits::HANDSHAKE);
+    codec.set_limits(FrameLimits::default());
+    let mut src = BytesMut::from(&2000u32.to_be_bytes()[..]);
+    src.put_u8(tessera_proto::message::CHUNK_TAG);
+    src.extend_from_slice(&[0; 1999]);
+    assert_eq!(codec.decode(&mut src).unwrap().unwrap().len(), 2000);
+}

@@ -7,6 +7,7 @@ use std::{
     time::Duration,
 };
 
+pub mod inproc;
 pub mod netns;
 
 use image::GenericImageView;
@@ -193,8 +194,14 @@ impl Proc {
 
 /// Starts `tessera-node master` (the binary at `node_bin`) on 127.0.0.1:0
 /// with `data_dir` and `extra` options, and returns it with the address it
-/// bound. It does not announce itself on mDNS: these tests give everyone its address.
-pub async fn spawn_master(node_bin: &str, data_dir: &Path, extra: &[&str]) -> (Proc, String) {
+/// bound and the path of the cluster key it created in `data_dir` (pass it
+/// to workers and clients with `--key-file`; load it with `ClusterKey::load`).
+/// It does not announce itself on mDNS: these tests give everyone its address.
+pub async fn spawn_master(
+    node_bin: &str,
+    data_dir: &Path,
+    extra: &[&str],
+) -> (Proc, String, PathBuf) {
     let data = data_dir.to_str().expect("utf-8 path");
     let mut args = vec![
         "master",
@@ -209,13 +216,28 @@ pub async fn spawn_master(node_bin: &str, data_dir: &Path, extra: &[&str]) -> (P
     let addr = master
         .wait_for_line("listening on ", Duration::from_secs(30))
         .await;
-    (master, addr)
+    let key_file = data_dir.join(tessera_proto::KEY_FILE_NAME);
+    assert!(
+        key_file.exists(),
+        "the master created {}",
+        key_file.display()
+    );
+    (master, addr, key_file)
 }
 
 /// Starts `tessera-node worker` (the binary at `node_bin`) for the master at
-/// `addr`, named `name`, with `extra` options.
-pub fn spawn_worker(node_bin: &str, addr: &str, name: &str, extra: &[&str]) -> Proc {
-    let mut args = vec!["worker", "--master", addr, "--name", name];
+/// `addr` with the cluster key in `key`, named `name`, with `extra` options.
+pub fn spawn_worker(node_bin: &str, addr: &str, key: &Path, name: &str, extra: &[&str]) -> Proc {
+    let key = key.to_str().expect("utf-8 path");
+    let mut args = vec![
+        "worker",
+        "--master",
+        addr,
+        "--key-file",
+        key,
+        "--name",
+        name,
+    ];
     args.extend_from_slice(extra);
     Proc::spawn(name, node_bin, &args)
 }
@@ -238,6 +260,29 @@ pub async fn eventually(deadline: Duration, what: &str, mut cond: impl FnMut() -
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// A PNG bomb: a `side` x `side` 8-bit grayscale image of zeros, deflated at
+/// the highest level, so a small file (about 1/1000 of its decoded size)
+/// declares and decodes to `side * side` bytes. Built row by row, so making
+/// it never holds the decoded image.
+pub fn png_bomb(side: u32) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, side, side);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_deflate_compression(png::DeflateCompression::Level(9));
+    encoder.set_filter(png::Filter::NoFilter);
+    let mut header = encoder.write_header().expect("header");
+    let mut writer = header.stream_writer().expect("stream writer");
+    let row = vec![0u8; side as usize];
+    for _ in 0..side {
+        writer.write_all(&row).expect("row");
+    }
+    writer.finish().expect("finish");
+    header.finish().expect("finish");
+    out
 }
 
 #[cfg(test)]

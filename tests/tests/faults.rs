@@ -6,6 +6,7 @@
 
 use std::{
     collections::BTreeMap,
+    path::Path,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -17,8 +18,13 @@ use tessera_tests::{Proc, check_swapped, photos, spawn_master};
 const NODE: &str = env!("CARGO_BIN_EXE_tessera-node-under-test");
 const T: Duration = Duration::from_secs(60);
 
-fn worker(addr: &str, name: &str, extra: &[&str]) -> Proc {
-    tessera_tests::spawn_worker(NODE, addr, name, extra)
+fn worker(addr: &str, key: &Path, name: &str, extra: &[&str]) -> Proc {
+    tessera_tests::spawn_worker(NODE, addr, key, name, extra)
+}
+
+/// A client of the master whose key file is `key`.
+async fn connect(addr: &str, key: &Path) -> Result<Client, tessera_client::ClientError> {
+    Client::connect(addr, &tessera_client::ClusterKey::load(key).unwrap()).await
 }
 
 /// `n` images: the Kodak photos over and over, under distinct names.
@@ -100,19 +106,21 @@ async fn sigkill_a_worker_holding_leases_loses_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     // A long lease timeout: re-leasing must come from the closed connection.
-    let (_m, addr) = spawn_master(NODE, &data, &["--lease-timeout", "60s"]).await;
+    let (_m, addr, key) = spawn_master(NODE, &data, &["--lease-timeout", "60s"]).await;
     let victim = worker(
         &addr,
+        &key,
         "victim",
         // Slow enough that a task seen running on it is still held when it dies.
         &["--threads", "1", "--test-delay", "5s"],
     );
     let _survivor = worker(
         &addr,
+        &key,
         "survivor",
         &["--threads", "1", "--test-delay", "50ms"],
     );
-    let client = Client::connect(&addr).await.unwrap();
+    let client = connect(&addr, &key).await.unwrap();
     let images = batch(16);
     let ids = submit_all(&client, &images).await;
 
@@ -143,7 +151,7 @@ async fn a_worker_paused_past_its_lease_loses_the_task_and_its_late_result_is_no
 {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let (_m, addr) = spawn_master(
+    let (_m, addr, key) = spawn_master(
         NODE,
         &data,
         &["--lease-timeout", "1s", "--heartbeat-interval", "100ms"],
@@ -151,11 +159,17 @@ async fn a_worker_paused_past_its_lease_loses_the_task_and_its_late_result_is_no
     .await;
     let paused = worker(
         &addr,
+        &key,
         "paused",
         &["--threads", "1", "--test-delay", "400ms"],
     );
-    let _other = worker(&addr, "other", &["--threads", "1", "--test-delay", "100ms"]);
-    let client = Client::connect(&addr).await.unwrap();
+    let _other = worker(
+        &addr,
+        &key,
+        "other",
+        &["--threads", "1", "--test-delay", "100ms"],
+    );
+    let client = connect(&addr, &key).await.unwrap();
     let images = batch(12);
     let ids = submit_all(&client, &images).await;
 
@@ -194,14 +208,15 @@ async fn slow_worker_batch(steal: bool, images: &[(String, Bytes)]) -> (Duration
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let extra: &[&str] = if steal { &[] } else { &["--no-steal"] };
-    let (_m, addr) = spawn_master(NODE, &data, extra).await;
-    let client = Arc::new(Client::connect(&addr).await.unwrap());
+    let (_m, addr, key) = spawn_master(NODE, &data, extra).await;
+    let client = Arc::new(connect(&addr, &key).await.unwrap());
     // Submit before any worker exists, so all start from the same queue.
     let ids = submit_all(&client, images).await;
     let fast = ["--threads", "1", "--prefetch", "2", "--test-delay", "40ms"];
     let start = Instant::now();
     let _slow = worker(
         &addr,
+        &key,
         "slow",
         &[
             "--threads",
@@ -212,8 +227,8 @@ async fn slow_worker_batch(steal: bool, images: &[(String, Bytes)]) -> (Duration
             "1500ms",
         ],
     );
-    let _f1 = worker(&addr, "fast-1", &fast);
-    let _f2 = worker(&addr, "fast-2", &fast);
+    let _f1 = worker(&addr, &key, "fast-1", &fast);
+    let _f2 = worker(&addr, &key, "fast-2", &fast);
     let infos = check_all_done(&client, &ids, images, &data).await;
     (start.elapsed(), infos)
 }
@@ -260,7 +275,7 @@ async fn idle_workers_steal_a_slow_worker_s_unstarted_tasks() {
 async fn a_poison_image_that_kills_every_worker_fails_after_max_attempts() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let (_m, addr) = spawn_master(NODE, &data, &["--max-attempts", "3"]).await;
+    let (_m, addr, key) = spawn_master(NODE, &data, &["--max-attempts", "3"]).await;
     // Without prefetch, a worker that dies holds only the poison image.
     let args = [
         "--threads",
@@ -271,9 +286,9 @@ async fn a_poison_image_that_kills_every_worker_fails_after_max_attempts() {
         "poison",
     ];
     let mut workers: Vec<Proc> = (0..2)
-        .map(|i| worker(&addr, &format!("w{i}"), &args))
+        .map(|i| worker(&addr, &key, &format!("w{i}"), &args))
         .collect();
-    let client = Client::connect(&addr).await.unwrap();
+    let client = connect(&addr, &key).await.unwrap();
     let mut images = batch(10);
     images.insert(3, ("poison.png".to_string(), images[0].1.clone()));
     let ids = submit_all(&client, &images).await;
@@ -296,7 +311,7 @@ async fn a_poison_image_that_kills_every_worker_fails_after_max_attempts() {
             if let Ok(Some(status)) = w.child.try_wait() {
                 assert!(!status.success(), "a worker exited cleanly: {status}");
                 deaths += 1;
-                *w = worker(&addr, &format!("w{i}-{deaths}"), &args);
+                *w = worker(&addr, &key, &format!("w{i}-{deaths}"), &args);
             }
         }
         assert!(deaths <= 10, "the poison keeps killing workers");
@@ -329,13 +344,14 @@ async fn a_poison_image_that_kills_every_worker_fails_after_max_attempts() {
 async fn a_draining_worker_hands_back_unstarted_tasks_and_finishes_its_running_one() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let (_m, addr) = spawn_master(NODE, &data, &["--lease-timeout", "60s"]).await;
+    let (_m, addr, key) = spawn_master(NODE, &data, &["--lease-timeout", "60s"]).await;
     let mut draining = worker(
         &addr,
+        &key,
         "draining",
         &["--threads", "1", "--prefetch", "4", "--test-delay", "800ms"],
     );
-    let client = Client::connect(&addr).await.unwrap();
+    let client = connect(&addr, &key).await.unwrap();
     let images = batch(12);
     let ids = submit_all(&client, &images).await;
     let running = wait_for(&client, &ids, "the worker to start a task", |i| {
@@ -355,7 +371,7 @@ async fn a_draining_worker_hands_back_unstarted_tasks_and_finishes_its_running_o
         }
         assert!(start.elapsed() < T, "the worker never prefetched");
     }
-    let _other = worker(&addr, "other", &["--threads", "1"]);
+    let _other = worker(&addr, &key, "other", &["--threads", "1"]);
     draining.signal("TERM");
     let termed = Instant::now();
     let others: Vec<TaskId> = held

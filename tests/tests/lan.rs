@@ -111,8 +111,23 @@ fn bench(case: &str, value: Duration) {
     let _ = std::io::stdout().write_all(line.as_bytes());
 }
 
+/// The cluster key every node of this LAN shares (one file, as a user would copy it).
+fn key_file() -> &'static str {
+    static KEY: std::sync::OnceLock<(tempfile::TempDir, String)> = std::sync::OnceLock::new();
+    &KEY.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.key");
+        tessera_proto::ClusterKey::generate()
+            .create_file(&path)
+            .unwrap();
+        let path = path.to_str().unwrap().to_string();
+        (dir, path)
+    })
+    .1
+}
+
 async fn start_master(lan: &Lan, logs: &Logs, host: &str, name: &str, args: &[&str]) -> Proc {
-    let mut all = vec!["master"];
+    let mut all = vec!["master", "--key-file", key_file()];
     all.extend_from_slice(args);
     let mut p = lan.spawn(host, name, NODE, &all, &logs.path(name));
     p.wait_for_line("listening on ", DEADLINE).await;
@@ -125,7 +140,9 @@ fn pid(p: &Proc) -> u32 {
 
 /// Runs `tessera ARGS` in the client's namespace.
 async fn client(lan: &Lan, args: &[&str]) -> std::process::Output {
-    let run = lan.command("c", CLIENT, args).output();
+    let mut all = vec!["--key-file", key_file()];
+    all.extend_from_slice(args);
+    let run = lan.command("c", CLIENT, &all).output();
     tokio::time::timeout(Duration::from_secs(120), run)
         .await
         .unwrap_or_else(|_| panic!("`tessera {}` did not finish in 2 minutes", args.join(" ")))
@@ -216,14 +233,14 @@ async fn nodes_find_the_master_by_mdns_and_find_it_again_after_a_restart() {
         "w1",
         "worker 1",
         NODE,
-        &["worker", "--threads", "1"],
+        &["worker", "--threads", "1", "--key-file", key_file()],
         &logs.path("w1"),
     );
     let mut w2 = lan.spawn(
         "w2",
         "worker 2",
         NODE,
-        &["worker", "--threads", "1"],
+        &["worker", "--threads", "1", "--key-file", key_file()],
         &logs.path("w2"),
     );
     let (w1_pid, w2_pid) = (pid(&w1), pid(&w2));

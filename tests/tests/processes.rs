@@ -16,17 +16,22 @@ const CLIENT: &str = env!("CARGO_BIN_EXE_tessera-under-test");
 async fn corpus_through_master_and_two_worker_processes_is_pixel_exact() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("master-data");
-    let (_master, addr) = spawn_master(NODE, &data, &[]).await;
-    let _w1 = Proc::spawn(
-        "worker 1",
-        NODE,
-        &["worker", "--master", &addr, "--threads", "1"],
-    );
-    let _w2 = Proc::spawn(
-        "worker 2",
-        NODE,
-        &["worker", "--master", &addr, "--threads", "1"],
-    );
+    let (_master, addr, key_file) = spawn_master(NODE, &data, &[]).await;
+    let key = key_file.to_str().unwrap();
+    let worker = |name| {
+        let args = [
+            "worker",
+            "--master",
+            &addr,
+            "--threads",
+            "1",
+            "--key-file",
+            key,
+        ];
+        Proc::spawn(name, NODE, &args)
+    };
+    let _w1 = worker("worker 1");
+    let _w2 = worker("worker 2");
 
     // A batch mixing every valid image with every corrupt one, in nested folders.
     let inputs = tmp.path().join("in");
@@ -40,7 +45,7 @@ async fn corpus_through_master_and_two_worker_processes_is_pixel_exact() {
 
     let run = tokio::process::Command::new(CLIENT)
         .args(["run", inputs.to_str().unwrap(), "-o", out.to_str().unwrap()])
-        .args(["--master", &addr])
+        .args(["--master", &addr, "--key-file", key])
         .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(Duration::from_secs(300), run)
@@ -131,10 +136,12 @@ async fn corpus_through_master_and_two_worker_processes_is_pixel_exact() {
 async fn submit_status_wait_fetch_from_the_command_line() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let (_master, addr) = spawn_master(NODE, &data, &[]).await;
+    let (_master, addr, key_file) = spawn_master(NODE, &data, &[]).await;
     let cli = |args: &[&str]| {
         let mut c = std::process::Command::new(CLIENT);
-        c.args(args).env("TESSERA_MASTER", &addr);
+        c.args(args)
+            .env("TESSERA_MASTER", &addr)
+            .env("TESSERA_KEY_FILE", &key_file);
         c
     };
     let photo = &photos()[0];
@@ -173,7 +180,12 @@ async fn submit_status_wait_fetch_from_the_command_line() {
         "{early:?}"
     );
 
-    let _worker = Proc::spawn("worker", NODE, &["worker", "--master", &addr]);
+    let key = key_file.to_str().unwrap();
+    let _worker = Proc::spawn(
+        "worker",
+        NODE,
+        &["worker", "--master", &addr, "--key-file", key],
+    );
     let waited = cli(&["wait", &id]).output().unwrap();
     assert!(waited.status.success(), "{waited:?}");
     assert!(

@@ -1,86 +1,22 @@
-//! The master's answers to well-formed and malformed traffic, over real TCP
-//! on 127.0.0.1:0, with the master and workers running in this process.
+//! The master's answers to well-formed traffic and to a peer of another
+//! version, over real TCP on 127.0.0.1:0, with the master and workers running
+//! in this process. Hostile and malformed traffic: `hostile.rs`.
 
 use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use tessera_client::{Client, ClientError, ErrorCode, TaskState};
-use tessera_node::{
-    master::{self, MasterConfig},
-    worker::{self, WorkerConfig},
-};
-use tessera_proto::{
-    FrameReader, FrameWriter, Hello, HelloReply, Msg, PROTOCOL_VERSION, Refusal, Role, wire,
-};
-use tessera_tests::{check_swapped, eventually, photos, valid_pngsuite};
-use tokio::{io::AsyncWriteExt, net::TcpStream};
+use tessera_node::master::{self, MasterConfig};
+use tessera_proto::{Hello, HelloReply, PROTOCOL_VERSION, Refusal, Role};
+use tessera_tests::{check_swapped, inproc::Cluster, photos, valid_pngsuite};
 use tokio_util::sync::CancellationToken;
-
-struct Cluster {
-    addr: String,
-    data: tempfile::TempDir,
-    shutdown: CancellationToken,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-async fn start(workers: usize) -> Cluster {
-    let data = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let shutdown = CancellationToken::new();
-    let config = MasterConfig::new(data.path().to_path_buf());
-    tokio::spawn(master::run(listener, config, shutdown.clone()));
-    for _ in 0..workers {
-        let mut wc = WorkerConfig::new(addr.clone());
-        wc.threads = 1;
-        tokio::spawn(worker::run(wc, shutdown.clone()));
-    }
-    Cluster {
-        addr,
-        data,
-        shutdown,
-    }
-}
-
-async fn raw(
-    addr: &str,
-) -> (
-    FrameReader<tokio::net::tcp::OwnedReadHalf>,
-    FrameWriter<tokio::net::tcp::OwnedWriteHalf>,
-) {
-    let s = TcpStream::connect(addr).await.unwrap();
-    let (r, w) = s.into_split();
-    (FrameReader::new(r, 1 << 21), FrameWriter::new(w, 1 << 21))
-}
-
-async fn raw_client(
-    addr: &str,
-) -> (
-    FrameReader<tokio::net::tcp::OwnedReadHalf>,
-    FrameWriter<tokio::net::tcp::OwnedWriteHalf>,
-) {
-    let (mut r, mut w) = raw(addr).await;
-    w.send_hello(&Hello::new(Role::Client, "raw"))
-        .await
-        .unwrap();
-    match r.recv_hello_reply(Duration::from_secs(5)).await.unwrap() {
-        HelloReply::Welcome(_) => {}
-        other => panic!("refused: {other:?}"),
-    }
-    (r, w)
-}
 
 const T: Duration = Duration::from_secs(10);
 
 #[tokio::test]
 async fn the_library_submits_waits_and_fetches_many_at_once() {
-    let c = start(2).await;
-    let client = Arc::new(Client::connect(&c.addr).await.unwrap());
+    let c = Cluster::start(2).await;
+    let client = Arc::new(c.client().await);
     let files: Vec<_> = valid_pngsuite()
         .into_iter()
         .take(40)
@@ -117,8 +53,8 @@ async fn the_library_submits_waits_and_fetches_many_at_once() {
 
 #[tokio::test]
 async fn typed_errors_for_unknown_and_unfinished_tasks() {
-    let c = start(0).await;
-    let client = Client::connect(&c.addr).await.unwrap();
+    let c = Cluster::start(0).await;
+    let client = c.client().await;
     let err = client
         .status(tessera_proto::TaskId(424242))
         .await
@@ -144,8 +80,8 @@ async fn typed_errors_for_unknown_and_unfinished_tasks() {
 
 #[tokio::test]
 async fn a_failed_task_reports_its_reason_and_has_no_result() {
-    let c = start(1).await;
-    let client = Client::connect(&c.addr).await.unwrap();
+    let c = Cluster::start(1).await;
+    let client = c.client().await;
     let task = client
         .submit("notes.txt", Bytes::from_static(b"hello, not an image"))
         .await
@@ -168,25 +104,9 @@ async fn a_failed_task_reports_its_reason_and_has_no_result() {
 }
 
 #[tokio::test]
-async fn garbage_instead_of_a_handshake_is_refused_with_bad_magic() {
-    let c = start(0).await;
-    let (mut r, mut w) = raw(&c.addr).await;
-    w.get_mut()
-        .write_all(b"\x00\x00\x00\x10GET / HTTP/1.1\r\n\r\n")
-        .await
-        .unwrap();
-    assert_eq!(
-        r.recv_hello_reply(T).await.unwrap(),
-        HelloReply::Refused(Refusal::BadMagic)
-    );
-    // And the master goes on serving others.
-    Client::connect(&c.addr).await.unwrap();
-}
-
-#[tokio::test]
 async fn a_version_mismatch_names_both_versions() {
-    let c = start(0).await;
-    let (mut r, mut w) = raw(&c.addr).await;
+    let c = Cluster::start(0).await;
+    let (mut r, mut w) = c.tcp().await;
     let mut hello = Hello::new(Role::Worker, "future-worker");
     hello.version = PROTOCOL_VERSION + 1;
     w.send_hello(&hello).await.unwrap();
@@ -207,88 +127,6 @@ async fn a_version_mismatch_names_both_versions() {
 }
 
 #[tokio::test]
-async fn unknown_and_out_of_place_messages_get_typed_errors_and_the_connection_survives() {
-    let c = start(0).await;
-    let (mut r, mut w) = raw_client(&c.addr).await;
-    // An unknown message type.
-    w.get_mut().write_all(&[0, 0, 0, 1, 0x7f]).await.unwrap();
-    let reply = r.recv_within(T).await.unwrap().msg;
-    assert!(
-        matches!(&reply, Msg::Error { req: None, code: ErrorCode::UnknownMessage, message } if message.contains("unknown message type")),
-        "{reply:?}"
-    );
-    // A valid message a client may not send.
-    w.send(&Msg::Ready { credits: 5 }).await.unwrap();
-    let reply = r.recv_within(T).await.unwrap().msg;
-    assert_eq!(
-        reply,
-        Msg::Error {
-            req: None,
-            code: ErrorCode::UnexpectedMessage,
-            message: "Ready is not a message a client may send".into()
-        }
-    );
-    // A chunk with no submission.
-    w.feed_chunk(77, Bytes::from_static(b"xx")).await.unwrap();
-    w.flush().await.unwrap();
-    let reply = r.recv_within(T).await.unwrap().msg;
-    assert!(
-        matches!(
-            reply,
-            Msg::Error {
-                req: Some(77),
-                code: ErrorCode::UnexpectedMessage,
-                ..
-            }
-        ),
-        "{reply:?}"
-    );
-    // More bytes than announced.
-    w.send(&Msg::Submit {
-        req: 1,
-        name: "a".into(),
-        len: 2,
-        checksum: 0,
-        key: 0,
-    })
-    .await
-    .unwrap();
-    w.feed_chunk(1, Bytes::from_static(b"xyz")).await.unwrap();
-    w.flush().await.unwrap();
-    let reply = r.recv_within(T).await.unwrap().msg;
-    assert!(
-        matches!(
-            reply,
-            Msg::Error {
-                req: Some(1),
-                code: ErrorCode::Malformed,
-                ..
-            }
-        ),
-        "{reply:?}"
-    );
-    // Still served.
-    w.send(&Msg::Status {
-        req: 9,
-        task: tessera_proto::TaskId(1),
-    })
-    .await
-    .unwrap();
-    let reply = r.recv_within(T).await.unwrap().msg;
-    assert!(
-        matches!(
-            reply,
-            Msg::Error {
-                req: Some(9),
-                code: ErrorCode::NotFound,
-                ..
-            }
-        ),
-        "{reply:?}"
-    );
-}
-
-#[tokio::test]
 async fn an_oversized_submission_is_refused_and_its_chunks_skipped() {
     let data = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -296,8 +134,9 @@ async fn an_oversized_submission_is_refused_and_its_chunks_skipped() {
     let shutdown = CancellationToken::new();
     let mut config = MasterConfig::new(data.path().to_path_buf());
     config.max_image_bytes = 1000;
+    let key = config.key.clone();
     tokio::spawn(master::run(listener, config, shutdown.clone()));
-    let client = Client::connect(&addr).await.unwrap();
+    let client = Client::connect(&addr, &key).await.unwrap();
     let err = client
         .submit("big.png", Bytes::from(vec![0u8; 5000]))
         .await
@@ -314,54 +153,4 @@ async fn an_oversized_submission_is_refused_and_its_chunks_skipped() {
         .unwrap();
     assert_eq!(client.status(ok).await.unwrap().state, TaskState::Queued);
     shutdown.cancel();
-}
-
-#[tokio::test]
-async fn a_client_that_vanishes_mid_upload_leaves_no_task_and_no_file() {
-    let c = start(0).await;
-    {
-        let (_r, mut w) = raw_client(&c.addr).await;
-        w.send(&Msg::Submit {
-            req: 1,
-            name: "half.png".into(),
-            len: 1_000_000,
-            checksum: 0,
-            key: 0,
-        })
-        .await
-        .unwrap();
-        w.feed_chunk(1, Bytes::from(vec![1u8; 300_000]))
-            .await
-            .unwrap();
-        w.flush().await.unwrap();
-        // Dropped here: the connection closes mid-upload.
-    }
-    let tmp = c.data.path().join("tmp");
-    eventually(T, "the partial upload to be removed", || {
-        std::fs::read_dir(&tmp)
-            .map(|d| d.count() == 0)
-            .unwrap_or(false)
-    })
-    .await;
-    let client = Client::connect(&c.addr).await.unwrap();
-    let err = client.status(tessera_proto::TaskId(1)).await.unwrap_err();
-    assert_eq!(
-        err.code(),
-        Some(ErrorCode::NotFound),
-        "no partial task was created"
-    );
-    assert_eq!(
-        std::fs::read_dir(c.data.path().join("inputs"))
-            .unwrap()
-            .count(),
-        0
-    );
-}
-
-#[test]
-fn the_nine_byte_bomb_frame_is_refused_by_the_decoder() {
-    // Submit, req 1, then a name length claiming 64 GiB: must not allocate.
-    let mut body = vec![0x00, 0x01, 0xfd];
-    body.extend_from_slice(&(64u64 << 30).to_le_bytes());
-    assert!(wire::decode_exact::<Msg>(&body).is_err());
 }

@@ -70,17 +70,18 @@ impl Drop for Tmux {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn top_shows_workers_and_progress_and_q_quits_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
-    let (_master, addr) = spawn_master(NODE, &tmp.path().join("data"), &[]).await;
+    let (_master, addr, key) = spawn_master(NODE, &tmp.path().join("data"), &[]).await;
     let slow = ["--threads", "1", "--test-delay", "200ms"];
-    let _w1 = spawn_worker(NODE, &addr, "top-worker-1", &slow);
-    let _w2 = spawn_worker(NODE, &addr, "top-worker-2", &slow);
+    let _w1 = spawn_worker(NODE, &addr, &key, "top-worker-1", &slow);
+    let _w2 = spawn_worker(NODE, &addr, &key, "top-worker-2", &slow);
 
     let tmux = Tmux {
         socket: tmp.path().join("tmux.sock"),
     };
     // The shell line after top shows how it ended, on the normal screen.
     let command = format!(
-        "RUST_LOG=warn {CLIENT} top --master {addr} --refresh 200ms; echo \"top exited with status $?\"; sleep 600"
+        "RUST_LOG=warn {CLIENT} top --master {addr} --key-file {} --refresh 200ms; echo \"top exited with status $?\"; sleep 600",
+        key.display()
     );
     let started = tmux.run(&[
         "-f",
@@ -118,6 +119,7 @@ async fn top_shows_workers_and_progress_and_q_quits_cleanly() {
     let run = tokio::process::Command::new(CLIENT)
         .args(&args)
         .env("TESSERA_MASTER", &addr)
+        .env(tessera_proto::KEY_FILE_ENV, &key)
         .kill_on_drop(true)
         .output();
     let ran = tokio::time::timeout(T, run).await.unwrap().unwrap();

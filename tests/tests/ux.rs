@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tessera_client::{Client, FailureKind, TaskId, TaskState};
+use tessera_client::{Client, ClusterKey, FailureKind, TaskId, TaskState};
 use tessera_tests::{
     Proc, bad_pngs, check_swapped, copy_into, corrupt_pngsuite, eventually, photos, spawn_master,
 };
@@ -20,15 +20,44 @@ const NODE: &str = env!("CARGO_BIN_EXE_tessera-node-under-test");
 const CLIENT: &str = env!("CARGO_BIN_EXE_tessera-under-test");
 const T: Duration = Duration::from_secs(60);
 
-fn worker(addr: &str, name: &str, extra: &[&str]) -> Proc {
-    tessera_tests::spawn_worker(NODE, addr, name, extra)
+/// A master process, its address and its cluster key.
+struct Master {
+    _proc: Proc,
+    addr: String,
+    key: PathBuf,
+}
+
+async fn master(tmp: &std::path::Path) -> Master {
+    let (proc, addr, key) = spawn_master(NODE, &tmp.join("data"), &[]).await;
+    Master {
+        _proc: proc,
+        addr,
+        key,
+    }
+}
+
+impl Master {
+    fn worker(&self, name: &str, extra: &[&str]) -> Proc {
+        tessera_tests::spawn_worker(NODE, &self.addr, &self.key, name, extra)
+    }
+
+    async fn client(&self) -> Client {
+        let key = ClusterKey::load(&self.key).unwrap();
+        Client::connect(&self.addr, &key).await.unwrap()
+    }
+
+    /// Runs the CLI against this master to completion.
+    async fn cli(&self, args: &[&str]) -> std::process::Output {
+        cli(&self.addr, &self.key, args).await
+    }
 }
 
 /// Runs the CLI against `addr` to completion.
-async fn cli(addr: &str, args: &[&str]) -> std::process::Output {
+async fn cli(addr: &str, key: &std::path::Path, args: &[&str]) -> std::process::Output {
     let run = tokio::process::Command::new(CLIENT)
         .args(args)
         .env("TESSERA_MASTER", addr)
+        .env(tessera_proto::KEY_FILE_ENV, key)
         .env("RUST_LOG", "warn")
         .kill_on_drop(true)
         .output();
@@ -89,13 +118,13 @@ async fn submit_photo(client: &Client, i: usize) -> TaskId {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_task_is_cancelled_at_once_and_never_runs() {
     let tmp = tempfile::tempdir().unwrap();
-    let (_master, addr) = spawn_master(NODE, &tmp.path().join("data"), &[]).await;
-    let client = Client::connect(&addr).await.unwrap();
+    let m = master(tmp.path()).await;
+    let client = m.client().await;
     let doomed = submit_photo(&client, 0).await;
     let kept = submit_photo(&client, 1).await;
 
     let started = Instant::now();
-    let out = cli(&addr, &["cancel", &doomed.to_string()]).await;
+    let out = m.cli(&["cancel", &doomed.to_string()]).await;
     let took = started.elapsed();
     assert!(out.status.success(), "{out:?}");
     assert_eq!(stdout(&out), format!("cancelled {doomed} (photo-0.png)\n"));
@@ -112,12 +141,12 @@ async fn a_queued_task_is_cancelled_at_once_and_never_runs() {
         "only the cancelled task left the queue"
     );
     // A wait on it ends at once, as failed.
-    let waited = cli(&addr, &["wait", &doomed.to_string()]).await;
+    let waited = m.cli(&["wait", &doomed.to_string()]).await;
     assert!(!waited.status.success());
     assert!(stdout(&waited).contains("cancelled"), "{waited:?}");
 
     // A worker arrives: the kept task runs, the cancelled one never does.
-    let _w = worker(&addr, "late", &["--threads", "1"]);
+    let _w = m.worker("late", &["--threads", "1"]);
     let info = client.wait_timeout(kept, T).await.unwrap();
     assert_eq!(info.state, TaskState::Done);
     let state = client.status(doomed).await.unwrap().state;
@@ -137,13 +166,13 @@ async fn a_queued_task_is_cancelled_at_once_and_never_runs() {
     assert_eq!(history[1], "cancelled while queued");
 
     // Cancelling what is decided changes nothing, and says so.
-    let again = cli(&addr, &["cancel", &kept.to_string()]).await;
+    let again = m.cli(&["cancel", &kept.to_string()]).await;
     assert!(!again.status.success());
     assert!(
         stderr(&again).contains(&format!("task {kept} was already done; nothing to cancel")),
         "{again:?}"
     );
-    let missing = cli(&addr, &["cancel", "999999"]).await;
+    let missing = m.cli(&["cancel", "999999"]).await;
     assert!(!missing.status.success());
     assert!(stderr(&missing).contains("no task 999999"), "{missing:?}");
     println!(
@@ -160,13 +189,12 @@ async fn a_queued_task_is_cancelled_at_once_and_never_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_task_is_cancelled_and_its_worker_stops_on_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let (_master, addr) = spawn_master(NODE, &tmp.path().join("data"), &[]).await;
-    let _w = worker(
-        &addr,
+    let m = master(tmp.path()).await;
+    let _w = m.worker(
         "slow",
         &["--threads", "1", "--prefetch", "0", "--test-delay", "10m"],
     );
-    let client = Client::connect(&addr).await.unwrap();
+    let client = m.client().await;
     let a = submit_photo(&client, 0).await;
     wait_state(&client, a, "running", |s| *s == TaskState::Running).await;
     let b = submit_photo(&client, 1).await;
@@ -180,7 +208,7 @@ async fn a_running_task_is_cancelled_and_its_worker_stops_on_it() {
     assert_eq!(client.status(b).await.unwrap().state, TaskState::Queued);
 
     let cancelled_at = Instant::now();
-    let out = cli(&addr, &["cancel", &a.to_string()]).await;
+    let out = m.cli(&["cancel", &a.to_string()]).await;
     assert!(out.status.success(), "{out:?}");
     let state = client.status(a).await.unwrap().state;
     let to_cancelled = cancelled_at.elapsed();
@@ -274,7 +302,7 @@ fn total_size(files: &[PathBuf]) -> u64 {
 async fn metrics_and_cluster_view_match_what_a_batch_did() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let mut master = Proc::spawn(
+    let mut proc = Proc::spawn(
         "master",
         NODE,
         &[
@@ -288,16 +316,21 @@ async fn metrics_and_cluster_view_match_what_a_batch_did() {
             "127.0.0.1:0",
         ],
     );
-    let lines = master
+    let lines = proc
         .wait_for_lines(&["metrics on http://", "listening on "], T)
         .await;
     let metrics_addr = lines[0].trim_end_matches("/metrics").to_string();
     let addr = lines[1].clone();
+    let cluster = Master {
+        _proc: proc,
+        addr: addr.clone(),
+        key: data.join(tessera_proto::KEY_FILE_NAME),
+    };
     // Slow enough that the batch is still going when it is scraped.
     let slow = ["--threads", "1", "--test-delay", "100ms"];
-    let _w1 = worker(&addr, "metrics-w1", &slow);
-    let _w2 = worker(&addr, "metrics-w2", &slow);
-    let client = Client::connect(&addr).await.unwrap();
+    let _w1 = cluster.worker("metrics-w1", &slow);
+    let _w2 = cluster.worker("metrics-w2", &slow);
+    let client = cluster.client().await;
     let start = Instant::now();
     while client.cluster().await.unwrap().workers_total < 2 {
         assert!(start.elapsed() < T, "the workers did not join");
@@ -314,6 +347,7 @@ async fn metrics_and_cluster_view_match_what_a_batch_did() {
     let mut run = tokio::process::Command::new(CLIENT)
         .args(["run", inputs.to_str().unwrap(), "-o", out.to_str().unwrap()])
         .args(["--master", &addr, "--json", "--in-flight", "4"])
+        .env(tessera_proto::KEY_FILE_ENV, &cluster.key)
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -403,7 +437,7 @@ async fn metrics_and_cluster_view_match_what_a_batch_did() {
     }
 
     // `tessera cluster`: the same figures, for people and for scripts.
-    let json = cli(&addr, &["cluster", "--json"]).await;
+    let json = cluster.cli(&["cluster", "--json"]).await;
     assert!(json.status.success(), "{json:?}");
     let v: serde_json::Value = serde_json::from_str(stdout(&json).trim()).unwrap();
     assert_eq!(v["queue_depth"], 0);
@@ -417,7 +451,7 @@ async fn metrics_and_cluster_view_match_what_a_batch_did() {
     assert_eq!(names, ["metrics-w1", "metrics-w2"]);
     let done: u64 = workers.iter().map(|w| w["done"].as_u64().unwrap()).sum();
     assert_eq!(done, good.len() as u64);
-    let text = cli(&addr, &["cluster"]).await;
+    let text = cluster.cli(&["cluster"]).await;
     let text = stdout(&text);
     assert!(text.contains(&format!("at {addr}")), "{text}");
     assert!(text.contains("(queue depth 0)"), "{text}");
@@ -433,14 +467,14 @@ async fn metrics_and_cluster_view_match_what_a_batch_did() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skip_existing_resumes_an_interrupted_batch() {
     let tmp = tempfile::tempdir().unwrap();
-    let (_master, addr) = spawn_master(NODE, &tmp.path().join("data"), &[]).await;
-    let _w = worker(&addr, "w", &["--threads", "1"]);
+    let m = master(tmp.path()).await;
+    let _w = m.worker("w", &["--threads", "1"]);
     let out = tmp.path().join("out");
     let inputs = photos();
     let mut args = vec!["run", "-o", out.to_str().unwrap(), "--skip-existing"];
     args.extend(inputs.iter().map(|p| p.to_str().unwrap()));
 
-    let first = cli(&addr, &args).await;
+    let first = m.cli(&args).await;
     assert!(first.status.success(), "{first:?}");
     // As if interrupted: one output missing, one stale and left in place.
     let missing = out.join(inputs[1].file_name().unwrap());
@@ -448,7 +482,7 @@ async fn skip_existing_resumes_an_interrupted_batch() {
     let kept = out.join(inputs[2].file_name().unwrap());
     std::fs::write(&kept, b"not touched").unwrap();
 
-    let again = cli(&addr, &args).await;
+    let again = m.cli(&args).await;
     assert!(again.status.success(), "{again:?}");
     let n = inputs.len();
     assert!(
@@ -467,7 +501,7 @@ async fn skip_existing_resumes_an_interrupted_batch() {
     assert_eq!(std::fs::read(&kept).unwrap(), b"not touched");
 
     // Nothing left to do: no work, success.
-    let done = cli(&addr, &args).await;
+    let done = m.cli(&args).await;
     assert!(done.status.success(), "{done:?}");
     assert!(
         stdout(&done).starts_with("0/0 images done, 0 failed"),

@@ -13,13 +13,20 @@ use std::{
 
 use futures::future::BoxFuture;
 use tessera_proto::{
-    FrameReader, FrameWriter, HelloReply, Msg, PROTOCOL_VERSION, Welcome, handshake::parse_hello,
+    ClusterKey, FrameReader, FrameWriter, Msg, PROTOCOL_VERSION, Welcome,
+    accept::{AcceptOptions, accept},
+    frame::FrameLimits,
 };
 use tokio::net::{
     TcpListener,
     tcp::{OwnedReadHalf, OwnedWriteHalf},
 };
 use tokio_util::sync::CancellationToken;
+
+/// The key the fake master and the worker share.
+fn test_key() -> ClusterKey {
+    ClusterKey::from_bytes([7; 32])
+}
 
 use super::{Discovery, DiscoveryError, Found, How, MasterRecord};
 use crate::worker::{WorkerConfig, run_with};
@@ -57,15 +64,22 @@ async fn accept_worker(listener: &TcpListener) -> Conn {
     let max = tessera_proto::DEFAULT_MAX_FRAME;
     let mut reader = FrameReader::new(read, max);
     let mut writer = FrameWriter::new(write, max);
-    let hello = parse_hello(&reader.next_frame_within(DEADLINE).await.unwrap()).unwrap();
+    let welcome = Welcome::new(
+        "fake-master",
+        Duration::from_secs(1),
+        Duration::from_secs(10),
+    );
+    let options = AcceptOptions {
+        timeout: DEADLINE,
+        limits: FrameLimits {
+            max_frame: max,
+            max_control: tessera_proto::DEFAULT_MAX_CONTROL_FRAME,
+        },
+    };
+    let hello = accept(&mut reader, &mut writer, &test_key(), welcome, options)
+        .await
+        .unwrap();
     assert_eq!(hello.node_id, "sim-worker");
-    let welcome = HelloReply::Welcome(Welcome {
-        version: PROTOCOL_VERSION,
-        master_id: "fake-master".into(),
-        heartbeat_interval_ms: 1000,
-        lease_timeout_ms: 10_000,
-    });
-    writer.send_hello_reply(&welcome).await.unwrap();
     // The worker announces its capacity, then asks for work.
     let capacity = reader.recv_within(DEADLINE).await.unwrap();
     assert!(
@@ -113,7 +127,7 @@ async fn the_worker_retries_past_a_duplicate_skips_a_dead_address_and_asks_again
         then: found,
         calls: AtomicUsize::new(0),
     });
-    let mut config = WorkerConfig::new("");
+    let mut config = WorkerConfig::new("", test_key());
     config.threads = 1;
     config.node_id = "sim-worker".into();
     config.backoff_base = Duration::from_millis(10);

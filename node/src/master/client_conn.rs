@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::{
-    Ctx, client_upload::Uploads, outbox::Out, retention::remove_files, state::durable, store::Kind,
+    Ctx, activity::Activity, client_upload::Uploads, outbox::Out, retention::remove_files,
+    state::durable, store::Kind,
 };
 
 /// Per-connection state.
@@ -24,6 +25,8 @@ pub struct ClientConn {
     pub(super) uploads: Uploads,
     waits: Arc<AtomicUsize>,
     closed: CancellationToken,
+    /// A parked wait holds the connection open (see `activity`).
+    activity: Arc<Activity>,
 }
 
 /// Serves one client until it disconnects or `shutdown` fires.
@@ -32,6 +35,7 @@ pub async fn serve<R: AsyncRead + Unpin>(
     mut reader: FrameReader<R>,
     out: mpsc::Sender<Out>,
     shutdown: CancellationToken,
+    activity: Arc<Activity>,
 ) {
     let closed = shutdown.child_token();
     let mut conn = ClientConn {
@@ -40,6 +44,7 @@ pub async fn serve<R: AsyncRead + Unpin>(
         uploads: Uploads::default(),
         waits: Arc::new(AtomicUsize::new(0)),
         closed: closed.clone(),
+        activity,
     };
     loop {
         let next = tokio::select! {
@@ -148,8 +153,10 @@ impl ClientConn {
         let out = self.out.clone();
         let waits = self.waits.clone();
         let closed = self.closed.clone();
+        let hold = self.activity.hold();
         waits.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
+            let _hold = hold;
             tokio::select! {
                 info = rx => {
                     let msg = match info {

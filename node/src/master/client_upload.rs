@@ -192,7 +192,7 @@ impl ClientConn {
         }
         let len = upload.progress.announced();
         let task: TaskId = self.ctx.state.reserve_id();
-        if let Err(e) = self.ctx.store.commit(upload.file, Kind::Input, task).await {
+        if let Err(e) = self.ctx.store.publish(upload.file, Kind::Input, task).await {
             return self.storage_error(req, &e).await;
         }
         match self

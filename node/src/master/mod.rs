@@ -3,8 +3,10 @@
 //! [`run`] serves a bound listener until `shutdown` fires, in the style of
 //! mini-redis: tests bind `127.0.0.1:0` and pass the listener in.
 
+pub mod activity;
 pub mod client_conn;
 pub mod client_upload;
+pub mod failures;
 pub mod metrics;
 pub mod outbox;
 pub mod record;
@@ -17,8 +19,8 @@ pub mod worker_conn;
 use std::{collections::HashMap, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use tessera_proto::{
-    FrameReader, FrameWriter, HelloReply, PROTOCOL_VERSION, Refusal, Role, Welcome,
-    handshake::parse_hello,
+    ClusterKey, FrameLimits, FrameReader, FrameWriter, HelloReply, Refusal, Role, Welcome,
+    accept::{AcceptOptions, accept},
 };
 use tokio::{
     net::{TcpListener, TcpStream},
@@ -28,6 +30,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use self::{
+    activity::{Activity, Tracked},
+    failures::{FailureDelays, Failures},
     record::{Journal, RedbStore, StoreError, TaskStore},
     scheduler::SchedulerConfig,
     state::Shared,
@@ -47,6 +51,20 @@ pub struct MasterConfig {
     pub max_connections: usize,
     /// Time a new connection has to complete its handshake.
     pub handshake_timeout: Duration,
+    // ---- security (see the README's "Security" section) ----
+    /// The cluster key every peer must prove it holds.
+    pub key: ClusterKey,
+    /// Most connections still in their handshake at once (counted within
+    /// `max_connections`); more are refused with `Busy`.
+    pub max_unauthenticated: usize,
+    /// Largest frame other than a chunk (every control message).
+    pub max_control_frame: usize,
+    /// A connection that moves no byte either way for this long, with no
+    /// parked `Wait`, is closed.
+    pub idle_timeout: Duration,
+    /// How failed handshakes slow their address down.
+    pub failure_delays: FailureDelays,
+    // ---- end security ----
     /// Submissions one client connection may have mid-upload at once.
     pub max_uploads_per_client: usize,
     /// `Wait` requests one client connection may have pending.
@@ -75,6 +93,11 @@ impl MasterConfig {
             max_frame: tessera_proto::DEFAULT_MAX_FRAME,
             max_connections: 1024,
             handshake_timeout: Duration::from_secs(10),
+            key: ClusterKey::generate(),
+            max_unauthenticated: 128,
+            max_control_frame: tessera_proto::DEFAULT_MAX_CONTROL_FRAME,
+            idle_timeout: Duration::from_secs(300),
+            failure_delays: FailureDelays::default(),
             max_uploads_per_client: 64,
             max_waits_per_client: 65_536,
             scheduler: SchedulerConfig::default(),
@@ -94,6 +117,7 @@ pub struct Ctx {
     pub config: MasterConfig,
     pub state: Shared,
     pub store: DataDir,
+    pub failures: Failures,
 }
 
 /// The master could not start.
@@ -139,7 +163,7 @@ pub async fn run(
     };
     let (db, loaded) = opened;
     let tasks = loaded.rows.len();
-    let journal = Journal::start(db, config.group_commit);
+    let journal = Journal::start(db, config.group_commit, Some(config.data_dir.clone()));
     let state = Shared::new(config.scheduler, config.clock.clone(), journal, loaded);
     // Files the record does not know (a crash between writing and recording).
     let known = state.inspect(|s| {
@@ -169,6 +193,7 @@ pub async fn run(
     let ctx = Arc::new(Ctx {
         state,
         store,
+        failures: Failures::new(config.failure_delays),
         config,
     });
     tokio::spawn(expire_leases(ctx.clone(), shutdown.clone()));
@@ -181,6 +206,7 @@ pub async fn run(
         ));
     }
     let slots = Arc::new(Semaphore::new(ctx.config.max_connections));
+    let unauthenticated = Arc::new(Semaphore::new(ctx.config.max_unauthenticated));
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, data_dir = %ctx.config.data_dir.display(), "master listening");
     }
@@ -198,15 +224,24 @@ pub async fn run(
             () = shutdown.cancelled() => break,
         };
         let permit = slots.clone().try_acquire_owned().ok();
+        let handshaking = permit
+            .as_ref()
+            .and_then(|_| unauthenticated.clone().try_acquire_owned().ok());
         let ctx = ctx.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let _permit = permit.as_ref();
-            if permit.is_none() {
-                refuse_busy(socket, ctx.config.max_connections, ctx.config.max_frame).await;
+            let limit = match (&permit, &handshaking) {
+                (None, _) => Some(ctx.config.max_connections),
+                (Some(_), None) => Some(ctx.config.max_unauthenticated),
+                _ => None,
+            };
+            if let Some(limit) = limit {
+                debug!(%peer, limit, "refusing a connection: at the limit");
+                refuse_busy(socket, limit, ctx.config.max_frame).await;
                 return;
             }
-            serve_connection(ctx, socket, peer, shutdown).await;
+            serve_connection(ctx, socket, peer, shutdown, handshaking).await;
         });
     }
     ctx.state.close();
@@ -242,44 +277,61 @@ async fn serve_connection(
     socket: TcpStream,
     peer: SocketAddr,
     shutdown: CancellationToken,
+    handshaking: Option<tokio::sync::OwnedSemaphorePermit>,
 ) {
     let _ = socket.set_nodelay(true);
     let (read, write) = socket.into_split();
-    let mut reader = FrameReader::new(read, ctx.config.max_frame);
-    let mut writer = FrameWriter::new(write, ctx.config.max_frame);
-    let hello = match reader.next_frame_within(ctx.config.handshake_timeout).await {
-        Ok(frame) => parse_hello(&frame),
-        Err(e) => {
-            debug!(%peer, "no handshake: {e}");
-            return;
+    let activity = Activity::new();
+    let mut reader =
+        FrameReader::with_limits(Tracked::new(read, activity.clone()), FrameLimits::HANDSHAKE);
+    let mut writer = FrameWriter::new(Tracked::new(write, activity.clone()), ctx.config.max_frame);
+    // An address whose handshakes keep failing waits before it is answered.
+    let delay = ctx.failures.delay(peer.ip(), std::time::Instant::now());
+    if !delay.is_zero() {
+        debug!(%peer, ?delay, "slowing down an address with failed handshakes");
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shutdown.cancelled() => return,
         }
-    };
-    let hello = match hello {
-        Ok(h) => h,
-        Err(refusal) => {
-            warn!(%peer, "refused connection: {refusal}");
-            let _ = writer.send_hello_reply(&HelloReply::Refused(refusal)).await;
-            return;
-        }
-    };
-    let welcome = HelloReply::Welcome(Welcome {
-        version: PROTOCOL_VERSION,
-        master_id: ctx.config.master_id.clone(),
-        heartbeat_interval_ms: ctx
-            .config
-            .heartbeat_interval
-            .as_millis()
-            .min(u32::MAX as u128) as u32,
-        lease_timeout_ms: ctx
-            .config
-            .scheduler
-            .lease_timeout
-            .as_millis()
-            .min(u32::MAX as u128) as u32,
-    });
-    if writer.send_hello_reply(&welcome).await.is_err() {
-        return;
     }
+    let welcome = Welcome::new(
+        ctx.config.master_id.clone(),
+        ctx.config.heartbeat_interval,
+        ctx.config.scheduler.lease_timeout,
+    );
+    let options = AcceptOptions {
+        timeout: ctx.config.handshake_timeout,
+        limits: FrameLimits {
+            max_frame: ctx.config.max_frame,
+            max_control: ctx.config.max_control_frame,
+        },
+    };
+    let hello = match accept(&mut reader, &mut writer, &ctx.config.key, welcome, options).await {
+        Ok(hello) => {
+            ctx.failures.succeeded(peer.ip());
+            hello
+        }
+        Err(e) => {
+            ctx.failures.failed(peer.ip(), std::time::Instant::now());
+            match e {
+                tessera_proto::accept::AcceptError::Proto(e) => {
+                    debug!(%peer, "no handshake: {e}")
+                }
+                e => warn!(%peer, "handshake failed: {e}"),
+            }
+            return;
+        }
+    };
+    drop(handshaking);
+    // From here on, an idle connection is closed: the watchdog cancels the
+    // connection's own token (and stops when the connection ends).
+    let shutdown = shutdown.child_token();
+    let _watchdog = shutdown.clone().drop_guard();
+    tokio::spawn(activity::watch(
+        activity.clone(),
+        ctx.config.idle_timeout,
+        shutdown.clone(),
+    ));
     let capacity = match hello.role {
         Role::Client => outbox::OUTBOX_CAPACITY,
         Role::Worker => outbox::worker_capacity(ctx.config.scheduler.max_credits),
@@ -293,7 +345,7 @@ async fn serve_connection(
     match hello.role {
         Role::Client => {
             debug!(%peer, node = %hello.node_id, "client connected");
-            client_conn::serve(ctx, reader, out, shutdown).await;
+            client_conn::serve(ctx, reader, out, shutdown, activity).await;
         }
         Role::Worker => worker_conn::serve(ctx, hello.node_id, peer, reader, out, shutdown).await,
     }

@@ -1,8 +1,9 @@
 //! Image files under the master's data directory.
 //!
 //! Layout: `inputs/<task>`, `results/<task>.<attempt>`, and `tmp/` for
-//! files being received, next to the record (`record.redb`). A file is written under `tmp/`, fsynced, renamed into place, and
-//! the directory fsynced, so a reader never sees a partial image.
+//! files being received, next to the record (`record.redb`). A file is
+//! written under `tmp/` and renamed into place, so a reader never sees a
+//! partial image; the journal makes it durable before the record does.
 
 use std::{
     io,
@@ -91,19 +92,18 @@ impl DataDir {
         })
     }
 
-    /// Makes a finished temporary file the `kind` file of `task`: fsync, rename, fsync the directory.
-    pub async fn commit(&self, mut tmp: TmpFile, kind: Kind, task: TaskId) -> io::Result<PathBuf> {
-        let mut file = tmp.file.take().expect("a TmpFile is committed once");
+    /// Makes a finished temporary file the `kind` file of `task` by renaming
+    /// it into place. It is not durable yet: the journal's next durable
+    /// commit flushes it (one `syncfs` for the whole batch) before the record
+    /// that refers to it, and a crash before that leaves a file no record
+    /// claims, which the next start removes.
+    pub async fn publish(&self, mut tmp: TmpFile, kind: Kind, task: TaskId) -> io::Result<PathBuf> {
+        let mut file = tmp.file.take().expect("a TmpFile is published once");
         file.flush().await?;
-        file.sync_all().await?;
         drop(file);
         let dest = self.path(kind, task);
         fs::rename(&tmp.path, &dest).await?;
         tmp.path = PathBuf::new();
-        let dir = dest.parent().expect("has a parent").to_path_buf();
-        tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
-            .await
-            .map_err(io::Error::other)??;
         Ok(dest)
     }
 

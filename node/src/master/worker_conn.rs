@@ -111,7 +111,7 @@ pub async fn serve<R: AsyncRead + Unpin>(
     let why = loop {
         let next = tokio::select! {
             next = reader.recv() => next,
-            () = shutdown.cancelled() => break "master shutting down".to_string(),
+            () = shutdown.cancelled() => break "closed by the master (shutting down, or idle too long)".to_string(),
         };
         match next {
             Ok(incoming) => {
@@ -312,7 +312,7 @@ impl WorkerConn {
             attempt: upload.attempt,
         };
         let len = upload.progress.announced();
-        if let Err(e) = self.ctx.store.commit(file, kind, task).await {
+        if let Err(e) = self.ctx.store.publish(file, kind, task).await {
             self.store_failed(task, upload.attempt, &e).await;
             return self.send(Msg::Accepted { task }).await;
         }

@@ -2,7 +2,10 @@
 //! processed on the pool's threads and the result comes back on a oneshot, so
 //! no CPU work runs on a tokio thread.
 
-use std::sync::Arc;
+use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::Arc,
+};
 
 use bytes::Bytes;
 use tessera_imaging::{Options, ProcessError};
@@ -40,19 +43,50 @@ impl Compute {
     /// Verifies the input against the checksum the master recorded, then
     /// processes it, on the pool.
     pub async fn process(&self, input: Bytes, checksum: u64) -> Result<Bytes, TaskFailure> {
-        let (tx, rx) = oneshot::channel();
-        let options = self.options.clone();
-        self.pool.spawn(move || {
+        self.on_pool(move |options| {
             let got = tessera_proto::checksum(&input);
             if got != checksum {
                 let reason = format!(
                     "the input is corrupt: its checksum is {got:016x}, the master recorded {checksum:016x} (damaged on the master's disk or in transit)"
                 );
-                let _ = tx.send(Err(TaskFailure { kind: FailureKind::Corrupt, reason }));
-                return;
+                return Err(TaskFailure { kind: FailureKind::Corrupt, reason });
             }
-            let result = tessera_imaging::process(&input, &options);
-            let _ = tx.send(result.map(|out| Bytes::from(out.bytes)).map_err(to_failure));
+            tessera_imaging::process(&input, options)
+                .map(|out| Bytes::from(out.bytes))
+                .map_err(to_failure)
+        })
+        .await
+    }
+
+    /// TEST ONLY (`--test-panic-on`): panics on a pool thread, as a bug in
+    /// decoding would.
+    pub async fn panic_for_test(&self) -> Result<Bytes, TaskFailure> {
+        self.on_pool(|_| panic!("--test-panic-on matched this image"))
+            .await
+    }
+
+    /// Runs `work` on the pool. tessera-imaging catches its own panics; any
+    /// other panic is caught here and fails the task (a panicking rayon job
+    /// would otherwise abort the whole worker).
+    async fn on_pool(
+        &self,
+        work: impl FnOnce(&Options) -> Result<Bytes, TaskFailure> + Send + 'static,
+    ) -> Result<Bytes, TaskFailure> {
+        let (tx, rx) = oneshot::channel();
+        let options = self.options.clone();
+        self.pool.spawn(move || {
+            let result = catch_unwind(AssertUnwindSafe(|| work(&options))).unwrap_or_else(|p| {
+                let message = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "(no message)".into());
+                Err(TaskFailure {
+                    kind: FailureKind::Internal,
+                    reason: format!("internal error: panic while processing the image: {message}"),
+                })
+            });
+            let _ = tx.send(result);
         });
         rx.await.unwrap_or_else(|_| {
             Err(TaskFailure {

@@ -11,12 +11,12 @@ pub mod writer;
 use std::time::Duration;
 
 use tessera_imaging::Options;
-use tessera_proto::dial::DialError;
+use tessera_proto::{ClusterKey, dial::DialError};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use self::compute::Compute;
-use crate::discovery::{Discovery, DiscoveryError, Found, StaticAddr};
+use crate::discovery::{Discovery, DiscoveryError, Found, How, StaticAddr};
 
 /// Everything a worker is configured with.
 #[derive(Debug, Clone)]
@@ -24,6 +24,8 @@ pub struct WorkerConfig {
     /// The master's address, `host:port`, for [`run`]; [`run_with`] dials
     /// what its [`Discovery`] finds instead.
     pub master: String,
+    /// The cluster key this worker proves it holds (and checks the master holds).
+    pub key: ClusterKey,
     /// Images processed at once (and the rayon pool's size).
     pub threads: usize,
     /// Tasks asked for beyond `threads`, so the next image is already here
@@ -44,13 +46,16 @@ pub struct WorkerConfig {
     /// Test only: abort the process when starting an image whose name
     /// contains this (a poison image).
     pub test_crash_on: Option<String>,
+    /// Test only: panic while processing an image whose name contains this.
+    pub test_panic_on: Option<String>,
 }
 
 impl WorkerConfig {
-    pub fn new(master: impl Into<String>) -> Self {
+    pub fn new(master: impl Into<String>, key: ClusterKey) -> Self {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         WorkerConfig {
             master: master.into(),
+            key,
             threads,
             prefetch: threads.max(2),
             node_id: crate::node_id("worker"),
@@ -63,6 +68,7 @@ impl WorkerConfig {
             drain_grace: Duration::from_secs(30),
             test_delay: None,
             test_crash_on: None,
+            test_panic_on: None,
         }
     }
 }
@@ -76,7 +82,9 @@ pub enum WorkerError {
     Session(#[from] session::SessionError),
 }
 
-/// Works for the master at `config.master` until `shutdown`; see [`run_with`].
+/// Works for the master until `shutdown`, reconnecting as needed. Returns an
+/// error only when reconnecting cannot help (a protocol version mismatch, or
+/// a cluster key that is not the master's).
 pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<(), WorkerError> {
     let discovery = StaticAddr::new(config.master.clone(), "the configuration");
     run_with(config, &discovery, shutdown).await
@@ -140,6 +148,16 @@ pub async fn run_with(
         let (found, e) = match outcome {
             Ok(()) => return Ok(()),
             Err(_) if shutdown.is_cancelled() => return Ok(()),
+            // A master found by mDNS that fails the key check may be spoofed
+            // (or of another cluster that shares its name): skip it and keep
+            // looking. Only a master we were pointed at is a dead end.
+            Err((found, e)) if e.is_wrong_key() && matches!(found.how, How::Mdns { .. }) => {
+                warn!("skipping master {found}: {e}");
+                if !paused(config.backoff_max, &shutdown).await {
+                    return Ok(());
+                }
+                continue;
+            }
             Err((_, e)) if e.is_permanent() => return Err(e.into()),
             Err(fe) => fe,
         };

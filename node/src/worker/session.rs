@@ -34,14 +34,24 @@ pub enum SessionError {
 }
 
 impl SessionError {
-    /// True when retrying cannot help: the master speaks another protocol.
+    /// The master did not prove it holds our cluster key, or refused ours.
+    pub fn is_wrong_key(&self) -> bool {
+        matches!(self, SessionError::Dial(e) if e.is_wrong_key())
+    }
+
+    /// True when retrying cannot help: the master speaks another protocol,
+    /// or it and this worker hold different cluster keys.
     pub fn is_permanent(&self) -> bool {
-        matches!(
-            self,
-            SessionError::Dial(DialError::Refused(
-                Refusal::VersionMismatch { .. } | Refusal::BadMagic
-            ))
-        )
+        match self {
+            SessionError::Dial(e) => {
+                e.is_wrong_key()
+                    || matches!(
+                        e,
+                        DialError::Refused(Refusal::VersionMismatch { .. } | Refusal::BadMagic)
+                    )
+            }
+            SessionError::Connection(_) => false,
+        }
     }
 }
 
@@ -62,14 +72,14 @@ pub async fn run(
     let options = DialOptions {
         connect_timeout: config.connect_timeout,
         handshake_timeout: config.handshake_timeout,
-        max_frame: tessera_proto::DEFAULT_MAX_FRAME,
+        ..DialOptions::default()
     };
     let Dialed {
         mut reader,
         writer,
         welcome,
     } = tokio::select! {
-        d = dial(&config.master, Role::Worker, &config.node_id, options) => d?,
+        d = dial(&config.master, Role::Worker, &config.node_id, &config.key, options) => d?,
         () = shutdown.cancelled() => return Ok(()),
     };
     let heartbeat_every = Duration::from_millis(u64::from(welcome.heartbeat_interval_ms.max(10)));
@@ -285,7 +295,9 @@ impl Session<'_> {
             }
             let compute = self.compute.clone();
             let delay = self.config.test_delay;
-            self.jobs.spawn(run_job(compute, w, delay, dropped));
+            let panic = (self.config.test_panic_on.as_deref())
+                .is_some_and(|pattern| w.name.contains(pattern));
+            self.jobs.spawn(run_job(compute, w, delay, dropped, panic));
         }
         Ok(())
     }
@@ -358,6 +370,7 @@ async fn run_job(
     w: Waiting,
     delay: Option<Duration>,
     dropped: CancellationToken,
+    test_panic: bool,
 ) -> JobDone {
     let (task, attempt) = (w.task, w.attempt);
     let work = async {
@@ -365,7 +378,11 @@ async fn run_job(
             tokio::time::sleep(d).await;
         }
         let started = std::time::Instant::now();
-        let r = compute.process(w.data, w.checksum).await;
+        let r = if test_panic {
+            compute.panic_for_test().await
+        } else {
+            compute.process(w.data, w.checksum).await
+        };
         debug!(%task, ms = started.elapsed().as_millis() as u64, "processed");
         r
     };

@@ -1,0 +1,380 @@
+//! The durable master, with real processes and real files: a SIGKILLed
+//! master restarted on its data directory loses nothing it accepted, a
+//! corrupted stored file is caught by its checksum, and a full disk refuses
+//! new work without harming accepted work.
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use tessera_client::{Client, ClientError, ClusterKey, ErrorCode, FailureKind, TaskId, TaskState};
+use tessera_tests::{Proc, check_swapped, photos, valid_pngsuite};
+
+const NODE: &str = env!("CARGO_BIN_EXE_tessera-node-under-test");
+const CLIENT: &str = env!("CARGO_BIN_EXE_tessera-under-test");
+const T: Duration = Duration::from_secs(120);
+
+/// A free port on loopback (so a restarted master can take the same one).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn master_on(addr: &str, data: &Path) -> Proc {
+    let args = [
+        "master",
+        "--listen",
+        addr,
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--no-mdns",
+    ];
+    let mut m = Proc::spawn("master", NODE, &args);
+    m.wait_for_line("listening on ", Duration::from_secs(30))
+        .await;
+    m
+}
+
+/// The cluster key a master created in its data directory.
+fn key_file(data: &Path) -> PathBuf {
+    data.join(tessera_proto::KEY_FILE_NAME)
+}
+
+fn key(data: &Path) -> ClusterKey {
+    ClusterKey::load(&key_file(data)).unwrap()
+}
+
+fn worker(addr: &str, data: &Path, name: &str, extra: &[&str]) -> Proc {
+    let key = key_file(data);
+    let mut args = vec![
+        "worker",
+        "--master",
+        addr,
+        "--name",
+        name,
+        "--key-file",
+        key.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    Proc::spawn(name, NODE, &args)
+}
+
+fn count_files(dir: &Path) -> usize {
+    walk(dir).len()
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else if !p.file_name().unwrap().to_string_lossy().starts_with('.') {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_master_restarted_on_its_data_dir_loses_nothing_and_the_client_rides_through() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut master = master_on(&addr, &data).await;
+    let _w1 = worker(
+        &addr,
+        &data,
+        "w1",
+        &["--threads", "1", "--test-delay", "15ms"],
+    );
+    let _w2 = worker(
+        &addr,
+        &data,
+        "w2",
+        &["--threads", "1", "--test-delay", "15ms"],
+    );
+
+    // 330 images: the valid PngSuite twice, in two folders.
+    let input = tmp.path().join("in");
+    let mut originals = Vec::new();
+    for sub in ["a", "b"] {
+        std::fs::create_dir_all(input.join(sub)).unwrap();
+        for f in valid_pngsuite() {
+            let dest = input.join(sub).join(f.file_name().unwrap());
+            std::fs::copy(&f, &dest).unwrap();
+            originals.push((PathBuf::from(sub).join(f.file_name().unwrap()), f));
+        }
+    }
+    assert!(originals.len() >= 200);
+    let out = tmp.path().join("out");
+    let mut run = tokio::process::Command::new(CLIENT)
+        .args([
+            "run",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--master",
+            &addr,
+        ])
+        .args(["--key-file", key_file(&data).to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+
+    // Mid-batch: some results are out, most are not.
+    let start = Instant::now();
+    while count_files(&out) < 40 {
+        assert!(start.elapsed() < T, "the batch never got going");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    master.signal("KILL");
+    let _ = master.child.wait().await;
+    let before = count_files(&out);
+    let killed = Instant::now();
+    let _restarted = master_on(&addr, &data).await;
+    println!(
+        "{{\"bench\":\"durability\",\"case\":\"restart_to_listening_ms\",\"ms\":{:.1},\"outputs_before_kill\":{before}}}",
+        killed.elapsed().as_secs_f64() * 1000.0
+    );
+
+    let status = tokio::time::timeout(T, run.wait())
+        .await
+        .expect("run ends")
+        .unwrap();
+    assert!(
+        status.success(),
+        "tessera run did not ride through the restart: {status}"
+    );
+    for (rel, original) in &originals {
+        let result =
+            std::fs::read(out.join(rel)).unwrap_or_else(|e| panic!("{}: {e}", rel.display()));
+        check_swapped(&std::fs::read(original).unwrap(), &result)
+            .unwrap_or_else(|e| panic!("{}: {e}", rel.display()));
+    }
+    // Nothing was submitted twice: the master knows exactly one task per image.
+    let client = Client::connect(&addr, &key(&data)).await.unwrap();
+    let mut tasks = 0;
+    for id in 1..=(originals.len() as u64 + 50) {
+        match client.status(TaskId(id)).await {
+            Ok(info) => {
+                assert_eq!(info.state, TaskState::Done, "task {id}");
+                tasks += 1;
+            }
+            Err(e) => assert_eq!(e.code(), Some(ErrorCode::NotFound), "{e}"),
+        }
+    }
+    assert_eq!(
+        tasks,
+        originals.len(),
+        "one task per image, none resubmitted"
+    );
+}
+
+fn flip_a_byte(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0x40;
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The file of `task`'s result under `data/results/` (named `<task>.<attempt>`).
+fn result_file(data: &Path, task: TaskId) -> PathBuf {
+    walk(&data.join("results"))
+        .into_iter()
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("{}.", task.0))
+        })
+        .expect("a stored result")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_stored_file_is_caught_by_its_checksum_and_never_served() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let _master = master_on(&addr, &data).await;
+    let client = Client::connect(&addr, &key(&data)).await.unwrap();
+    let photo = Bytes::from(std::fs::read(&photos()[0]).unwrap());
+
+    // A stored input damaged before any worker reads it.
+    let damaged_input = client
+        .submit("damaged-input.png", photo.clone())
+        .await
+        .unwrap();
+    flip_a_byte(&data.join("inputs").join(damaged_input.0.to_string()));
+    let _w = worker(&addr, &data, "w", &["--threads", "1"]);
+    let info = tokio::time::timeout(T, client.wait(damaged_input))
+        .await
+        .unwrap()
+        .unwrap();
+    match &info.state {
+        TaskState::Failed { kind, reason } => {
+            assert_eq!(*kind, FailureKind::Corrupt);
+            assert!(
+                reason.starts_with("the input is corrupt: its checksum is"),
+                "{reason}"
+            );
+        }
+        other => panic!("a damaged input must fail, got {other:?}"),
+    }
+
+    // A stored result damaged before the client downloads it.
+    let task = client
+        .submit("damaged-result.png", photo.clone())
+        .await
+        .unwrap();
+    let info = tokio::time::timeout(T, client.wait(task))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(info.state, TaskState::Done);
+    flip_a_byte(&result_file(&data, task));
+    match client.fetch(task).await {
+        Err(ClientError::Checksum {
+            task: t,
+            expected,
+            got,
+        }) => {
+            assert_eq!(t, task);
+            assert_ne!(expected, got);
+        }
+        other => panic!("a damaged result must not be served: {other:?}"),
+    }
+    let out = tmp.path().join("out.png");
+    let fetched = std::process::Command::new(CLIENT)
+        .args([
+            "fetch",
+            &task.to_string(),
+            "-o",
+            out.to_str().unwrap(),
+            "--master",
+            &addr,
+        ])
+        .args(["--key-file", key_file(&data).to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!fetched.status.success());
+    let stderr = String::from_utf8_lossy(&fetched.stderr);
+    assert!(
+        stderr.contains(&format!("the result of task {task} is corrupt")),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "a corrupt result is never written");
+}
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted on drop.
+struct SmallFs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    fn mount(size: &str) -> SmallFs {
+        let uid = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .expect("run id -u");
+        assert_eq!(
+            String::from_utf8_lossy(&uid.stdout).trim(),
+            "0",
+            "this test needs root: it mounts a small tmpfs to fill up (CI runs as root)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "tessera-test",
+                dir.path().to_str().unwrap(),
+            ])
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "cannot mount a tmpfs on {}",
+            dir.path().display()
+        );
+        SmallFs { dir }
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_new_submissions_and_keeps_what_was_accepted() {
+    let fs = SmallFs::mount("4m");
+    let data = fs.dir.path().join("data");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let _master = master_on(&addr, &data).await;
+    let client = Client::connect(&addr, &key(&data)).await.unwrap();
+    let photos: Vec<Bytes> = photos()
+        .iter()
+        .map(|p| Bytes::from(std::fs::read(p).unwrap()))
+        .collect();
+
+    let mut accepted: Vec<(TaskId, Bytes)> = Vec::new();
+    let refusal = loop {
+        let data = photos[accepted.len() % photos.len()].clone();
+        match client
+            .submit(&format!("img-{}.png", accepted.len()), data.clone())
+            .await
+        {
+            Ok(task) => accepted.push((task, data)),
+            Err(e) => break e,
+        }
+        assert!(accepted.len() < 50, "a 4 MiB disk never filled up");
+    };
+    assert_eq!(refusal.code(), Some(ErrorCode::Storage), "{refusal}");
+    let message = refusal.to_string();
+    assert!(
+        message.starts_with("the master cannot store the image:"),
+        "{message}"
+    );
+    assert!(message.contains("No space left on device"), "{message}");
+    assert!(!accepted.is_empty());
+
+    // The master keeps serving: everything accepted is still there.
+    for (task, _) in &accepted {
+        assert_eq!(client.status(*task).await.unwrap().state, TaskState::Queued);
+    }
+    // Free room for one result by deleting all but one accepted task, then
+    // let a worker finish the one that is left.
+    let (keep, keep_data) = accepted[0].clone();
+    for (task, _) in &accepted[1..] {
+        client.delete(*task).await.unwrap();
+    }
+    let _w = worker(&addr, &data, "w", &["--threads", "1"]);
+    let info = tokio::time::timeout(T, client.wait(keep))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(info.state, TaskState::Done);
+    check_swapped(&keep_data, &client.fetch(keep).await.unwrap()).unwrap();
+    // And new work is accepted again.
+    let again = client.submit("after.png", photos[1].clone()).await.unwrap();
+    let info = tokio::time::timeout(T, client.wait(again))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(info.state, TaskState::Done);
+}

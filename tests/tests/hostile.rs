@@ -1,0 +1,459 @@
+//! Hostile input on the wire, one test per class, against a real master on
+//! 127.0.0.1:0 (in this process, with one worker). Each test pins the exact
+//! outcome (the refusal or error and its message, whether the connection is
+//! closed) and then checks that the master and its worker still serve a
+//! well-behaved client. Hostile images: `hostile_images.rs`; limits that are
+//! not about malformed input: `limits.rs`.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tessera_client::{Client, ClientError, ErrorCode};
+use tessera_node::worker::{self, WorkerConfig};
+use tessera_proto::{
+    Answer, ClusterKey, Hello, HelloReply, Msg, Refusal, Role, TaskId, auth, wire,
+};
+use tessera_tests::{
+    eventually,
+    inproc::{Cluster, Raw, until_closed},
+};
+use tokio::{io::AsyncWriteExt, net::tcp::OwnedWriteHalf};
+use tokio_util::sync::CancellationToken;
+
+const T: Duration = Duration::from_secs(10);
+
+/// Writes raw bytes (anything, framed or not) on the connection.
+async fn send_raw(w: &mut Raw, bytes: &[u8]) {
+    w.1.get_mut().write_all(bytes).await.unwrap();
+}
+
+/// A frame of `body` with its length prefix.
+fn framed(body: &[u8]) -> Vec<u8> {
+    let mut f = (body.len() as u32).to_be_bytes().to_vec();
+    f.extend_from_slice(body);
+    f
+}
+
+/// Expects the master's handshake reply `want`, then the connection closed.
+async fn expect_refused_and_closed(conn: &mut Raw, want: Refusal) {
+    assert_eq!(
+        conn.0.recv_hello_reply(T).await.unwrap(),
+        HelloReply::Refused(want)
+    );
+    assert_eq!(
+        until_closed(&mut conn.0, T).await,
+        0,
+        "nothing after a refusal"
+    );
+}
+
+/// Expects the next message to be `Error{req, code, message}`.
+async fn expect_error(conn: &mut Raw, req: Option<u64>, code: ErrorCode, message: &str) {
+    let got = conn.0.recv_within(T).await.unwrap().msg;
+    let want = Msg::Error {
+        req,
+        code,
+        message: message.into(),
+    };
+    assert_eq!(got, want);
+}
+
+/// The connection is still served: a status request is answered.
+async fn expect_still_served(conn: &mut Raw) {
+    conn.1
+        .send(&Msg::Status {
+            req: 99,
+            task: TaskId(424242),
+        })
+        .await
+        .unwrap();
+    expect_error(
+        conn,
+        Some(99),
+        ErrorCode::NotFound,
+        "no task 424242 on this master",
+    )
+    .await;
+}
+
+/// A `Hello` sent, the master's `Challenge` read: the connection is ready for
+/// the peer's answer.
+async fn challenged(c: &Cluster) -> (Raw, Hello, tessera_proto::Challenge) {
+    let mut conn = c.tcp().await;
+    let hello = Hello::new(Role::Client, "hostile");
+    conn.1.send_hello(&hello).await.unwrap();
+    match conn.0.recv_hello_reply(T).await.unwrap() {
+        HelloReply::Challenge(ch) => (conn, hello, ch),
+        other => panic!("expected a challenge, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn garbage_bytes_instead_of_a_handshake_are_refused_and_closed() {
+    let c = Cluster::start(1).await;
+    // A well-formed frame whose body is not a Hello.
+    let mut conn = c.tcp().await;
+    send_raw(&mut conn, b"\x00\x00\x00\x10GET / HTTP/1.1\r\n\r\n").await;
+    expect_refused_and_closed(&mut conn, Refusal::BadMagic).await;
+    // Unframed garbage: its first four bytes ("GET ") read as a length of 1.1 GB.
+    let mut conn = c.tcp().await;
+    send_raw(&mut conn, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let want = "handshake frame of 1195725856 bytes is over the 1024-byte limit";
+    expect_refused_and_closed(&mut conn, Refusal::Malformed(want.into())).await;
+    c.assert_serving(true).await;
+}
+
+#[tokio::test]
+async fn a_4_gib_length_prefix_is_refused_from_the_prefix_alone() {
+    let c = Cluster::start(1).await;
+    // Before the handshake: refused by name, closed.
+    let mut conn = c.tcp().await;
+    send_raw(&mut conn, &[0xff; 4]).await;
+    let want = "handshake frame of 4294967295 bytes is over the 1024-byte limit";
+    expect_refused_and_closed(&mut conn, Refusal::Malformed(want.into())).await;
+    // After it, from a client or a worker: the stream cannot be trusted any
+    // more, so the connection is closed (with nothing sent).
+    for role in [Role::Client, Role::Worker] {
+        let mut conn = c.authed(role).await;
+        send_raw(&mut conn, &[0xff; 4]).await;
+        assert_eq!(until_closed(&mut conn.0, T).await, 0, "{role}");
+    }
+    // A control message over its own limit (64 KiB) is refused from its
+    // prefix and type byte alone, though a chunk that long would be fine.
+    let mut conn = c.authed(Role::Client).await;
+    let mut prefix = (100_000u32).to_be_bytes().to_vec();
+    prefix.push(0); // Submit
+    send_raw(&mut conn, &prefix).await;
+    assert_eq!(until_closed(&mut conn.0, T).await, 0);
+    c.assert_serving(true).await;
+}
+
+#[tokio::test]
+async fn a_tiny_frame_claiming_a_64_gib_vector_is_refused_without_allocating() {
+    let c = Cluster::start(1).await;
+    let claim = (64u64 << 30).to_le_bytes();
+    // After the handshake: Submit{req 1, name of 64 GiB}: a typed error,
+    // and the connection goes on.
+    let mut conn = c.authed(Role::Client).await;
+    let mut body = vec![0x00, 0x01, 0xfd];
+    body.extend_from_slice(&claim);
+    send_raw(&mut conn, &framed(&body)).await;
+    let message = "message claims more than the 65536-byte header limit";
+    expect_error(&mut conn, None, ErrorCode::Malformed, message).await;
+    // From a worker, a Heartbeat claiming 64 Gi leases (the decoder reads
+    // elements one by one, without reserving, and finds the frame's end).
+    let mut worker = c.authed(Role::Worker).await;
+    let mut body = vec![0x0e, 0xfd];
+    body.extend_from_slice(&claim);
+    send_raw(&mut worker, &framed(&body)).await;
+    let truncated = "message is truncated";
+    expect_error(&mut worker, None, ErrorCode::Malformed, truncated).await;
+    expect_still_served(&mut conn).await;
+    // In a Hello's node id: refused, closed.
+    let mut conn = c.tcp().await;
+    let mut body = b"TSRA".to_vec();
+    body.extend_from_slice(&[tessera_proto::PROTOCOL_VERSION as u8, 0, 0xfd]);
+    body.extend_from_slice(&claim);
+    send_raw(&mut conn, &framed(&body)).await;
+    let want = format!("malformed handshake: {message}");
+    let refusal = Refusal::Malformed(message.into());
+    assert_eq!(refusal.to_string(), want);
+    expect_refused_and_closed(&mut conn, refusal).await;
+    c.assert_serving(true).await;
+}
+
+#[tokio::test]
+async fn an_unknown_message_type_gets_a_typed_error() {
+    let c = Cluster::start(1).await;
+    // After the handshake: answered, the connection goes on.
+    let mut conn = c.authed(Role::Client).await;
+    send_raw(&mut conn, &framed(&[0x7f])).await;
+    let message = "unknown message type (variant 127)";
+    expect_error(&mut conn, None, ErrorCode::UnknownMessage, message).await;
+    expect_still_served(&mut conn).await;
+    // In place of the answer to the challenge: refused, closed.
+    let (mut conn, _, _) = challenged(&c).await;
+    send_raw(&mut conn, &framed(&[0x7f])).await;
+    let want = format!("expected the answer to the challenge: {message}");
+    expect_refused_and_closed(&mut conn, Refusal::Malformed(want)).await;
+    c.assert_serving(true).await;
+}
+
+#[tokio::test]
+async fn a_valid_frame_at_the_wrong_time_is_refused() {
+    let c = Cluster::start(1).await;
+    // A message before the handshake: not a tessera Hello.
+    let mut conn = c.tcp().await;
+    let status = wire::encode(&Msg::Status {
+        req: 1,
+        task: TaskId(1),
+    })
+    .unwrap();
+    send_raw(&mut conn, &framed(&status)).await;
+    expect_refused_and_closed(&mut conn, Refusal::BadMagic).await;
+    // A proof before the Hello.
+    let mut conn = c.tcp().await;
+    conn.1.send_answer(&Answer::Proof([0; 32])).await.unwrap();
+    expect_refused_and_closed(&mut conn, Refusal::BadMagic).await;
+    // A second Hello instead of the answer to the challenge.
+    let (mut conn, hello, _) = challenged(&c).await;
+    conn.1.send_hello(&hello).await.unwrap();
+    let want = "expected the answer to the challenge: unknown message type (variant 84)";
+    expect_refused_and_closed(&mut conn, Refusal::Malformed(want.into())).await;
+
+    // After the handshake, each answered with a typed error; the connection goes on.
+    let mut conn = c.authed(Role::Client).await;
+    conn.1.send(&Msg::Ready { credits: 5 }).await.unwrap();
+    let message = "Ready is not a message a client may send";
+    expect_error(&mut conn, None, ErrorCode::UnexpectedMessage, message).await;
+    conn.1.send_hello(&hello).await.unwrap();
+    let message = "unknown message type (variant 84)";
+    expect_error(&mut conn, None, ErrorCode::UnknownMessage, message).await;
+    conn.1
+        .feed_chunk(77, Bytes::from_static(b"xx"))
+        .await
+        .unwrap();
+    conn.1.flush().await.unwrap();
+    let message = "chunk for stream 77, which has no submission in progress";
+    expect_error(&mut conn, Some(77), ErrorCode::UnexpectedMessage, message).await;
+    conn.1
+        .send(&Msg::Submit {
+            req: 1,
+            name: "a".into(),
+            len: 2,
+            checksum: 0,
+            key: 0,
+        })
+        .await
+        .unwrap();
+    conn.1
+        .feed_chunk(1, Bytes::from_static(b"xyz"))
+        .await
+        .unwrap();
+    conn.1.flush().await.unwrap();
+    let message = "stream overrun: 3 bytes received, 2 announced";
+    expect_error(&mut conn, Some(1), ErrorCode::Malformed, message).await;
+    expect_still_served(&mut conn).await;
+    // A worker sending a client's request.
+    let mut worker = c.authed(Role::Worker).await;
+    worker
+        .1
+        .send(&Msg::Submit {
+            req: 1,
+            name: "a".into(),
+            len: 0,
+            checksum: 0,
+            key: 0,
+        })
+        .await
+        .unwrap();
+    let message = "Submit is not a message a worker may send";
+    expect_error(&mut worker, None, ErrorCode::UnexpectedMessage, message).await;
+    c.assert_serving(true).await;
+}
+
+#[tokio::test]
+async fn a_client_that_vanishes_mid_upload_leaves_no_task_and_no_file() {
+    let c = Cluster::start(1).await;
+    {
+        let mut conn = c.authed(Role::Client).await;
+        conn.1
+            .send(&Msg::Submit {
+                req: 1,
+                name: "half.png".into(),
+                len: 1_000_000,
+                checksum: 0,
+                key: 0,
+            })
+            .await
+            .unwrap();
+        conn.1
+            .feed_chunk(1, Bytes::from(vec![1u8; 300_000]))
+            .await
+            .unwrap();
+        conn.1.flush().await.unwrap();
+        // Dropped here: the connection closes mid-upload.
+    }
+    let tmp = c.data.path().join("tmp");
+    eventually(T, "the partial upload to be removed", || {
+        std::fs::read_dir(&tmp)
+            .map(|d| d.count() == 0)
+            .unwrap_or(false)
+    })
+    .await;
+    let client = c.client().await;
+    let err = client.status(TaskId(1)).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::NotFound), "no partial task");
+    let inputs = std::fs::read_dir(c.data.path().join("inputs")).unwrap();
+    assert_eq!(inputs.count(), 0);
+    c.assert_serving(true).await;
+}
+
+/// Slowloris: a peer that trickles one byte a second is cut off by the
+/// handshake deadline, whether it trickles its Hello or its proof.
+#[tokio::test]
+async fn a_slowloris_is_cut_off_by_the_handshake_deadline() {
+    let deadline = Duration::from_millis(1500);
+    let c = Cluster::start_with(1, |m| m.handshake_timeout = deadline, |_| {}).await;
+    let hello = wire::encode(&Hello::new(Role::Client, "slow")).unwrap();
+    let trickle = |bytes: Vec<u8>, mut w: tessera_proto::FrameWriter<OwnedWriteHalf>| {
+        tokio::spawn(async move {
+            for b in bytes {
+                if w.get_mut().write_all(&[b]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    };
+    // Trickling the Hello.
+    let started = Instant::now();
+    let (mut r1, w1) = c.tcp().await;
+    let t1 = trickle(framed(&hello), w1);
+    // Trickling the proof, after a prompt Hello.
+    let ((mut r2, w2), _, _) = challenged(&c).await;
+    let answer = wire::encode(&Answer::Proof([0; 32])).unwrap();
+    let t2 = trickle(framed(&answer), w2);
+    let after_ms = deadline.as_millis() as u32;
+    for r in [&mut r1, &mut r2] {
+        assert_eq!(
+            r.recv_hello_reply(T).await.unwrap(),
+            HelloReply::Refused(Refusal::Timeout { after_ms })
+        );
+        assert_eq!(until_closed(r, T).await, 0);
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= deadline && took < deadline + Duration::from_secs(5),
+        "cut off after {took:?}"
+    );
+    t1.abort();
+    t2.abort();
+    c.assert_serving(true).await;
+}
+
+/// How many idle connections this process can hold open (two descriptors
+/// each: ours and the master's), up to 2,000.
+fn idle_connection_count() -> usize {
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+            line.split_whitespace().nth(3)?.parse::<usize>().ok()
+        })
+        .unwrap_or(4096);
+    (soft.saturating_sub(512) / 2).min(2000)
+}
+
+/// 2,000 connections that never say a word: those past the unauthenticated
+/// limit are refused with Busy at once, the rest are closed at the handshake
+/// deadline, and the master serves normally afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_idle_connections_are_refused_or_timed_out() {
+    let n = idle_connection_count();
+    assert!(n >= 200, "fd limit too low for this test ({n} connections)");
+    let limit = n / 2;
+    let deadline = Duration::from_secs(3);
+    let c = Cluster::start_with(
+        1,
+        |m| {
+            m.max_unauthenticated = limit;
+            m.max_connections = n + 64;
+            m.handshake_timeout = deadline;
+            // All of these come from 127.0.0.1 and count as failures: keep
+            // the delay owed by this address short for the checks after.
+            m.failure_delays.max = Duration::from_millis(100);
+        },
+        |_| {},
+    )
+    .await;
+    let started = Instant::now();
+    let mut replies = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let (mut r, w) = c.tcp().await;
+        replies.spawn(async move {
+            let reply = r.recv_hello_reply(T).await;
+            let at = started.elapsed();
+            let skipped = until_closed(&mut r, T).await;
+            drop(w);
+            (reply.unwrap(), at, skipped)
+        });
+    }
+    // While they hold every handshake slot, a good client is refused Busy too.
+    let err = Client::connect(&c.addr, &c.key).await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::Refused(Refusal::Busy { limit: l }) if l as usize == limit),
+        "{err:?}"
+    );
+    assert!(err.is_transient());
+    let (mut busy, mut timed_out) = (0, 0);
+    while let Some(joined) = replies.join_next().await {
+        let (reply, at, skipped) = joined.unwrap();
+        assert_eq!(skipped, 0);
+        match reply {
+            HelloReply::Refused(Refusal::Busy { limit: l }) => {
+                assert_eq!(l as usize, limit);
+                assert!(at < deadline, "Busy is answered at once, not after {at:?}");
+                busy += 1;
+            }
+            HelloReply::Refused(Refusal::Timeout { after_ms }) => {
+                assert_eq!(after_ms, 3000);
+                assert!(at >= deadline, "timed out early, after {at:?}");
+                timed_out += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // The good client above took one refusal; the rest split at the limit.
+    assert_eq!((busy, timed_out), (n - limit, limit));
+    c.assert_serving(true).await;
+}
+
+#[tokio::test]
+async fn the_wrong_key_fails_on_both_sides_and_repeated_failures_are_slowed_down() {
+    let c = Cluster::start(1).await;
+    let other = ClusterKey::generate();
+    // A client: the master cannot prove it holds the client's key.
+    let err = Client::connect(&c.addr, &other).await.unwrap_err();
+    assert!(err.is_wrong_key(), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{} did not prove it holds this cluster's key (our key's fingerprint is {}): it is a master of another cluster or not a tessera master, or --key-file / TESSERA_KEY_FILE is not a copy of the master's cluster.key",
+            c.addr,
+            other.fingerprint()
+        )
+    );
+    // A worker gives up at once: retrying cannot fix a key.
+    let mut wc = WorkerConfig::new(c.addr.clone(), other.clone());
+    wc.threads = 1;
+    let err = tokio::time::timeout(T, worker::run(wc, CancellationToken::new()))
+        .await
+        .expect("the worker stops by itself")
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("did not prove it holds this cluster's key")
+    );
+    // A peer that ignores the master's proof and answers anyway: refused by name.
+    let (mut conn, hello, ch) = challenged(&c).await;
+    let proof = auth::peer_proof(&other, Role::Client, &ch.nonce, &hello.nonce);
+    conn.1.send_answer(&Answer::Proof(proof)).await.unwrap();
+    expect_refused_and_closed(&mut conn, Refusal::Unauthorized).await;
+    // Three failures so far are free; each further one doubles the delay
+    // before this address is answered (100 ms, 200 ms, ...).
+    for _ in 0..2 {
+        let _ = Client::connect(&c.addr, &other).await.unwrap_err();
+    }
+    let started = Instant::now();
+    let _ = challenged(&c).await;
+    let waited = started.elapsed();
+    // At least four failures are recorded by now (the last may still be in
+    // flight on the master's side).
+    assert!(
+        waited >= Duration::from_millis(100),
+        "answered after {waited:?}"
+    );
+    // The right key still gets in (after its delay), and is served.
+    c.assert_serving(true).await;
+}
