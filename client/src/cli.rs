@@ -17,7 +17,13 @@ use crate::{
 
 /// Send images through a tessera cluster: red and blue swapped, pixel-exact.
 #[derive(Debug, Parser)]
-#[command(name = "tessera", version, about, long_about = None)]
+#[command(
+    name = "tessera",
+    version,
+    about,
+    long_about = None,
+    after_help = "Examples:\n  tessera run photos/ -o out/           process a folder (the master found by mDNS)\n  tessera run --local photos/ -o out/   no cluster needed\n  tessera cluster                       the workers, the queue, the throughput\n  tessera top                           the same, live"
+)]
 pub struct Cli {
     /// The master's address (host:port); skips mDNS discovery entirely.
     #[arg(long, global = true, env = "TESSERA_MASTER")]
@@ -49,8 +55,11 @@ pub enum Command {
     /// failed.
     ///
     /// Example: tessera run photos/ extra.png -o out/
+    ///
     /// Example: tessera run --local photos/ -o out/   (no cluster needed)
+    ///
     /// Example: tessera run photos/ -o out/ --skip-existing   (resume an interrupted batch)
+    ///
     /// Example: tessera run photos/ -o out/ --json | jq 'select(.ok == false)'
     Run {
         /// Image files and directories.
@@ -125,20 +134,26 @@ pub enum Command {
         #[arg(required = true)]
         ids: Vec<TaskId>,
     },
-    /// Cancel tasks: a queued one at once; a running one too, and its worker
-    /// stops working on it. A cancelled task fails with "cancelled"; one
-    /// that was already done or failed is left as it is (exit status 1).
+    /// Cancel tasks, queued or running.
+    ///
+    /// A queued task is cancelled at once; a running one too, and its worker
+    /// stops working on it. A cancelled task fails with the reason
+    /// "cancelled on request …". One that was already done or failed is left
+    /// as it is, and the exit status is 1.
     ///
     /// Example: tessera cancel 42 43
     Cancel {
+        /// Task ids, as `tessera submit` printed them.
         #[arg(required = true)]
         ids: Vec<TaskId>,
     },
-    /// Show the master, each worker (address, threads, running and
-    /// prefetched tasks, images done, last heartbeat), the queue depth and
-    /// the recent throughput.
+    /// Show the master, its workers, the queue and the recent throughput.
+    ///
+    /// For each worker: its address, threads, running and prefetched tasks,
+    /// images done and failed, and how long ago it sent a heartbeat.
     ///
     /// Example: tessera cluster
+    ///
     /// Example: tessera cluster --json | jq '.workers[].name'
     Cluster {
         /// One JSON object, for scripts.
@@ -147,7 +162,11 @@ pub enum Command {
     },
     /// The cluster live in the terminal, with a throughput graph; q quits.
     ///
+    /// The same figures as `tessera cluster`, refreshed every --refresh, with
+    /// a progress gauge and images completed per second over the last minute.
+    ///
     /// Example: tessera top
+    ///
     /// Example: tessera top --refresh 500ms --master 192.0.2.10:7878
     Top {
         /// How often to ask the master for a new snapshot.

@@ -19,7 +19,13 @@ use crate::{
 
 /// A node of a tessera image-processing cluster.
 #[derive(Debug, Parser)]
-#[command(name = "tessera-node", version, about, long_about = None)]
+#[command(
+    name = "tessera-node",
+    version,
+    about,
+    long_about = None,
+    after_help = "Examples:\n  tessera-node master --data-dir /var/lib/tessera --metrics 9464\n  tessera-node worker --key-file cluster.key\n  tessera-node dev --workers 2"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -30,6 +36,7 @@ pub enum Command {
     /// Run the master: accepts images from clients and hands them to workers.
     ///
     /// Example: tessera-node master --listen 0.0.0.0:7878 --data-dir /var/lib/tessera
+    ///
     /// Example: tessera-node master --metrics 9464   (Prometheus at http://127.0.0.1:9464/metrics)
     Master {
         /// Address to listen on.
@@ -86,6 +93,7 @@ pub enum Command {
     /// and looks again whenever it loses it.
     ///
     /// Example: tessera-node worker --cluster lab --threads 4
+    ///
     /// Example: tessera-node worker --master 192.0.2.10:7878   (no mDNS)
     Worker {
         /// The master's address (host:port); skips mDNS discovery entirely.

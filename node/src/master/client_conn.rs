@@ -132,7 +132,9 @@ impl ClientConn {
         self.error(
             Some(req),
             ErrorCode::NotFound,
-            format!("no task {task} on this master"),
+            format!(
+                "no task {task} on this master; check the id (as `tessera submit` printed it) and that this is the master it was submitted to"
+            ),
         )
         .await
     }
@@ -213,7 +215,9 @@ impl ClientConn {
                 self.error(Some(req), ErrorCode::NotReady, message).await
             }
             (state, _) => {
-                let message = format!("task {task} is {state}; it has no result yet");
+                let message = format!(
+                    "task {task} is {state}; it has no result yet (`tessera wait {task}` waits for it)"
+                );
                 self.error(Some(req), ErrorCode::NotReady, message).await
             }
         }
