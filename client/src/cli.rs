@@ -196,7 +196,13 @@ fn format_time(at_ms: u64) -> String {
 /// Entry point of the `tessera` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    tessera_node::cli::init_logging_with_default("warn");
+    // `top` owns the terminal: a log line would tear its screen, so it logs
+    // only when RUST_LOG asks for it.
+    let default_log = match cli.command {
+        Command::Top { .. } => "off",
+        _ => "warn",
+    };
+    tessera_node::cli::init_logging_with_default(default_log);
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -249,13 +255,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
             let total = inputs.len();
-            let mut reporter = Reporter::new(Mode::choose(json, verbose), total);
+            let mode = Mode::choose(json, verbose);
             if inputs.is_empty() {
                 let report = batch::Report {
                     outcomes: Vec::new(),
                     elapsed: Duration::ZERO,
                 };
-                reporter.finish(&report, skipped);
+                Reporter::new(mode, 0).finish(&report, skipped);
                 return Ok(ExitCode::SUCCESS);
             }
             let (cluster, addr, key) = if local {
@@ -280,6 +286,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 out_dir: output,
                 in_flight,
             };
+            let mut reporter = Reporter::new(mode, total);
             let report = batch::run(client, inputs, &options, |o| reporter.outcome(o)).await;
             if let Some(c) = cluster {
                 c.stop().await;

@@ -20,7 +20,7 @@ use crate::batch::{Outcome, Report};
 /// How to report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    Bar,
+    Bar { verbose: bool },
     Plain { verbose: bool },
     Json,
 }
@@ -31,7 +31,7 @@ impl Mode {
         if json {
             Mode::Json
         } else if std::io::stdout().is_terminal() {
-            Mode::Bar
+            Mode::Bar { verbose }
         } else {
             Mode::Plain { verbose }
         }
@@ -186,7 +186,7 @@ pub struct Reporter {
 
 impl Reporter {
     pub fn new(mode: Mode, total: usize) -> Reporter {
-        let bar = (mode == Mode::Bar).then(|| {
+        let bar = matches!(mode, Mode::Bar { .. }).then(|| {
             let bar =
                 ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stdout());
             let style = ProgressStyle::with_template(
@@ -219,9 +219,9 @@ impl Reporter {
                     println!("{l}");
                 }
             }
-            Mode::Bar => {
+            Mode::Bar { verbose } => {
                 if let Some(bar) = &self.bar {
-                    if let Some(l) = line(o, false) {
+                    if let Some(l) = line(o, verbose) {
                         bar.println(l);
                     }
                     bar.inc(1);
@@ -238,7 +238,7 @@ impl Reporter {
         }
         match self.mode {
             Mode::Json => println!("{}", summary_json(report, self.tally.total, skipped)),
-            Mode::Plain { .. } | Mode::Bar => {
+            Mode::Plain { .. } | Mode::Bar { .. } => {
                 println!("{}", summary_line(report, self.tally.total))
             }
         }
