@@ -1,21 +1,29 @@
 //! The `tessera` command line.
 
-use std::{path::PathBuf, process::ExitCode, sync::Arc};
+use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use tessera_proto::{TaskId, TaskState};
+use tessera_proto::{FailureKind, TaskId, TaskState};
 
 use tessera_node::discovery::{DEFAULT_CLUSTER, parse_cluster};
 
 use crate::{
     batch::{self, BatchOptions},
-    files, locate,
+    cluster_view, files, locate,
+    progress::{Mode, Reporter},
+    top,
 };
 
 /// Send images through a tessera cluster: red and blue swapped, pixel-exact.
 #[derive(Debug, Parser)]
-#[command(name = "tessera", version, about, long_about = None)]
+#[command(
+    name = "tessera",
+    version,
+    about,
+    long_about = None,
+    after_help = "Examples:\n  tessera run photos/ -o out/           process a folder (the master found by mDNS)\n  tessera run --local photos/ -o out/   no cluster needed\n  tessera cluster                       the workers, the queue, the throughput\n  tessera top                           the same, live"
+)]
 pub struct Cli {
     /// The master's address (host:port); skips mDNS discovery entirely.
     #[arg(long, global = true, env = "TESSERA_MASTER")]
@@ -41,10 +49,18 @@ pub enum Command {
     /// Process files and directories; write results under -o DIR.
     ///
     /// Directories are walked recursively (hidden files skipped) and their
-    /// relative paths kept. Exits non-zero if any image failed.
+    /// relative paths kept. On a terminal a progress bar shows images done,
+    /// failed and total, images/s, MB/s and the time left; elsewhere a line
+    /// is printed per failure, then a summary. Exits non-zero if any image
+    /// failed.
     ///
     /// Example: tessera run photos/ extra.png -o out/
+    ///
     /// Example: tessera run --local photos/ -o out/   (no cluster needed)
+    ///
+    /// Example: tessera run photos/ -o out/ --skip-existing   (resume an interrupted batch)
+    ///
+    /// Example: tessera run photos/ -o out/ --json | jq 'select(.ok == false)'
     Run {
         /// Image files and directories.
         #[arg(required = true)]
@@ -64,6 +80,14 @@ pub enum Command {
         /// Print a line for every image, not just failures.
         #[arg(short, long)]
         verbose: bool,
+        /// Print one JSON object per finished image and one for the summary
+        /// (for scripts), instead of the bar or the plain lines.
+        #[arg(long)]
+        json: bool,
+        /// Leave out inputs whose output already exists under -o (outputs are
+        /// written atomically, so an existing one is complete).
+        #[arg(long)]
+        skip_existing: bool,
     },
     /// Upload images; print one task id per line.
     ///
@@ -110,6 +134,45 @@ pub enum Command {
         #[arg(required = true)]
         ids: Vec<TaskId>,
     },
+    /// Cancel tasks, queued or running.
+    ///
+    /// A queued task is cancelled at once; a running one too, and its worker
+    /// stops working on it. A cancelled task fails with the reason
+    /// "cancelled on request …". One that was already done or failed is left
+    /// as it is, and the exit status is 1.
+    ///
+    /// Example: tessera cancel 42 43
+    Cancel {
+        /// Task ids, as `tessera submit` printed them.
+        #[arg(required = true)]
+        ids: Vec<TaskId>,
+    },
+    /// Show the master, its workers, the queue and the recent throughput.
+    ///
+    /// For each worker: its address, threads, running and prefetched tasks,
+    /// images done and failed, and how long ago it sent a heartbeat.
+    ///
+    /// Example: tessera cluster
+    ///
+    /// Example: tessera cluster --json | jq '.workers[].name'
+    Cluster {
+        /// One JSON object, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The cluster live in the terminal, with a throughput graph; q quits.
+    ///
+    /// The same figures as `tessera cluster`, refreshed every --refresh, with
+    /// a progress gauge and images completed per second over the last minute.
+    ///
+    /// Example: tessera top
+    ///
+    /// Example: tessera top --refresh 500ms --master 192.0.2.10:7878
+    Top {
+        /// How often to ask the master for a new snapshot.
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        refresh: Duration,
+    },
     /// List the masters mDNS sees on the LAN: cluster, protocol version,
     /// whether they accept connections, addresses.
     ///
@@ -133,7 +196,13 @@ fn format_time(at_ms: u64) -> String {
 /// Entry point of the `tessera` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    tessera_node::cli::init_logging_with_default("warn");
+    // `top` owns the terminal: a log line would tear its screen, so it logs
+    // only when RUST_LOG asks for it.
+    let default_log = match cli.command {
+        Command::Top { .. } => "off",
+        _ => "warn",
+    };
+    tessera_node::cli::init_logging_with_default(default_log);
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -163,10 +232,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             workers,
             in_flight,
             verbose,
+            json,
+            skip_existing,
         } => {
-            let inputs = files::collect_inputs(&inputs)?;
+            let all = files::collect_inputs(&inputs)?;
+            if all.is_empty() {
+                let args: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
+                bail!(
+                    "no input files found in {}; pass image files, or directories that contain some (hidden files are skipped)",
+                    args.join(", ")
+                );
+            }
+            let (inputs, skipped) = if skip_existing {
+                files::without_existing_outputs(all, &output)
+            } else {
+                (all, 0)
+            };
+            if skipped > 0 {
+                eprintln!(
+                    "skipping {skipped} inputs whose output exists in {}",
+                    output.display()
+                );
+            }
+            let total = inputs.len();
+            let mode = Mode::choose(json, verbose);
             if inputs.is_empty() {
-                bail!("no input files found");
+                let report = batch::Report {
+                    outcomes: Vec::new(),
+                    elapsed: Duration::ZERO,
+                };
+                Reporter::new(mode, 0).finish(&report, skipped);
+                return Ok(ExitCode::SUCCESS);
             }
             let (cluster, addr, key) = if local {
                 let cluster = tessera_node::dev::DevCluster::start(
@@ -186,38 +282,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 locate::connect_reconnecting(addr.as_deref(), &cluster_name, &key, RECONNECT_FOR)
                     .await?,
             );
-            let total = inputs.len();
             let options = BatchOptions {
                 out_dir: output,
                 in_flight,
             };
-            let report = batch::run(client, inputs, &options, |o| match &o.result {
-                Ok(d) if verbose => println!(
-                    "done    {} -> {} (task {})",
-                    o.input.path.display(),
-                    d.output.display(),
-                    d.task
-                ),
-                Ok(_) => {}
-                Err(f) => println!(
-                    "FAILED  {}{}: {}",
-                    o.input.path.display(),
-                    f.task.map(|t| format!(" (task {t})")).unwrap_or_default(),
-                    f.reason
-                ),
-            })
-            .await;
+            let mut reporter = Reporter::new(mode, total);
+            let report = batch::run(client, inputs, &options, |o| reporter.outcome(o)).await;
             if let Some(c) = cluster {
                 c.stop().await;
             }
-            let done = report.done().count();
             let failed = report.failed().count();
-            let secs = report.elapsed.as_secs_f64().max(1e-9);
-            println!(
-                "{done}/{total} images done, {failed} failed, in {secs:.2} s: {:.1} images/s, {:.1} MPix/s",
-                done as f64 / secs,
-                report.megapixels() / secs
-            );
+            reporter.finish(&report, skipped);
             Ok(if failed == 0 {
                 ExitCode::SUCCESS
             } else {
@@ -283,6 +358,66 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 client.delete(id).await?;
                 println!("deleted {id}");
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cancel { ids } => {
+            let client = locate::connect(master.as_deref(), &cluster_name, &key()?).await?;
+            let mut ok = true;
+            for id in ids {
+                match client.cancel(id).await {
+                    Ok(info) => match &info.state {
+                        TaskState::Failed {
+                            kind: FailureKind::Cancelled,
+                            ..
+                        } => println!("cancelled {id} ({})", info.name),
+                        state => {
+                            ok = false;
+                            eprintln!("task {id} was already {state}; nothing to cancel");
+                        }
+                    },
+                    Err(e) => {
+                        ok = false;
+                        eprintln!("task {id}: {e}");
+                    }
+                }
+            }
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Cluster { json } => {
+            let conn = locate::connect_reconnecting(
+                master.as_deref(),
+                &cluster_name,
+                &key()?,
+                Duration::ZERO,
+            )
+            .await?;
+            let info = conn.run(|c| async move { c.cluster().await }).await?;
+            if json {
+                println!("{}", cluster_view::json(&info, conn.addr()));
+            } else {
+                print!("{}", cluster_view::render(&info, conn.addr()));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Top { refresh } => {
+            anyhow::ensure!(
+                refresh >= Duration::from_millis(100),
+                "--refresh must be at least 100ms"
+            );
+            // Keeps trying while the master is away (the screen says so).
+            let conn = locate::connect_reconnecting(
+                master.as_deref(),
+                &cluster_name,
+                &key()?,
+                Duration::from_secs(24 * 3600),
+            )
+            .await?;
+            let addr = conn.addr().to_string();
+            top::run(Arc::new(conn), addr, refresh).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Discover { wait } => {

@@ -9,7 +9,7 @@ use std::{
 
 use bytes::Bytes;
 use tessera_proto::{
-    ClusterKey, EventEntry, FrameWriter, Msg, Role, TaskId, TaskInfo,
+    ClusterInfo, ClusterKey, EventEntry, FrameWriter, Msg, Role, TaskId, TaskInfo,
     dial::{DialError, DialOptions, Dialed, dial},
 };
 use tokio::{
@@ -258,6 +258,24 @@ impl Client {
         let (tx, rx) = oneshot::channel();
         let req = self.register(Reply::Deleted(tx))?;
         self.send(Out::Msg(Msg::Delete { req, task })).await?;
+        rx.await.map_err(|_| ClientError::Disconnected)?
+    }
+
+    /// Cancels a task: a queued one at once, a running one too (its worker
+    /// is told to drop it). Returns the task's state afterwards: failed with
+    /// kind `Cancelled`, or done/failed as it was if already decided.
+    pub async fn cancel(&self, task: TaskId) -> Result<TaskInfo, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        let req = self.register(Reply::Info(tx))?;
+        self.send(Out::Msg(Msg::Cancel { req, task })).await?;
+        rx.await.map_err(|_| ClientError::Disconnected)?
+    }
+
+    /// A snapshot of the cluster: tasks by state, workers, recent throughput.
+    pub async fn cluster(&self) -> Result<ClusterInfo, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        let req = self.register(Reply::Cluster(tx))?;
+        self.send(Out::Msg(Msg::GetCluster { req })).await?;
         rx.await.map_err(|_| ClientError::Disconnected)?
     }
 

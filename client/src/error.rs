@@ -24,7 +24,9 @@ pub enum ClientError {
     )]
     Unauthenticated { addr: String, fingerprint: String },
     /// The connection dropped; what was pending did not complete.
-    #[error("lost the connection to the master")]
+    #[error(
+        "lost the connection to the master (it stopped, or the network failed); run the command again once it is back"
+    )]
     Disconnected,
     /// The master answered a request with a typed error.
     #[error("{message}")]

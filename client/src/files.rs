@@ -74,6 +74,20 @@ pub fn collect_inputs(args: &[PathBuf]) -> io::Result<Vec<Input>> {
     Ok(out)
 }
 
+/// `--skip-existing`: the inputs whose output under `out_dir` does not exist
+/// yet, and how many were left out. Outputs are written atomically (a
+/// temporary file renamed into place), so one that exists is complete, and
+/// an interrupted batch resumes where it stopped.
+pub fn without_existing_outputs(inputs: Vec<Input>, out_dir: &Path) -> (Vec<Input>, usize) {
+    let before = inputs.len();
+    let left: Vec<Input> = inputs
+        .into_iter()
+        .filter(|i| !out_dir.join(&i.name).exists())
+        .collect();
+    let skipped = before - left.len();
+    (left, skipped)
+}
+
 fn walk(dir: &Path, rel: &Path, out: &mut Vec<Input>) -> io::Result<()> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
@@ -129,6 +143,24 @@ mod tests {
             err.to_string().contains("would both be written as x.png"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn inputs_whose_output_exists_are_skipped() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        std::fs::create_dir_all(out.join("a")).unwrap();
+        std::fs::write(out.join("a/x.png"), b"done").unwrap();
+        // A leftover temporary file of an interrupted write is not an output.
+        std::fs::write(out.join(".y.png.1.part"), b"half").unwrap();
+        let input = |n: &str| Input {
+            path: d.path().join(n),
+            name: PathBuf::from(n),
+        };
+        let (left, skipped) =
+            without_existing_outputs(vec![input("a/x.png"), input("y.png")], &out);
+        assert_eq!(skipped, 1);
+        assert_eq!(left, vec![input("y.png")]);
     }
 
     #[test]

@@ -22,9 +22,19 @@ mod replies;
 #[cfg(feature = "cli")]
 pub mod cli;
 #[cfg(feature = "cli")]
+pub mod cluster_view;
+#[cfg(feature = "cli")]
 pub mod locate;
+#[cfg(feature = "cli")]
+pub mod progress;
+#[cfg(feature = "cli")]
+pub mod table;
+#[cfg(feature = "cli")]
+pub mod top;
 
 pub use client::{Client, ClientConfig};
 pub use error::ClientError;
 pub use reconnect::Reconnecting;
-pub use tessera_proto::{ClusterKey, ErrorCode, FailureKind, TaskId, TaskInfo, TaskState};
+pub use tessera_proto::{
+    ClusterInfo, ClusterKey, ErrorCode, FailureKind, TaskId, TaskInfo, TaskState,
+};

@@ -98,28 +98,10 @@ pub async fn discover(wait: Duration) -> anyhow::Result<Vec<(MasterRecord, bool)
 /// The table `tessera discover` prints: cluster, protocol version, master,
 /// state, addresses.
 pub fn render(masters: &[(MasterRecord, bool)]) -> String {
-    let mut rows = vec![[
-        "CLUSTER".to_string(),
-        "VERSION".into(),
-        "MASTER".into(),
-        "STATE".into(),
-        "ADDRESSES".into(),
-    ]];
-    rows.extend(masters.iter().map(|(m, up)| row(m, *up)));
-    let widths: Vec<usize> = (0..5)
-        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
-        .collect();
-    let mut text = String::new();
-    for r in &rows {
-        let cells: Vec<String> = r
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        text.push_str(cells.join("  ").trim_end());
-        text.push('\n');
-    }
-    text
+    let header = ["CLUSTER", "VERSION", "MASTER", "STATE", "ADDRESSES"];
+    let mut rows = vec![header.map(String::from).to_vec()];
+    rows.extend(masters.iter().map(|(m, up)| row(m, *up).to_vec()));
+    crate::table::render(&rows)
 }
 
 /// Probes every master at once.

@@ -47,6 +47,11 @@ impl Reconnecting {
         })
     }
 
+    /// The master's address.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
     fn cached(&self) -> Option<Arc<Client>> {
         let g = self.current.lock().unwrap_or_else(|e| e.into_inner());
         g.as_ref().filter(|c| c.is_connected()).cloned()

@@ -10,7 +10,8 @@ use std::{
 
 use bytes::Bytes;
 use tessera_proto::{
-    ErrorCode, EventEntry, FrameReader, Msg, ProtoError, TaskId, TaskInfo, stream::Collector,
+    ClusterInfo, ErrorCode, EventEntry, FrameReader, Msg, ProtoError, TaskId, TaskInfo,
+    stream::Collector,
 };
 use tokio::{io::AsyncRead, sync::oneshot};
 use tracing::debug;
@@ -23,6 +24,7 @@ pub enum Reply {
     Info(oneshot::Sender<Result<TaskInfo, ClientError>>),
     History(oneshot::Sender<Result<Vec<EventEntry>, ClientError>>),
     Deleted(oneshot::Sender<Result<(), ClientError>>),
+    Cluster(oneshot::Sender<Result<ClusterInfo, ClientError>>),
     Fetch {
         tx: oneshot::Sender<Result<Bytes, ClientError>>,
         /// Set by the `Result` header: the task, its checksum, the bytes so far.
@@ -37,6 +39,7 @@ impl Reply {
             Reply::Info(tx) => drop(tx.send(Err(e))),
             Reply::History(tx) => drop(tx.send(Err(e))),
             Reply::Deleted(tx) => drop(tx.send(Err(e))),
+            Reply::Cluster(tx) => drop(tx.send(Err(e))),
             Reply::Fetch { tx, .. } => drop(tx.send(Err(e))),
         }
     }
@@ -138,6 +141,11 @@ fn route(
         Msg::Deleted { req, .. } => {
             if let Some(Reply::Deleted(tx)) = map.remove(&req) {
                 let _ = tx.send(Ok(()));
+            }
+        }
+        Msg::Cluster { req, cluster } => {
+            if let Some(Reply::Cluster(tx)) = map.remove(&req) {
+                let _ = tx.send(Ok(cluster));
             }
         }
         Msg::Result {

@@ -19,7 +19,13 @@ use crate::{
 
 /// A node of a tessera image-processing cluster.
 #[derive(Debug, Parser)]
-#[command(name = "tessera-node", version, about, long_about = None)]
+#[command(
+    name = "tessera-node",
+    version,
+    about,
+    long_about = None,
+    after_help = "Examples:\n  tessera-node master --data-dir /var/lib/tessera --metrics 9464\n  tessera-node worker --key-file cluster.key\n  tessera-node dev --workers 2"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -30,6 +36,8 @@ pub enum Command {
     /// Run the master: accepts images from clients and hands them to workers.
     ///
     /// Example: tessera-node master --listen 0.0.0.0:7878 --data-dir /var/lib/tessera
+    ///
+    /// Example: tessera-node master --metrics 9464   (Prometheus at http://127.0.0.1:9464/metrics)
     Master {
         /// Address to listen on.
         #[arg(long, default_value = "0.0.0.0:7878")]
@@ -62,6 +70,16 @@ pub enum Command {
         /// grouping concurrent ones (for measuring what grouping buys).
         #[arg(long)]
         no_group_commit: bool,
+        /// Serve Prometheus metrics over HTTP at ADDR/metrics: a port (on
+        /// loopback), or HOST:PORT (e.g. 0.0.0.0:9464 for other machines).
+        #[arg(
+            long,
+            value_name = "ADDR",
+            num_args = 0..=1,
+            default_missing_value = DEFAULT_METRICS,
+            value_parser = parse_metrics_addr
+        )]
+        metrics: Option<SocketAddr>,
         #[command(flatten)]
         mdns: AdvertiseArgs,
         #[command(flatten)]
@@ -75,6 +93,7 @@ pub enum Command {
     /// and looks again whenever it loses it.
     ///
     /// Example: tessera-node worker --cluster lab --threads 4
+    ///
     /// Example: tessera-node worker --master 192.0.2.10:7878   (no mDNS)
     Worker {
         /// The master's address (host:port); skips mDNS discovery entirely.
@@ -115,6 +134,19 @@ pub enum Command {
         #[command(flatten)]
         mdns: AdvertiseArgs,
     },
+}
+
+/// Where `--metrics` without a value serves.
+const DEFAULT_METRICS: &str = "127.0.0.1:9464";
+
+/// `--metrics`: a port alone means loopback.
+fn parse_metrics_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse().map_err(|_| {
+        format!("{s:?} is not a port or HOST:PORT address (e.g. 9464 or 127.0.0.1:9464)")
+    })
 }
 
 /// The master's mDNS advertisement.
@@ -257,6 +289,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             no_steal,
             retention,
             no_group_commit,
+            metrics,
             mdns,
             key,
             limits,
@@ -286,6 +319,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             config.retention = retention;
             config.group_commit = !no_group_commit;
             cli_security::print_join_instructions(&key_path, &config.key);
+            if let Some(addr) = metrics {
+                let exporter = master::metrics::Exporter::install(addr)?;
+                // Before "listening on": scripts read both, in this order.
+                println!("metrics on http://{}/metrics", exporter.local_addr());
+                config.metrics = Some(exporter);
+            }
             let bound = listener.local_addr()?;
             // The bound address, for scripts and tests that asked for port 0.
             println!("listening on {bound}");
@@ -393,4 +432,35 @@ fn advertise_until(
             ),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_metrics_port_alone_means_loopback() {
+        assert_eq!(
+            parse_metrics_addr("9464").unwrap(),
+            "127.0.0.1:9464".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            parse_metrics_addr("0.0.0.0:1").unwrap(),
+            "0.0.0.0:1".parse::<SocketAddr>().unwrap()
+        );
+        assert!(
+            parse_metrics_addr("localhost")
+                .unwrap_err()
+                .contains("9464")
+        );
+    }
+
+    #[test]
+    fn metrics_without_a_value_serve_on_loopback() {
+        let cli = Cli::try_parse_from(["tessera-node", "master", "--metrics"]).unwrap();
+        let Command::Master { metrics, .. } = cli.command else {
+            panic!("master");
+        };
+        assert_eq!(metrics, Some(DEFAULT_METRICS.parse().unwrap()));
+    }
 }

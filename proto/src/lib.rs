@@ -8,6 +8,7 @@
 //! * [`accept`]: the master's side of the handshake, with a deadline.
 //! * [`message`]: every message after the handshake ([`Msg`]).
 //! * [`task`]: task ids, states and failure kinds.
+//! * [`cluster`]: the live view of a cluster (`tessera cluster`, `tessera top`).
 //! * [`conn`]: typed frame reader and writer over any async byte stream.
 //! * [`dial`]: connect to a master and handshake, with deadlines.
 //! * [`checksum`]: the end-to-end checksum and the default idempotency key.
@@ -16,6 +17,7 @@
 pub mod accept;
 pub mod auth;
 pub mod checksum;
+pub mod cluster;
 pub mod conn;
 pub mod dial;
 pub mod error;
@@ -28,6 +30,7 @@ pub mod task;
 pub mod wire;
 
 pub use checksum::{Checksummer, checksum, submission_key};
+pub use cluster::{ClusterInfo, TaskCounts, Throughput, WorkerInfo};
 pub use conn::{FrameReader, FrameWriter, Incoming};
 pub use error::{DecodeError, ProtoError};
 pub use frame::{DEFAULT_MAX_CONTROL_FRAME, DEFAULT_MAX_FRAME, FrameLimits, HANDSHAKE_MAX_FRAME};
@@ -40,4 +43,4 @@ pub use task::{EventEntry, FailureKind, TaskEvent, TaskId, TaskInfo, TaskState};
 pub const MAGIC: [u8; 4] = *b"TSRA";
 
 /// Bumped on every change to [`Msg`] or the frame layout.
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;

@@ -12,14 +12,17 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::task::{EventEntry, FailureKind, TaskId, TaskInfo};
+use crate::{
+    cluster::ClusterInfo,
+    task::{EventEntry, FailureKind, TaskId, TaskInfo},
+};
 
 /// Largest payload of one chunk frame.
 pub const MAX_CHUNK: usize = 1024 * 1024;
 
 /// How many variants [`Msg`] has; a frame whose variant index is at or past
 /// this is an unknown message type.
-pub const MSG_VARIANTS: u32 = 26;
+pub const MSG_VARIANTS: u32 = 29;
 
 /// The first byte of every [`Msg::Chunk`] frame (its variant index), the
 /// only message that may exceed the control-frame limit.
@@ -187,6 +190,24 @@ pub enum Msg {
     Confirm {
         task: TaskId,
     },
+
+    // ---- cancellation and the live view (client ↔ master) ----
+    /// Cancel a task (answered with `Info`: its state afterwards). A queued
+    /// task is cancelled at once; a running one too, and its worker is told
+    /// to drop it; a decided one is left as it is.
+    Cancel {
+        req: u64,
+        task: TaskId,
+    },
+    /// Ask for a snapshot of the cluster (answered with `Cluster`).
+    GetCluster {
+        req: u64,
+    },
+    /// The master's tasks, workers and recent throughput.
+    Cluster {
+        req: u64,
+        cluster: ClusterInfo,
+    },
 }
 
 /// One lease, as named in a heartbeat: the task and the attempt (the fencing token).
@@ -226,6 +247,9 @@ impl Msg {
             Msg::Delete { .. } => "Delete",
             Msg::Deleted { .. } => "Deleted",
             Msg::Confirm { .. } => "Confirm",
+            Msg::Cancel { .. } => "Cancel",
+            Msg::GetCluster { .. } => "GetCluster",
+            Msg::Cluster { .. } => "Cluster",
         }
     }
 }

@@ -34,6 +34,8 @@ pub enum FailureKind {
     WorkerLost,
     /// A bug in tessera itself.
     Internal,
+    /// Cancelled on request (`tessera cancel`); nothing is wrong with the input.
+    Cancelled,
 }
 
 impl fmt::Display for FailureKind {
@@ -44,6 +46,7 @@ impl fmt::Display for FailureKind {
             FailureKind::TooLarge => "too large",
             FailureKind::WorkerLost => "worker lost",
             FailureKind::Internal => "internal",
+            FailureKind::Cancelled => "cancelled",
         })
     }
 }
@@ -142,6 +145,12 @@ pub enum TaskEvent {
     Deleted,
     /// The master restarted while the task was leased; it was queued again.
     Recovered { attempt: u32 },
+    /// Cancelled on request: while queued (no attempt), or during `attempt`
+    /// on `worker`, which was told to drop it.
+    Cancelled {
+        attempt: Option<u32>,
+        worker: Option<String>,
+    },
 }
 
 impl fmt::Display for TaskEvent {
@@ -187,6 +196,11 @@ impl fmt::Display for TaskEvent {
             TaskEvent::Recovered { attempt } => {
                 write!(f, "master restarted during attempt {attempt}; queued again")
             }
+            TaskEvent::Cancelled { attempt, worker } => match (attempt, worker) {
+                (Some(a), Some(w)) => write!(f, "cancelled during attempt {a} on {w}"),
+                (Some(a), None) => write!(f, "cancelled during attempt {a}"),
+                _ => f.write_str("cancelled while queued"),
+            },
         }
     }
 }

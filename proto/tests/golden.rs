@@ -3,8 +3,9 @@
 //! bytes *and* bumps `PROTOCOL_VERSION`.
 
 use tessera_proto::{
-    Answer, Challenge, ErrorCode, EventEntry, FailureKind, Hello, HelloReply, LeaseRef, Msg,
-    PROTOCOL_VERSION, Refusal, Role, TaskEvent, TaskId, TaskInfo, TaskState, Welcome, wire,
+    Answer, Challenge, ClusterInfo, ErrorCode, EventEntry, FailureKind, Hello, HelloReply,
+    LeaseRef, Msg, PROTOCOL_VERSION, Refusal, Role, TaskCounts, TaskEvent, TaskId, TaskInfo,
+    TaskState, Throughput, Welcome, WorkerInfo, wire,
 };
 
 fn hex(bytes: &[u8]) -> String {
@@ -168,7 +169,47 @@ fn messages() -> Vec<(&'static str, Msg)> {
         ("Delete", Msg::Delete { req: 7, task: t }),
         ("Deleted", Msg::Deleted { req: 7, task: t }),
         ("Confirm", Msg::Confirm { task: t }),
+        ("Cancel", Msg::Cancel { req: 8, task: t }),
+        ("GetCluster", Msg::GetCluster { req: 9 }),
+        (
+            "Cluster",
+            Msg::Cluster {
+                req: 9,
+                cluster: cluster(),
+            },
+        ),
     ]
+}
+
+fn cluster() -> ClusterInfo {
+    ClusterInfo {
+        master_id: "m".into(),
+        uptime_ms: 1_000,
+        tasks: TaskCounts {
+            queued: 1,
+            running: 2,
+            done: 3,
+            failed: 4,
+        },
+        workers: vec![WorkerInfo {
+            name: "w".into(),
+            addr: "a".into(),
+            threads: 2,
+            running: 1,
+            prefetched: 1,
+            done: 3,
+            failed: 0,
+            heartbeat_age_ms: Some(250),
+            draining: false,
+        }],
+        workers_total: 1,
+        throughput: Throughput {
+            window_ms: 10_000,
+            images: 3,
+            bytes: 300,
+            per_second: vec![1, 0, 2],
+        },
+    }
 }
 
 const GOLDEN_MSGS: &[(&str, &str)] = &[
@@ -198,6 +239,12 @@ const GOLDEN_MSGS: &[(&str, &str)] = &[
     ("Delete", "170707"),
     ("Deleted", "180707"),
     ("Confirm", "1907"),
+    ("Cancel", "1a0807"),
+    ("GetCluster", "1b09"),
+    (
+        "Cluster",
+        "1c09016dfbe803010203040101770161020101030001fa0001fb102703fb2c0103010002",
+    ),
 ];
 
 #[test]
@@ -231,7 +278,7 @@ fn every_message_encodes_to_its_golden_bytes() {
 #[test]
 fn handshake_encodes_to_its_golden_bytes() {
     assert_eq!(
-        PROTOCOL_VERSION, 4,
+        PROTOCOL_VERSION, 5,
         "bump the golden bytes with the version"
     );
     let mut hello = Hello::new(Role::Worker, "w1");
@@ -314,7 +361,7 @@ const GOLDEN_HANDSHAKE: &[(&str, &str)] = &[
     (
         "hello",
         concat!(
-            "545352410401027731",
+            "545352410501027731",
             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
         ),
     ),
@@ -342,3 +389,23 @@ const GOLDEN_HANDSHAKE: &[(&str, &str)] = &[
     ("unauthorized", "0104"),
     ("timeout", "0105fbe803"),
 ];
+
+/// Variants added to enums that travel inside messages and the durable
+/// record go at the end, so every earlier encoding stays as it was.
+#[test]
+fn appended_enum_variants_take_the_next_index() {
+    assert_eq!(hex(&wire::encode(&FailureKind::Internal).unwrap()), "04");
+    assert_eq!(hex(&wire::encode(&FailureKind::Cancelled).unwrap()), "05");
+    let recovered = TaskEvent::Recovered { attempt: 1 };
+    assert_eq!(hex(&wire::encode(&recovered).unwrap()), "0901");
+    let cancelled = TaskEvent::Cancelled {
+        attempt: Some(2),
+        worker: Some("w".into()),
+    };
+    assert_eq!(hex(&wire::encode(&cancelled).unwrap()), "0a0102010177");
+    let queued = TaskEvent::Cancelled {
+        attempt: None,
+        worker: None,
+    };
+    assert_eq!(hex(&wire::encode(&queued).unwrap()), "0a0000");
+}

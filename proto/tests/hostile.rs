@@ -27,8 +27,9 @@ fn an_unknown_message_type_is_a_typed_error() {
     let err = decode_msg(BytesMut::from(&[0x7f][..])).unwrap_err();
     assert_eq!(err, DecodeError::UnknownVariant { found: 0x7f });
     // The first unknown index is exactly one past the last known variant.
-    let last = wire::encode(&Msg::Confirm {
-        task: tessera_proto::TaskId(1),
+    let last = wire::encode(&Msg::Cluster {
+        req: 1,
+        cluster: Default::default(),
     })
     .unwrap();
     assert_eq!(u32::from(last[0]) + 1, tessera_proto::message::MSG_VARIANTS);

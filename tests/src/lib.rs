@@ -149,29 +149,45 @@ impl Proc {
 
     /// Reads stdout lines until one starts with `prefix`; returns the rest of it.
     pub async fn wait_for_line(&mut self, prefix: &str, deadline: Duration) -> String {
+        self.wait_for_lines(&[prefix], deadline).await.remove(0)
+    }
+
+    /// Reads stdout lines until, for each of `prefixes` in turn, one starts
+    /// with it; returns the rest of each (lines in between are skipped).
+    pub async fn wait_for_lines(&mut self, prefixes: &[&str], deadline: Duration) -> Vec<String> {
         let stdout = self
             .child
             .stdout
             .take()
             .expect("stdout piped and not yet taken");
         let mut lines = BufReader::new(stdout).lines();
-        let found = tokio::time::timeout(deadline, async {
-            while let Some(line) = lines.next_line().await.expect("read stdout") {
-                if let Some(rest) = line.strip_prefix(prefix) {
-                    return Some(rest.trim().to_string());
+        let mut found = Vec::new();
+        let read = tokio::time::timeout(deadline, async {
+            for prefix in prefixes {
+                loop {
+                    let Some(line) = lines.next_line().await.expect("read stdout") else {
+                        return Err(*prefix);
+                    };
+                    if let Some(rest) = line.strip_prefix(prefix) {
+                        found.push(rest.trim().to_string());
+                        break;
+                    }
                 }
             }
-            None
+            Ok(())
         })
         .await;
-        match found {
-            Ok(Some(rest)) => {
+        match read {
+            Ok(Ok(())) => {
                 // Keep draining so the child never blocks on a full pipe.
                 tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-                rest
+                found
             }
-            Ok(None) => panic!("{} exited before printing {prefix:?}", self.name),
-            Err(_) => panic!("{} did not print {prefix:?} within {deadline:?}", self.name),
+            Ok(Err(prefix)) => panic!("{} exited before printing {prefix:?}", self.name),
+            Err(_) => panic!(
+                "{} did not print {prefixes:?} within {deadline:?}",
+                self.name
+            ),
         }
     }
 }
@@ -207,6 +223,31 @@ pub async fn spawn_master(
         key_file.display()
     );
     (master, addr, key_file)
+}
+
+/// Starts `tessera-node worker` (the binary at `node_bin`) for the master at
+/// `addr` with the cluster key in `key`, named `name`, with `extra` options.
+pub fn spawn_worker(node_bin: &str, addr: &str, key: &Path, name: &str, extra: &[&str]) -> Proc {
+    let key = key.to_str().expect("utf-8 path");
+    let mut args = vec![
+        "worker",
+        "--master",
+        addr,
+        "--key-file",
+        key,
+        "--name",
+        name,
+    ];
+    args.extend_from_slice(extra);
+    Proc::spawn(name, node_bin, &args)
+}
+
+/// Copies `files` into `dir` (created if needed), keeping their file names.
+pub fn copy_into(dir: &Path, files: &[PathBuf]) {
+    std::fs::create_dir_all(dir).unwrap();
+    for f in files {
+        std::fs::copy(f, dir.join(f.file_name().unwrap())).unwrap();
+    }
 }
 
 /// Waits up to `deadline` for `cond` to hold, checking every 10 ms.

@@ -19,18 +19,7 @@ const NODE: &str = env!("CARGO_BIN_EXE_tessera-node-under-test");
 const T: Duration = Duration::from_secs(60);
 
 fn worker(addr: &str, key: &Path, name: &str, extra: &[&str]) -> Proc {
-    let key = key.to_str().unwrap();
-    let mut args = vec![
-        "worker",
-        "--master",
-        addr,
-        "--key-file",
-        key,
-        "--name",
-        name,
-    ];
-    args.extend_from_slice(extra);
-    Proc::spawn(name, NODE, &args)
+    tessera_tests::spawn_worker(NODE, addr, key, name, extra)
 }
 
 /// A client of the master whose key file is `key`.

@@ -71,7 +71,7 @@ async fn expect_still_served(conn: &mut Raw) {
         conn,
         Some(99),
         ErrorCode::NotFound,
-        "no task 424242 on this master",
+        "no task 424242 on this master; check the id (as `tessera submit` printed it) and that this is the master it was submitted to",
     )
     .await;
 }

@@ -5,18 +5,12 @@
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use tessera_tests::{
-    Proc, bad_pngs, check_swapped, corrupt_pngsuite, photos, spawn_master, valid_pngsuite,
+    Proc, bad_pngs, check_swapped, copy_into, corrupt_pngsuite, photos, spawn_master,
+    valid_pngsuite,
 };
 
 const NODE: &str = env!("CARGO_BIN_EXE_tessera-node-under-test");
 const CLIENT: &str = env!("CARGO_BIN_EXE_tessera-under-test");
-
-fn copy_into(dir: &Path, files: &[std::path::PathBuf]) {
-    std::fs::create_dir_all(dir).unwrap();
-    for f in files {
-        std::fs::copy(f, dir.join(f.file_name().unwrap())).unwrap();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corpus_through_master_and_two_worker_processes_is_pixel_exact() {

@@ -60,7 +60,10 @@ async fn typed_errors_for_unknown_and_unfinished_tasks() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::NotFound));
-    assert_eq!(err.to_string(), "no task 424242 on this master");
+    assert_eq!(
+        err.to_string(),
+        "no task 424242 on this master; check the id (as `tessera submit` printed it) and that this is the master it was submitted to"
+    );
     let task = client
         .submit("a.png", Bytes::from(std::fs::read(&photos()[0]).unwrap()))
         .await
@@ -69,7 +72,7 @@ async fn typed_errors_for_unknown_and_unfinished_tasks() {
     assert_eq!(err.code(), Some(ErrorCode::NotReady));
     assert_eq!(
         err.to_string(),
-        format!("task {task} is queued; it has no result yet")
+        format!("task {task} is queued; it has no result yet (`tessera wait {task}` waits for it)")
     );
     let err = client
         .wait_timeout(task, Duration::from_millis(200))

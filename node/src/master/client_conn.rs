@@ -115,6 +115,11 @@ impl ClientConn {
             Msg::Confirm { task } => self.confirm(task).await,
             Msg::GetHistory { req, task } => self.history(req, task).await,
             Msg::Delete { req, task } => self.delete(req, task).await,
+            Msg::Cancel { req, task } => self.cancel(req, task).await,
+            Msg::GetCluster { req } => {
+                let cluster = self.ctx.state.snapshot(&self.ctx.config.master_id);
+                self.reply(Msg::Cluster { req, cluster }).await
+            }
             other => {
                 let message = format!("{} is not a message a client may send", other.name());
                 self.error(None, ErrorCode::UnexpectedMessage, message)
@@ -127,7 +132,9 @@ impl ClientConn {
         self.error(
             Some(req),
             ErrorCode::NotFound,
-            format!("no task {task} on this master"),
+            format!(
+                "no task {task} on this master; check the id (as `tessera submit` printed it) and that this is the master it was submitted to"
+            ),
         )
         .await
     }
@@ -208,7 +215,9 @@ impl ClientConn {
                 self.error(Some(req), ErrorCode::NotReady, message).await
             }
             (state, _) => {
-                let message = format!("task {task} is {state}; it has no result yet");
+                let message = format!(
+                    "task {task} is {state}; it has no result yet (`tessera wait {task}` waits for it)"
+                );
                 self.error(Some(req), ErrorCode::NotReady, message).await
             }
         }
@@ -231,6 +240,17 @@ impl ClientConn {
         }
         match self.ctx.state.history(task).await {
             Ok(events) => self.reply(Msg::History { req, task, events }).await,
+            Err(e) => self.storage_error(req, &e).await,
+        }
+    }
+
+    /// Answered once the cancellation is on disk, with the task's state.
+    async fn cancel(&mut self, req: u64, task: TaskId) -> bool {
+        let Some((info, done)) = self.ctx.state.cancel(task) else {
+            return self.not_found(req, task).await;
+        };
+        match durable(done).await {
+            Ok(()) => self.reply(Msg::Info { req, info }).await,
             Err(e) => self.storage_error(req, &e).await,
         }
     }

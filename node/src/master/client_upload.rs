@@ -133,6 +133,7 @@ impl ClientConn {
     }
 
     pub(super) async fn chunk(&mut self, stream: StreamId, payload: Bytes) -> bool {
+        super::metrics::bytes_received(super::metrics::Peer::Client, payload.len());
         if let Some(p) = self.uploads.discarding.get_mut(&stream) {
             match p.add(payload.len()) {
                 Ok(true) => {

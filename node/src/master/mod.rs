@@ -7,6 +7,7 @@ pub mod activity;
 pub mod client_conn;
 pub mod client_upload;
 pub mod failures;
+pub mod metrics;
 pub mod outbox;
 pub mod record;
 pub mod retention;
@@ -80,6 +81,8 @@ pub struct MasterConfig {
     /// Let concurrent changes share one fsync of the record (off: one
     /// transaction each, for measuring what grouping buys).
     pub group_commit: bool,
+    /// Serve Prometheus metrics (`--metrics`): the installed recorder and its listener.
+    pub metrics: Option<metrics::Exporter>,
 }
 
 impl MasterConfig {
@@ -103,6 +106,7 @@ impl MasterConfig {
             clock: Arc::new(SystemClock),
             retention: Duration::from_secs(24 * 3600),
             group_commit: true,
+            metrics: None,
         }
     }
 }
@@ -194,6 +198,13 @@ pub async fn run(
     });
     tokio::spawn(expire_leases(ctx.clone(), shutdown.clone()));
     tokio::spawn(retention::run(ctx.clone(), shutdown.clone()));
+    if let Some(exporter) = ctx.config.metrics.clone() {
+        tokio::spawn(metrics::http::serve(
+            exporter,
+            ctx.clone(),
+            shutdown.clone(),
+        ));
+    }
     let slots = Arc::new(Semaphore::new(ctx.config.max_connections));
     let unauthenticated = Arc::new(Semaphore::new(ctx.config.max_unauthenticated));
     if let Ok(addr) = listener.local_addr() {
@@ -336,7 +347,7 @@ async fn serve_connection(
             debug!(%peer, node = %hello.node_id, "client connected");
             client_conn::serve(ctx, reader, out, shutdown, activity).await;
         }
-        Role::Worker => worker_conn::serve(ctx, hello.node_id, reader, out, shutdown).await,
+        Role::Worker => worker_conn::serve(ctx, hello.node_id, peer, reader, out, shutdown).await,
     }
     let _ = writer_task.await;
 }

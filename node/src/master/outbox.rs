@@ -105,5 +105,6 @@ async fn send_file<W: AsyncWrite + Unpin>(
         remaining -= want as u64;
         writer.feed_chunk(stream, Bytes::from(buf)).await?;
     }
+    super::metrics::bytes_sent(&header, len);
     Ok(())
 }

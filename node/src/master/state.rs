@@ -27,6 +27,9 @@ use super::{
 };
 use crate::clock::Clock;
 
+mod cancel;
+mod view;
+
 /// Most `Wait` requests parked on one task.
 const MAX_WAITERS_PER_TASK: usize = 1024;
 
@@ -65,6 +68,8 @@ pub struct Shared {
     next_worker: AtomicU64,
     clock: Arc<dyn Clock>,
     journal: Journal,
+    /// When this master started (for the live view's uptime).
+    started: std::time::Instant,
 }
 
 /// How long dispatch pauses after a result could not be stored.
@@ -94,6 +99,7 @@ impl Shared {
                 paused_until: None,
             }),
             next_worker: AtomicU64::new(1),
+            started: clock.now(),
             clock,
             journal,
         };
@@ -118,13 +124,14 @@ impl Shared {
         g.scheduler
             .take_events()
             .into_iter()
-            .map(|(task, event)| Entry {
-                task,
-                event: Some(EventEntry { at_ms, event }),
-                row: g
-                    .scheduler
-                    .row(task)
-                    .map_or(RowChange::Delete, RowChange::Put),
+            .map(|(task, event)| {
+                let row = g.scheduler.row(task);
+                super::metrics::on_event(&event, row.as_ref(), at_ms);
+                Entry {
+                    task,
+                    event: Some(EventEntry { at_ms, event }),
+                    row: row.map_or(RowChange::Delete, RowChange::Put),
+                }
             })
             .collect()
     }
@@ -242,7 +249,12 @@ impl Shared {
 
     pub fn released(&self, worker: WorkerId, task: TaskId, attempt: u32) -> bool {
         let mut g = self.lock();
+        let asked = g.scheduler.lease_of(task).is_some_and(|l| l.releasing);
         let ok = g.scheduler.released(worker, task, attempt);
+        if ok && asked {
+            info!(%task, from = %worker, "task stolen: given back unstarted for an idle worker");
+            super::metrics::task_stolen();
+        }
         self.settle(&mut g);
         ok
     }
@@ -270,6 +282,7 @@ impl Shared {
         let now = self.clock.now();
         let mut g = self.lock();
         let expired = g.scheduler.expire(now);
+        super::metrics::leases_expired(expired.len());
         for e in &expired {
             if e.failed {
                 warn!(task = %e.task, worker = %e.worker, "lease expired; task failed: out of attempts");

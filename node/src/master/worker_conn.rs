@@ -2,7 +2,7 @@
 //! master streams it assigned images, the worker streams results back or
 //! reports a failure.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 
 use bytes::Bytes;
 use tessera_proto::{
@@ -42,13 +42,15 @@ struct WorkerConn {
 pub async fn serve<R: AsyncRead + Unpin>(
     ctx: Arc<Ctx>,
     node_id: String,
+    peer: SocketAddr,
     mut reader: FrameReader<R>,
     out: mpsc::Sender<Out>,
     shutdown: CancellationToken,
 ) {
     let capacity = super::outbox::worker_capacity(ctx.config.scheduler.max_credits);
     let (id, mut to_worker) = ctx.state.join_worker(node_id.clone(), capacity);
-    info!(worker = %id, node = %node_id, "worker joined");
+    ctx.state.worker_address(id, peer.to_string());
+    info!(worker = %id, node = %node_id, %peer, "worker joined");
     // Forward what the scheduler decides for this worker to the writer.
     let forward = {
         let ctx = ctx.clone();
@@ -83,7 +85,7 @@ pub async fn serve<R: AsyncRead + Unpin>(
                         )
                     }
                     ToWorker::Release(LeaseRef { task, attempt }) => {
-                        debug!(%task, worker = %id, "asking the worker to give the task back");
+                        debug!(%task, worker = %id, "sending Release");
                         (Out::Msg(Msg::Release { task, attempt }), None)
                     }
                     ToWorker::Drop(LeaseRef { task, attempt }) => {
@@ -168,7 +170,7 @@ impl WorkerConn {
             }
             Msg::Released { task, attempt } => {
                 if self.ctx.state.released(self.id, task, attempt) {
-                    info!(%task, worker = %self.id, "worker gave back an unstarted task");
+                    debug!(%task, worker = %self.id, "worker gave back an unstarted task");
                 }
                 Ok(())
             }
@@ -265,6 +267,7 @@ impl WorkerConn {
             .add(payload.len())
             .map_err(|e| e.to_string())?;
         self.ctx.state.touch(self.id, task, upload.attempt);
+        super::metrics::bytes_received(super::metrics::Peer::Worker, payload.len());
         upload.hasher.update(&payload);
         if let Some(file) = &mut upload.file
             && let Err(e) = file.write(&payload).await

@@ -1,19 +1,14 @@
 //! The worker's own book of the tasks it holds: downloading, waiting for a
 //! thread (prefetched), and running. Plain data; the session does the I/O.
 
-use std::{
-    collections::{HashMap, VecDeque},
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-};
+use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
 use tessera_proto::{
     LeaseRef, TaskId,
     stream::{Collector, Overrun, Progress},
 };
+use tokio_util::sync::CancellationToken;
 
 /// A task whose bytes are still arriving.
 #[derive(Debug)]
@@ -62,7 +57,7 @@ pub enum Downloaded {
 pub struct Local {
     downloading: HashMap<TaskId, Downloading>,
     waiting: VecDeque<Waiting>,
-    running: HashMap<TaskId, (u32, Arc<AtomicBool>)>,
+    running: HashMap<TaskId, (u32, CancellationToken)>,
 }
 
 impl Local {
@@ -154,10 +149,11 @@ impl Local {
         }
     }
 
-    /// The next task to start, marked running; its flag is set if it gets dropped.
-    pub fn start_next(&mut self) -> Option<(Waiting, Arc<AtomicBool>)> {
+    /// The next task to start, marked running; its token is cancelled if it
+    /// gets dropped (the job stops at once).
+    pub fn start_next(&mut self) -> Option<(Waiting, CancellationToken)> {
         let w = self.waiting.pop_front()?;
-        let dropped = Arc::new(AtomicBool::new(false));
+        let dropped = CancellationToken::new();
         self.running.insert(w.task, (w.attempt, dropped.clone()));
         Some((w, dropped))
     }
@@ -166,7 +162,7 @@ impl Local {
     pub fn finished(&mut self, task: TaskId) -> bool {
         self.running
             .remove(&task)
-            .is_some_and(|(_, d)| d.load(Ordering::Relaxed))
+            .is_some_and(|(_, d)| d.is_cancelled())
     }
 
     /// Gives back (`task`, `attempt`) if it has not started. True when given
@@ -200,12 +196,12 @@ impl Local {
         Release::NotHeld
     }
 
-    /// Stops (`task`, `attempt`): given back if unstarted, flagged if running.
+    /// Stops (`task`, `attempt`): given back if unstarted, cancelled if running.
     pub fn drop_task(&mut self, task: TaskId, attempt: u32) -> Release {
         match self.release(task, attempt) {
             Release::NotHeld => match self.running.get(&task) {
                 Some((a, flag)) if *a == attempt => {
-                    flag.store(true, Ordering::Relaxed);
+                    flag.cancel();
                     Release::Later
                 }
                 _ => Release::NotHeld,
@@ -254,7 +250,7 @@ impl Local {
         let running = self
             .running
             .iter()
-            .filter(|(_, (_, d))| !d.load(Ordering::Relaxed))
+            .filter(|(_, (_, d))| !d.is_cancelled())
             .map(|(t, (a, _))| LeaseRef {
                 task: *t,
                 attempt: *a,
@@ -374,7 +370,7 @@ mod tests {
         l.chunk(t(1), Bytes::from_static(b"a")).unwrap();
         let (_, flag) = l.start_next().unwrap();
         assert_eq!(l.drop_task(t(1), 1), Release::Later);
-        assert!(flag.load(Ordering::Relaxed));
+        assert!(flag.is_cancelled());
         assert!(l.leases().is_empty());
         assert!(l.finished(t(1)), "reported as dropped");
     }

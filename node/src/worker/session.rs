@@ -4,13 +4,7 @@
 //! choosing, give unstarted tasks back when asked (stealing) or when
 //! draining.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tessera_proto::{
@@ -367,31 +361,41 @@ impl Session<'_> {
     }
 }
 
+/// Runs one task; ends at once when `dropped` is cancelled (the master said
+/// `Drop`: cancelled, or decided by another attempt), so the slot frees up
+/// without waiting. An image already on the pool finishes there and its
+/// result is thrown away.
 async fn run_job(
     compute: Compute,
     w: Waiting,
     delay: Option<Duration>,
-    dropped: Arc<AtomicBool>,
+    dropped: CancellationToken,
     test_panic: bool,
 ) -> JobDone {
-    if let Some(d) = delay {
-        tokio::time::sleep(d).await;
-    }
-    let result = if dropped.load(Ordering::Relaxed) {
-        Ok(Bytes::new())
-    } else {
+    let (task, attempt) = (w.task, w.attempt);
+    let work = async {
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
         let started = std::time::Instant::now();
         let r = if test_panic {
             compute.panic_for_test().await
         } else {
             compute.process(w.data, w.checksum).await
         };
-        debug!(task = %w.task, ms = started.elapsed().as_millis() as u64, "processed");
+        debug!(%task, ms = started.elapsed().as_millis() as u64, "processed");
         r
     };
+    let result = tokio::select! {
+        r = work => r,
+        () = dropped.cancelled() => {
+            info!(%task, attempt, "stopped working on a dropped task");
+            Ok(Bytes::new())
+        }
+    };
     JobDone {
-        task: w.task,
-        attempt: w.attempt,
+        task,
+        attempt,
         result,
     }
 }

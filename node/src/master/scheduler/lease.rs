@@ -29,6 +29,9 @@ impl Scheduler {
         now: Instant,
     ) -> Vec<LeaseRef> {
         let deadline = now + self.config.lease_timeout;
+        if let Some(slot) = self.workers.get_mut(&worker) {
+            slot.stats.last_heartbeat = Some(now);
+        }
         let mut dead = Vec::new();
         for l in leases {
             match self.lease_mut(worker, l.task, l.attempt) {

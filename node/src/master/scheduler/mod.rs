@@ -13,8 +13,11 @@
 //! lease; a decided task never changes; a worker's lease set and the tasks'
 //! phases agree.
 
+pub mod cancel;
 pub mod durable;
 pub mod lease;
+pub mod rate;
+pub mod snapshot;
 pub mod steal;
 
 use std::{
@@ -116,6 +119,8 @@ struct WorkerSlot {
     credits: u32,
     leases: BTreeSet<TaskId>,
     draining: bool,
+    /// What the live view shows about it (`snapshot.rs`).
+    stats: snapshot::WorkerStats,
 }
 
 /// Scheduling settings.
@@ -158,6 +163,8 @@ pub struct Scheduler {
     /// The wall clock (ms since the Unix epoch) to stamp results with; set by
     /// the caller before each operation, like `now`.
     wall_ms: u64,
+    /// Completions over the last minute, for the live view.
+    recent: rate::Recent,
 }
 
 impl Scheduler {
@@ -171,6 +178,7 @@ impl Scheduler {
             by_key: HashMap::new(),
             events: Vec::new(),
             wall_ms: 0,
+            recent: rate::Recent::default(),
         }
     }
 
@@ -234,6 +242,7 @@ impl Scheduler {
             credits: 0,
             leases: BTreeSet::new(),
             draining: false,
+            stats: Default::default(),
         };
         self.workers.entry(worker).or_insert(slot);
     }
@@ -544,6 +553,10 @@ impl Scheduler {
                 duration_ms: duration.as_millis() as u64,
             },
         ));
+        self.recent.record(now, task.input_len);
+        if let Some(slot) = self.workers.get_mut(&reporter) {
+            slot.stats.done += 1;
+        }
         let to_drop = to_drop.and_then(|(holder, held)| {
             if let Some(slot) = self.workers.get_mut(&holder) {
                 slot.leases.remove(&task_id);
@@ -586,6 +599,7 @@ impl Scheduler {
         }
         if let Some(slot) = self.workers.get_mut(&worker) {
             slot.leases.remove(&task_id);
+            slot.stats.failed += 1;
         }
         Outcome::Accepted
     }

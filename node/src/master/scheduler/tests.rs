@@ -369,6 +369,7 @@ enum Op {
     Tick(u8),
     Draining(u8),
     Lost(u8),
+    Cancel(u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -387,6 +388,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..20u8).prop_map(Op::Tick),
         1 => (0..4u8).prop_map(Op::Draining),
         1 => (0..4u8).prop_map(Op::Lost),
+        1 => (0..12u8).prop_map(Op::Cancel),
     ]
 }
 
@@ -455,6 +457,7 @@ proptest! {
                 Op::Tick(secs) => { now += Duration::from_secs(secs.into()); s.expire(now); }
                 Op::Draining(x) => s.worker_draining(w(x)),
                 Op::Lost(x) => { s.worker_lost(w(x), "lost"); }
+                Op::Cancel(y) => { s.cancel(t(y)); }
             }
             s.check_invariants();
             for (id, state) in &decided {
