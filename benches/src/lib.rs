@@ -3,8 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod child_master;
 mod cpu;
 mod synthetic;
+pub mod synthetic_worker;
 
 pub use cpu::{Measured, cpu_seconds, measure, thread_cpu_seconds};
 pub use synthetic::{photo_like_png, photo_like_rgb8};

@@ -103,7 +103,7 @@ impl ClientConn {
             self.uploads.discard(req, len);
             return self.reply(Msg::Submitted { req, task }).await;
         }
-        let file = match self.ctx.store.create_tmp().await {
+        let file = match self.ctx.store.create_tmp(len).await {
             Ok(f) => f,
             Err(e) => {
                 self.uploads.discard(req, len);

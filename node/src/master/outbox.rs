@@ -87,6 +87,27 @@ async fn send_file<W: AsyncWrite + Unpin>(
         path: path.clone(),
         source,
     };
+    if len <= MAX_CHUNK as u64 {
+        // A small file: read whole in one hand-off to a blocking thread.
+        let from = path.clone();
+        let data = tokio::task::spawn_blocking(move || std::fs::read(from))
+            .await
+            .map_err(|e| file_err(std::io::Error::other(e)))?
+            .map_err(file_err)?;
+        if data.len() as u64 != len {
+            return Err(OutboxError::Length {
+                path,
+                announced: len,
+                actual: data.len() as u64,
+            });
+        }
+        writer.feed(&header).await?;
+        if len > 0 {
+            writer.feed_chunk(stream, Bytes::from(data)).await?;
+        }
+        super::metrics::bytes_sent(&header, len);
+        return Ok(());
+    }
     let mut file = tokio::fs::File::open(&path).await.map_err(file_err)?;
     let actual = file.metadata().await.map_err(file_err)?.len();
     if actual != len {

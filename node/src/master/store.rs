@@ -6,13 +6,25 @@
 //! partial image; the journal makes the rename durable before the record.
 
 use std::{
-    io,
+    io::{self, Write},
     path::{Path, PathBuf},
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
 };
 
 use tessera_proto::TaskId;
 use tokio::{fs, io::AsyncWriteExt};
+
+/// Files up to this size are collected in memory while they arrive and then
+/// written, fsynced and renamed in one blocking call, instead of one
+/// blocking call (a thread hand-off each way) per step.
+pub const SMALL_FILE: u64 = tessera_proto::MAX_CHUNK as u64;
+
+/// Most bytes of small files held in memory at once, over all connections;
+/// beyond it, files stream to disk as large ones do.
+pub const SMALL_FILES_BUDGET: usize = 64 * 1024 * 1024;
 
 /// Where an image is kept. Each attempt's result has its own file, so two
 /// attempts that finish at once never overwrite each other; the scheduler
@@ -28,6 +40,8 @@ pub enum Kind {
 pub struct DataDir {
     root: PathBuf,
     next_tmp: AtomicU64,
+    /// Bytes of small files now held in memory.
+    buffered: Arc<AtomicUsize>,
 }
 
 impl DataDir {
@@ -46,6 +60,7 @@ impl DataDir {
         Ok(DataDir {
             root: root.to_path_buf(),
             next_tmp: AtomicU64::new(0),
+            buffered: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -86,14 +101,28 @@ impl DataDir {
         }
     }
 
-    /// Starts a new file under `tmp/`.
-    pub async fn create_tmp(&self) -> io::Result<TmpFile> {
+    /// Starts a new file of `len` bytes under `tmp/`: in memory when it is
+    /// small and the budget allows, else on disk.
+    pub async fn create_tmp(&self, len: u64) -> io::Result<TmpFile> {
         let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
         let path = self.root.join("tmp").join(format!("{n}.part"));
+        if len <= SMALL_FILE {
+            let size = len as usize;
+            let reserved = self.buffered.fetch_add(size, Ordering::Relaxed);
+            if reserved + size <= SMALL_FILES_BUDGET {
+                return Ok(TmpFile {
+                    path,
+                    body: Body::Memory(Vec::with_capacity(size)),
+                    budget: Some((self.buffered.clone(), size)),
+                });
+            }
+            self.buffered.fetch_sub(size, Ordering::Relaxed);
+        }
         let file = fs::File::create(&path).await?;
         Ok(TmpFile {
             path,
-            file: Some(file),
+            body: Body::Disk(Some(file)),
+            budget: None,
         })
     }
 
@@ -104,13 +133,25 @@ impl DataDir {
     /// refers to the file; a crash before that leaves at most a file no record
     /// claims, which the next start removes.
     pub async fn publish(&self, mut tmp: TmpFile, kind: Kind, task: TaskId) -> io::Result<PathBuf> {
-        let mut file = tmp.file.take().expect("a TmpFile is published once");
-        file.flush().await?;
-        file.sync_data().await?;
-        drop(file);
         let dest = self.path(kind, task);
-        fs::rename(&tmp.path, &dest).await?;
-        tmp.path = PathBuf::new();
+        match std::mem::replace(&mut tmp.body, Body::Disk(None)) {
+            Body::Memory(data) => {
+                let path = std::mem::take(&mut tmp.path);
+                let to = dest.clone();
+                // One hand-off to a blocking thread for the whole file.
+                tokio::task::spawn_blocking(move || write_whole(&path, &data, &to))
+                    .await
+                    .map_err(io::Error::other)??;
+            }
+            Body::Disk(file) => {
+                let mut file = file.expect("a TmpFile is published once");
+                file.flush().await?;
+                file.sync_data().await?;
+                drop(file);
+                fs::rename(&tmp.path, &dest).await?;
+                tmp.path = PathBuf::new();
+            }
+        }
         Ok(dest)
     }
 
@@ -139,27 +180,124 @@ fn parse_name(sub: &str, name: &str) -> Option<(Kind, TaskId)> {
     }
 }
 
-/// A file being received. Dropped without [`DataDir::commit`], it is deleted.
+/// Writes `data` to `tmp`, fsyncs it and renames it to `dest`; on failure
+/// nothing is left at `tmp`.
+fn write_whole(tmp: &Path, data: &[u8], dest: &Path) -> io::Result<()> {
+    let written = (|| {
+        let mut file = std::fs::File::create(tmp)?;
+        file.write_all(data)?;
+        file.sync_data()?;
+        drop(file);
+        std::fs::rename(tmp, dest)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    written
+}
+
+/// A file being received. Dropped without [`DataDir::publish`], it is deleted.
 #[derive(Debug)]
 pub struct TmpFile {
+    /// Empty once published (or when nothing was created on disk).
     path: PathBuf,
-    file: Option<fs::File>,
+    body: Body,
+    /// The share of the small-file budget this file holds.
+    budget: Option<(Arc<AtomicUsize>, usize)>,
+}
+
+#[derive(Debug)]
+enum Body {
+    Memory(Vec<u8>),
+    Disk(Option<fs::File>),
 }
 
 impl TmpFile {
     pub async fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        self.file
-            .as_mut()
-            .expect("not committed")
-            .write_all(data)
-            .await
+        match &mut self.body {
+            Body::Memory(buf) => {
+                buf.extend_from_slice(data);
+                Ok(())
+            }
+            Body::Disk(file) => file.as_mut().expect("not published").write_all(data).await,
+        }
     }
 }
 
 impl Drop for TmpFile {
     fn drop(&mut self) {
-        if !self.path.as_os_str().is_empty() {
+        if let Some((budget, size)) = self.budget.take() {
+            budget.fetch_sub(size, Ordering::Relaxed);
+        }
+        if matches!(self.body, Body::Disk(_)) && !self.path.as_os_str().is_empty() {
             let _ = std::fs::remove_file(&self.path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn files_in(dir: &Path) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut entries = fs::read_dir(dir).await.unwrap();
+        while let Some(e) = entries.next_entry().await.unwrap() {
+            names.push(e.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn small_and_large_files_are_published_whole_and_budget_is_returned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DataDir::open(dir.path()).await.unwrap();
+        for len in [0, 1000, SMALL_FILE as usize, SMALL_FILE as usize + 1] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let mut tmp = store.create_tmp(len as u64).await.unwrap();
+            let small = len as u64 <= SMALL_FILE;
+            assert_eq!(matches!(tmp.body, Body::Memory(_)), small, "len {len}");
+            for piece in data.chunks(300_000) {
+                tmp.write(piece).await.unwrap();
+            }
+            let task = TaskId(len as u64);
+            let path = store.publish(tmp, Kind::Input, task).await.unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), data, "len {len}");
+            assert_eq!(store.buffered.load(Ordering::Relaxed), 0);
+        }
+        assert!(files_in(&dir.path().join("tmp")).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_file_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DataDir::open(dir.path()).await.unwrap();
+        for len in [10, SMALL_FILE + 10] {
+            let mut tmp = store.create_tmp(len).await.unwrap();
+            tmp.write(b"partial").await.unwrap();
+            drop(tmp);
+        }
+        assert!(files_in(&dir.path().join("tmp")).await.is_empty());
+        assert_eq!(store.buffered.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn small_files_beyond_the_budget_go_to_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DataDir::open(dir.path()).await.unwrap();
+        let mut held = Vec::new();
+        let per = SMALL_FILE;
+        for _ in 0..SMALL_FILES_BUDGET / per as usize {
+            let tmp = store.create_tmp(per).await.unwrap();
+            assert!(matches!(tmp.body, Body::Memory(_)));
+            held.push(tmp);
+        }
+        let over = store.create_tmp(per).await.unwrap();
+        assert!(matches!(over.body, Body::Disk(_)), "over the budget");
+        drop(held);
+        let again = store.create_tmp(per).await.unwrap();
+        assert!(matches!(again.body, Body::Memory(_)), "budget returned");
+        drop((over, again));
     }
 }

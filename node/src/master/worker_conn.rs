@@ -234,7 +234,7 @@ impl WorkerConn {
                 "result of {len} bytes for task {task} is over the limit"
             ));
         }
-        let file = match self.ctx.store.create_tmp().await {
+        let file = match self.ctx.store.create_tmp(len).await {
             Ok(f) => Some(f),
             Err(e) => {
                 self.store_failed(task, attempt, &e).await;

@@ -88,8 +88,13 @@ impl Journal {
             }
             return;
         }
+        // The journal thread waits only on an empty queue: wake it for the
+        // first job (a notify is a futex syscall even with no waiter).
+        let was_empty = q.jobs.is_empty();
         q.jobs.push(job);
-        cv.notify_one();
+        if was_empty {
+            cv.notify_one();
+        }
     }
 
     /// Queues `entries`; the receiver resolves once they are written (and,
