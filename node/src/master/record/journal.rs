@@ -160,6 +160,7 @@ fn run(
     group_commit: bool,
     sync_dirs: &[PathBuf],
 ) {
+    let mut sync_dirs: Vec<SyncDir> = sync_dirs.iter().map(|d| SyncDir::new(d)).collect();
     let (lock, cv) = queue;
     loop {
         let (jobs, closed) = {
@@ -170,10 +171,10 @@ fn run(
             (std::mem::take(&mut q.jobs), q.closed)
         };
         if group_commit {
-            write_grouped(&mut store, jobs, sync_dirs);
+            write_grouped(&mut store, jobs, &mut sync_dirs);
         } else {
             for job in jobs {
-                write_grouped(&mut store, vec![job], sync_dirs);
+                write_grouped(&mut store, vec![job], &mut sync_dirs);
             }
         }
         if closed
@@ -190,7 +191,7 @@ fn run(
 
 /// Writes every write job in one transaction (fsynced if any is durable),
 /// answers them, then answers the reads in order.
-fn write_grouped(store: &mut impl TaskStore, jobs: Vec<Job>, sync_dirs: &[PathBuf]) {
+fn write_grouped(store: &mut impl TaskStore, jobs: Vec<Job>, sync_dirs: &mut [SyncDir]) {
     let mut entries = Vec::new();
     let mut next_task = 0;
     let mut durable = false;
@@ -214,7 +215,7 @@ fn write_grouped(store: &mut impl TaskStore, jobs: Vec<Job>, sync_dirs: &[PathBu
     }
     if !entries.is_empty() || !replies.is_empty() {
         let synced = if durable {
-            sync_dirs.iter().try_for_each(|d| sync_dir(d))
+            sync_dirs.iter_mut().try_for_each(SyncDir::sync)
         } else {
             Ok(())
         };
@@ -231,9 +232,35 @@ fn write_grouped(store: &mut impl TaskStore, jobs: Vec<Job>, sync_dirs: &[PathBu
     }
 }
 
-/// Makes the renames into `dir` durable.
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StoreError::Io(format!("cannot flush {}: {e}", dir.display())))
+/// A directory whose renames the journal makes durable, kept open so that
+/// each batch costs one fsync and no `open`.
+struct SyncDir {
+    path: PathBuf,
+    handle: Option<std::fs::File>,
+}
+
+impl SyncDir {
+    fn new(path: &Path) -> Self {
+        SyncDir {
+            path: path.to_path_buf(),
+            handle: None,
+        }
+    }
+
+    /// Makes the renames into the directory durable.
+    fn sync(&mut self) -> Result<(), StoreError> {
+        let err = |e: std::io::Error| {
+            StoreError::Io(format!("cannot flush {}: {e}", self.path.display()))
+        };
+        if self.handle.is_none() {
+            self.handle = Some(std::fs::File::open(&self.path).map_err(err)?);
+        }
+        let synced = self.handle.as_ref().map_or(Ok(()), |d| d.sync_all());
+        if let Err(e) = synced {
+            // Reopen next time, in case the handle itself went bad.
+            self.handle = None;
+            return Err(err(e));
+        }
+        Ok(())
+    }
 }
