@@ -178,6 +178,12 @@ pub struct WorkArgs {
     /// (unstarted ones are given back at once).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub drain_grace: Duration,
+    /// BENCHMARK ONLY (the synthetic task mode): return each input unchanged
+    /// as its result the moment it has arrived, without decoding or
+    /// processing it, to load-test a master and the network alone. The
+    /// results are NOT processed images.
+    #[arg(long)]
+    pub synthetic: bool,
     /// TEST ONLY: sleep this long before processing each image, to simulate
     /// a slow worker.
     #[arg(long, value_parser = humantime::parse_duration)]
@@ -204,6 +210,12 @@ impl WorkArgs {
         config.prefetch = self.prefetch.unwrap_or(config.threads.max(2));
         config.options.compression = self.png_compression.into();
         config.drain_grace = self.drain_grace;
+        config.synthetic = self.synthetic;
+        if self.synthetic {
+            tracing::warn!(
+                "synthetic task mode: inputs are returned unprocessed (--synthetic is for load tests only)"
+            );
+        }
         config.test_delay = self.test_delay;
         config.test_crash_on = self.test_crash_on.clone();
         config.test_panic_on = self.test_panic_on.clone();

@@ -239,3 +239,34 @@ async fn run_local_needs_no_cluster() {
         check_swapped(&std::fs::read(p).unwrap(), &result).unwrap();
     }
 }
+
+/// The synthetic task mode (`worker --synthetic`, for load tests): every
+/// task is done with its input returned unchanged, even one that is not an
+/// image (a real worker would fail it as undecodable).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_synthetic_worker_returns_each_input_unchanged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (_master, addr, key_file) = spawn_master(NODE, &data, &[]).await;
+    let key = tessera_proto::ClusterKey::load(&key_file).unwrap();
+    let _worker =
+        tessera_tests::spawn_worker(NODE, &addr, &key_file, "synthetic", &["--synthetic"]);
+    let client = tessera_client::Client::connect(&addr, &key).await.unwrap();
+    let inputs = [
+        std::fs::read(&photos()[0]).unwrap(),
+        b"not an image at all".to_vec(),
+    ];
+    for (i, input) in inputs.iter().enumerate() {
+        let task = client
+            .submit(&format!("{i}.png"), bytes::Bytes::from(input.clone()))
+            .await
+            .unwrap();
+        let info = tokio::time::timeout(Duration::from_secs(60), client.wait(task))
+            .await
+            .expect("done within a minute")
+            .unwrap();
+        assert_eq!(info.state, tessera_proto::TaskState::Done, "{info:?}");
+        let result = client.fetch(task).await.unwrap();
+        assert_eq!(&result[..], &input[..], "input {i} returned unchanged");
+    }
+}

@@ -41,6 +41,9 @@ pub struct WorkerConfig {
     pub backoff_max: Duration,
     /// On shutdown, how long running tasks may take to finish.
     pub drain_grace: Duration,
+    /// Benchmark only (`--synthetic`): return each input unchanged as its
+    /// result at once, without processing it, to load-test the master.
+    pub synthetic: bool,
     /// Test only: sleep this long before processing each image (a slow worker).
     pub test_delay: Option<Duration>,
     /// Test only: abort the process when starting an image whose name
@@ -66,6 +69,7 @@ impl WorkerConfig {
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             drain_grace: Duration::from_secs(30),
+            synthetic: false,
             test_delay: None,
             test_crash_on: None,
             test_panic_on: None,

@@ -297,7 +297,14 @@ impl Session<'_> {
             let delay = self.config.test_delay;
             let panic = (self.config.test_panic_on.as_deref())
                 .is_some_and(|pattern| w.name.contains(pattern));
-            self.jobs.spawn(run_job(compute, w, delay, dropped, panic));
+            let how = if self.config.synthetic {
+                Work::Synthetic
+            } else if panic {
+                Work::TestPanic
+            } else {
+                Work::Process
+            };
+            self.jobs.spawn(run_job(compute, w, delay, dropped, how));
         }
         Ok(())
     }
@@ -361,6 +368,17 @@ impl Session<'_> {
     }
 }
 
+/// What a job does with its image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Work {
+    /// Process it on the pool.
+    Process,
+    /// `--synthetic`: return the input unchanged, at once.
+    Synthetic,
+    /// `--test-panic-on` matched: panic on the pool.
+    TestPanic,
+}
+
 /// Runs one task; ends at once when `dropped` is cancelled (the master said
 /// `Drop`: cancelled, or decided by another attempt), so the slot frees up
 /// without waiting. An image already on the pool finishes there and its
@@ -370,7 +388,7 @@ async fn run_job(
     w: Waiting,
     delay: Option<Duration>,
     dropped: CancellationToken,
-    test_panic: bool,
+    how: Work,
 ) -> JobDone {
     let (task, attempt) = (w.task, w.attempt);
     let work = async {
@@ -378,10 +396,10 @@ async fn run_job(
             tokio::time::sleep(d).await;
         }
         let started = std::time::Instant::now();
-        let r = if test_panic {
-            compute.panic_for_test().await
-        } else {
-            compute.process(w.data, w.checksum).await
+        let r = match how {
+            Work::Process => compute.process(w.data, w.checksum).await,
+            Work::Synthetic => Ok(w.data),
+            Work::TestPanic => compute.panic_for_test().await,
         };
         debug!(%task, ms = started.elapsed().as_millis() as u64, "processed");
         r
