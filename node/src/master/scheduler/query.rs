@@ -1,0 +1,76 @@
+//! Read-only views of the scheduler's state.
+
+use std::collections::HashMap;
+
+use tessera_proto::{TaskId, TaskInfo, TaskState};
+
+use super::{Lease, Phase, Scheduler, WorkerId};
+
+impl Scheduler {
+    pub fn info(&self, task_id: TaskId) -> Option<TaskInfo> {
+        let task = self.tasks.get(&task_id)?;
+        let (state, output_len) = match &task.phase {
+            Phase::Queued => (TaskState::Queued, None),
+            Phase::Leased(_) => (TaskState::Running, None),
+            Phase::Done { output_len, .. } => (TaskState::Done, Some(*output_len)),
+            Phase::Failed { kind, reason } => (
+                TaskState::Failed {
+                    kind: *kind,
+                    reason: reason.clone(),
+                },
+                None,
+            ),
+        };
+        let worker = task.last_worker.as_deref().map(str::to_string);
+        Some(TaskInfo {
+            task: task_id,
+            name: task.name.clone(),
+            state,
+            input_len: task.input_len,
+            output_len,
+            attempts: task.attempts,
+            worker,
+        })
+    }
+
+    /// The attempt whose result was accepted, for a done task.
+    pub fn winning_attempt(&self, task_id: TaskId) -> Option<u32> {
+        match self.tasks.get(&task_id)?.phase {
+            Phase::Done { attempt, .. } => Some(attempt),
+            _ => None,
+        }
+    }
+
+    /// Number of queued tasks.
+    pub fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Counts of tasks per state name.
+    pub fn counts(&self) -> HashMap<&'static str, usize> {
+        let mut m = HashMap::new();
+        for t in self.tasks.values() {
+            let k = match t.phase {
+                Phase::Queued => "queued",
+                Phase::Leased(_) => "running",
+                Phase::Done { .. } => "done",
+                Phase::Failed { .. } => "failed",
+            };
+            *m.entry(k).or_insert(0) += 1;
+        }
+        m
+    }
+
+    /// Tasks the worker holds a live lease on.
+    pub fn leases_of(&self, worker: WorkerId) -> Vec<TaskId> {
+        self.workers
+            .get(&worker)
+            .map(|s| s.leases.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// The live lease of a task, if any.
+    pub fn lease_of(&self, task: TaskId) -> Option<Lease> {
+        self.live_lease(task).cloned()
+    }
+}

@@ -1,0 +1,202 @@
+//! What workers report about their leases: a result (the first one wins),
+//! a failure, a start, a task given back unstarted, or a result the master
+//! could not store or deliver.
+
+use std::time::{Duration, Instant};
+
+use tessera_proto::{FailureKind, TaskEvent, TaskId};
+
+use super::{Outcome, Phase, Scheduler, WorkerId};
+
+impl Scheduler {
+    /// The master could not store the result of (`task`, `attempt`): the
+    /// task is queued again without counting the attempt as lost, whoever
+    /// holds it now. False when the task is already decided.
+    pub fn not_stored(
+        &mut self,
+        worker: WorkerId,
+        task_id: TaskId,
+        attempt: u32,
+        why: &str,
+    ) -> bool {
+        let Some(task) = self.tasks.get(&task_id) else {
+            return false;
+        };
+        match &task.phase {
+            Phase::Leased(l) => {
+                let holder = l.worker;
+                let name = self
+                    .workers
+                    .get(&worker)
+                    .map_or_else(|| worker.to_string(), |s| s.name.to_string());
+                let event = TaskEvent::Lost {
+                    attempt,
+                    worker: name,
+                    why: format!("result not stored: {why}"),
+                };
+                self.events.push((task_id, event));
+                self.requeue_front(holder, task_id);
+                true
+            }
+            Phase::Queued => true,
+            _ => false,
+        }
+    }
+
+    /// An assignment never reached its worker (its connection closed first):
+    /// the task goes back to the front of the queue without losing an attempt.
+    pub fn undeliverable(&mut self, worker: WorkerId, task_id: TaskId, attempt: u32) {
+        if self.lease_mut(worker, task_id, attempt).is_some() {
+            self.requeue_front(worker, task_id);
+        }
+    }
+
+    fn requeue_front(&mut self, worker: WorkerId, task_id: TaskId) {
+        let name = self.workers.get_mut(&worker).map(|slot| {
+            slot.leases.remove(&task_id);
+            slot.name.to_string()
+        });
+        if let Some(task) = self.tasks.get_mut(&task_id) {
+            if let Phase::Leased(l) = &task.phase {
+                let worker = name.unwrap_or_else(|| worker.to_string());
+                self.events.push((
+                    task_id,
+                    TaskEvent::Released {
+                        attempt: l.attempt,
+                        worker,
+                    },
+                ));
+            }
+            task.phase = Phase::Queued;
+            self.queue.push_front(task_id);
+        }
+    }
+
+    /// A worker returned a result. The first result of a task wins, whichever
+    /// attempt produced it (an attempt whose lease expired included: its result
+    /// is as good as any); any later one is stale and changes nothing.
+    /// When the winner is not the live lease, that lease's holder is returned:
+    /// it must be told to drop the task.
+    pub fn complete(
+        &mut self,
+        reporter: WorkerId,
+        task_id: TaskId,
+        attempt: u32,
+        output_len: u64,
+        output_checksum: u64,
+        now: Instant,
+    ) -> (Outcome, Option<(WorkerId, u32)>) {
+        let Some(task) = self.tasks.get_mut(&task_id) else {
+            return (Outcome::Unknown, None);
+        };
+        if attempt == 0 || attempt > task.attempts {
+            return (Outcome::Stale, None);
+        }
+        let (to_drop, duration) = match &task.phase {
+            Phase::Done { .. } | Phase::Failed { .. } => return (Outcome::Stale, None),
+            Phase::Queued => (None, Duration::ZERO),
+            Phase::Leased(l) => {
+                let took = if l.attempt == attempt {
+                    now - l.leased_at
+                } else {
+                    Duration::ZERO
+                };
+                (Some((l.worker, l.attempt)), took)
+            }
+        };
+        if matches!(task.phase, Phase::Queued) {
+            self.queue.retain(|t| *t != task_id);
+        }
+        task.phase = Phase::Done {
+            output_len,
+            output_checksum,
+            attempt,
+            done_ms: self.wall_ms,
+            removed: false,
+        };
+        if let Some(slot) = self.workers.get(&reporter) {
+            task.last_worker = Some(slot.name.clone());
+        }
+        let worker = task.last_worker.as_deref().unwrap_or("?").to_string();
+        self.events.push((
+            task_id,
+            TaskEvent::Completed {
+                attempt,
+                worker,
+                len: output_len,
+                checksum: output_checksum,
+                duration_ms: duration.as_millis() as u64,
+            },
+        ));
+        self.recent.record(now, task.input_len);
+        if let Some(slot) = self.workers.get_mut(&reporter) {
+            slot.stats.done += 1;
+        }
+        let to_drop = to_drop.and_then(|(holder, held)| {
+            if let Some(slot) = self.workers.get_mut(&holder) {
+                slot.leases.remove(&task_id);
+            }
+            (holder != reporter || held != attempt).then_some((holder, held))
+        });
+        (Outcome::Accepted, to_drop)
+    }
+
+    /// A worker reports that the input cannot be processed (a deterministic
+    /// failure: no retry). Only the live lease may fail a task.
+    pub fn fail(
+        &mut self,
+        worker: WorkerId,
+        task_id: TaskId,
+        attempt: u32,
+        kind: FailureKind,
+        reason: String,
+        now: Instant,
+    ) -> Outcome {
+        if !self.tasks.contains_key(&task_id) {
+            return Outcome::Unknown;
+        }
+        let Some(lease) = self.lease_mut(worker, task_id, attempt) else {
+            return Outcome::Stale;
+        };
+        let leased_at = lease.leased_at;
+        if let Some(task) = self.tasks.get_mut(&task_id) {
+            let name = task.last_worker.as_deref().unwrap_or("?").to_string();
+            let duration_ms = now.saturating_duration_since(leased_at).as_millis() as u64;
+            let event = TaskEvent::Failed {
+                attempt,
+                worker: name,
+                kind,
+                reason: reason.clone(),
+                duration_ms,
+            };
+            self.events.push((task_id, event));
+            task.phase = Phase::Failed { kind, reason };
+        }
+        if let Some(slot) = self.workers.get_mut(&worker) {
+            slot.leases.remove(&task_id);
+            slot.stats.failed += 1;
+        }
+        Outcome::Accepted
+    }
+
+    /// The worker began processing the task.
+    pub fn started(&mut self, worker: WorkerId, task_id: TaskId, attempt: u32) {
+        if let Some(lease) = self.lease_mut(worker, task_id, attempt) {
+            lease.started = true;
+            lease.releasing = false;
+        }
+    }
+
+    /// The worker gave the task back unstarted (to be stolen, or because it is
+    /// draining): it goes to the front of the queue without losing an attempt.
+    /// Returns false when this is not the live, unstarted lease.
+    pub fn released(&mut self, worker: WorkerId, task_id: TaskId, attempt: u32) -> bool {
+        match self.lease_mut(worker, task_id, attempt) {
+            Some(lease) if !lease.started => {
+                self.requeue_front(worker, task_id);
+                true
+            }
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! Worker membership: a worker joins, states its capacity, grants credits,
+//! drains, and is lost (every lease it held ends at once).
+
+use std::collections::BTreeSet;
+
+use tessera_proto::TaskId;
+
+use super::{Scheduler, WorkerId, WorkerSlot};
+
+impl Scheduler {
+    pub fn worker_joined(&mut self, worker: WorkerId, name: String) {
+        let slot = WorkerSlot {
+            name: name.into(),
+            threads: 1,
+            credits: 0,
+            leases: BTreeSet::new(),
+            draining: false,
+            stats: Default::default(),
+        };
+        self.workers.entry(worker).or_insert(slot);
+    }
+
+    /// The worker processes `threads` images at once.
+    pub fn worker_capacity(&mut self, worker: WorkerId, threads: u32) {
+        if let Some(slot) = self.workers.get_mut(&worker) {
+            slot.threads = threads.max(1);
+        }
+    }
+
+    /// The worker can take `credits` more tasks. Returns false for an unknown
+    /// worker. A draining worker gets nothing more.
+    pub fn worker_ready(&mut self, worker: WorkerId, credits: u32) -> bool {
+        let max = self.config.max_credits;
+        match self.workers.get_mut(&worker) {
+            Some(slot) => {
+                if !slot.draining {
+                    slot.credits = slot.credits.saturating_add(credits).min(max);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The worker is shutting down: no more assignments for it.
+    pub fn worker_draining(&mut self, worker: WorkerId) {
+        if let Some(slot) = self.workers.get_mut(&worker) {
+            slot.draining = true;
+            slot.credits = 0;
+        }
+    }
+
+    /// The worker's connection is gone: every lease it held ends at once.
+    /// Returns the tasks that failed for good (out of attempts).
+    pub fn worker_lost(&mut self, worker: WorkerId, why: &str) -> Vec<TaskId> {
+        let Some(slot) = self.workers.remove(&worker) else {
+            return Vec::new();
+        };
+        let mut failed = Vec::new();
+        // Requeue newest first at the front, so the oldest ends up first in line.
+        for task_id in slot.leases.into_iter().rev() {
+            if self.end_lease(task_id, &slot.name, why) {
+                failed.push(task_id);
+            }
+        }
+        failed
+    }
+}
