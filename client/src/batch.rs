@@ -65,7 +65,9 @@ impl Report {
     }
 
     pub fn megapixels(&self) -> f64 {
-        self.done().map(|d| d.megapixels).sum()
+        // Folded from +0.0: `Sum` for floats starts at -0.0, which would
+        // print as "-0.0 MPix/s" for a batch with nothing done.
+        self.done().map(|d| d.megapixels).fold(0.0, |a, b| a + b)
     }
 }
 

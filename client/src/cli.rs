@@ -213,7 +213,7 @@ pub fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", tessera_node::cli_error::one_line(&e));
             ExitCode::FAILURE
         }
     }

@@ -53,15 +53,27 @@ pub async fn connect_reconnecting(
         }
     };
     tracing::info!("master: {found}");
-    let mut failures: Vec<String> = Vec::new();
+    let mut failures: Vec<ClientError> = Vec::new();
     for addr in &found.addrs {
         match Reconnecting::connect(addr, key, ClientConfig::default(), max_outage).await {
             Ok(c) => return Ok(c),
-            Err(e @ ClientError::Connect { .. }) => failures.push(e.to_string()),
+            Err(e @ ClientError::Connect { .. }) => failures.push(e),
             Err(e) => return Err(e.into()),
         }
     }
-    anyhow::bail!("cannot connect to master {found}: {}", failures.join("; "))
+    Err(all_failed(&found, failures))
+}
+
+/// Every address of `found` refused or timed out: the one error as it is,
+/// or all of them under the master's name.
+fn all_failed(found: &Found, mut failures: Vec<ClientError>) -> anyhow::Error {
+    match failures.len() {
+        1 => failures.remove(0).into(),
+        _ => {
+            let all: Vec<String> = failures.iter().map(|e| e.to_string()).collect();
+            anyhow::anyhow!("cannot connect to master {found}: {}", all.join("; "))
+        }
+    }
 }
 
 async fn connect_found(found: &Found, key: &ClusterKey) -> anyhow::Result<Client> {
@@ -74,13 +86,7 @@ async fn connect_found(found: &Found, key: &ClusterKey) -> anyhow::Result<Client
             Err(e) => return Err(e.into()),
         }
     }
-    match failures.len() {
-        1 => Err(failures.remove(0).into()),
-        _ => {
-            let all: Vec<String> = failures.iter().map(|e| e.to_string()).collect();
-            anyhow::bail!("cannot connect to master {found}: {}", all.join("; "))
-        }
-    }
+    Err(all_failed(found, failures))
 }
 
 /// `tessera discover`: browses for `wait` (at least [`SETTLE`]), then returns

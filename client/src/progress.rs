@@ -307,6 +307,15 @@ mod tests {
             summary_line(&report, 3),
             "1/3 images done, 1 failed, in 2.00 s: 0.5 images/s, 0.5 MPix/s, 1.0 MB/s"
         );
+        // Nothing done: zeros, never "-0.0".
+        let report = Report {
+            outcomes: vec![failed("b.png")],
+            elapsed: Duration::from_secs(2),
+        };
+        assert_eq!(
+            summary_line(&report, 1),
+            "0/1 images done, 1 failed, in 2.00 s: 0.0 images/s, 0.0 MPix/s, 0.0 MB/s"
+        );
     }
 
     #[test]

@@ -281,11 +281,21 @@ pub fn shutdown_on_signal() -> CancellationToken {
 }
 
 /// Entry point of the `tessera-node` binary.
-pub fn main() -> anyhow::Result<()> {
+/// An error that ends it is printed as one line (`error: ...`, each cause
+/// once, no backtrace) and the exit status is 1.
+pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    rt.block_on(run(cli))
+    let result = tokio::runtime::Runtime::new()
+        .context("cannot start the async runtime")
+        .and_then(|rt| rt.block_on(run(cli)));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", crate::cli_error::one_line(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {

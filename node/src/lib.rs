@@ -4,10 +4,12 @@
 //! * [`worker`]: pulls tasks, processes them on a rayon pool.
 //! * [`dev`]: a master and N workers in one process.
 //! * [`discovery`]: finding the master on the LAN (mDNS) or at a given address.
-//! * [`cli`]: the `tessera-node` command line ([`cli_security`]: its key and limit options).
+//! * [`cli`]: the `tessera-node` command line ([`cli_security`]: its key and limit options;
+//!   [`cli_error`]: how an error that ends a binary is printed).
 //! * [`clock`]: the clock seam lease decisions are timed by.
 
 pub mod cli;
+pub mod cli_error;
 pub mod cli_security;
 pub mod clock;
 pub mod dev;

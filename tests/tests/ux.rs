@@ -226,7 +226,20 @@ async fn a_running_task_is_cancelled_and_its_worker_stops_on_it() {
         client.status(b).await.unwrap().worker.as_deref(),
         Some("slow")
     );
-    let cluster = client.cluster().await.unwrap();
+    // B is leased; the worker's report that it started B may still be on
+    // its way, so wait for the cluster view to count B as running.
+    let start = Instant::now();
+    let cluster = loop {
+        let cluster = client.cluster().await.unwrap();
+        if cluster.workers[0].running == 1 {
+            break cluster;
+        }
+        assert!(
+            start.elapsed() < T,
+            "the worker never reported B started: {cluster:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     assert_eq!(
         (cluster.workers[0].running, cluster.workers[0].prefetched),
         (1, 0),

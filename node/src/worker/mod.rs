@@ -139,9 +139,12 @@ pub async fn run_with(
                 let pause = session::backoff(failures, config.backoff_base, config.backoff_max);
                 failures = failures.saturating_add(1);
                 if matches!(e, DiscoveryError::Duplicate { .. }) {
-                    error!("{e}; retrying in {pause:?}");
+                    error!("{e}; retrying in {} ms", pause.as_millis());
                 } else {
-                    warn!("cannot look for the master: {e}; retrying in {pause:?}");
+                    warn!(
+                        "cannot look for the master: {e}; retrying in {} ms",
+                        pause.as_millis()
+                    );
                 }
                 if !paused(pause, &shutdown).await {
                     return Ok(());
@@ -166,15 +169,19 @@ pub async fn run_with(
             Err(fe) => fe,
         };
         // A session that got as far as working resets the backoff.
-        if !matches!(e, session::SessionError::Dial(_)) {
+        let was_connected = !matches!(e, session::SessionError::Dial(_));
+        if was_connected {
             failures = 0;
         }
         let pause = session::backoff(failures, config.backoff_base, config.backoff_max);
         failures = failures.saturating_add(1);
-        if failures <= 1 {
-            warn!("lost master {found}: {e}; reconnecting");
+        let ms = pause.as_millis();
+        if was_connected {
+            warn!("lost master {found}: {e}; reconnecting in {ms} ms");
+        } else if failures <= 1 {
+            warn!("cannot reach master {found}: {e}; retrying in {ms} ms, then with backoff");
         } else {
-            info!("master {found} unreachable: {e}; retrying in {pause:?}");
+            info!("master {found} still unreachable: {e}; retrying in {ms} ms");
         }
         if !paused(pause, &shutdown).await {
             return Ok(());

@@ -1,4 +1,4 @@
 //! The `tessera-node` binary under another name, for the integration tests (see Cargo.toml).
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     tessera_node::cli::main()
 }
