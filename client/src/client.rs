@@ -3,20 +3,23 @@
 //! submissions, waits and fetches run at once on one connection.
 
 use std::{
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
 use bytes::Bytes;
 use tessera_proto::{
-    ClusterInfo, ClusterKey, EventEntry, FrameWriter, Msg, Role, TaskId, TaskInfo,
+    ClusterInfo, ClusterKey, EventEntry, FrameWriter, Liveness, Msg, Role, TaskId, TaskInfo,
     dial::{DialError, DialOptions, Dialed, dial},
 };
 use tokio::{
     sync::{mpsc, oneshot},
-    task::JoinHandle,
+    task::{AbortHandle, JoinHandle},
 };
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::{
     error::ClientError,
@@ -31,6 +34,12 @@ pub struct ClientConfig {
     /// Largest result accepted from the master.
     pub max_result_bytes: u64,
     pub node_id: String,
+    /// While a call waits on the master, how long the master may give no
+    /// sign of life (it answers pings at once) before the connection is
+    /// given up as dead and every waiting call fails with
+    /// [`ClientError::MasterSilent`]. Catches a hung master and a cut
+    /// network, which leave a TCP connection open.
+    pub silence_timeout: Duration,
 }
 
 impl Default for ClientConfig {
@@ -39,6 +48,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
             max_result_bytes: 1024 * 1024 * 1024,
+            silence_timeout: Duration::from_secs(30),
             node_id: format!(
                 "client-{}-{:08x}",
                 std::process::id(),
@@ -63,7 +73,8 @@ pub struct Client {
     pending: Pending,
     next_req: AtomicU64,
     master_id: String,
-    tasks: [JoinHandle<()>; 2],
+    liveness: Arc<Liveness>,
+    tasks: [JoinHandle<()>; 3],
 }
 
 impl std::fmt::Debug for Out {
@@ -124,15 +135,29 @@ impl Client {
                 DialError::Proto(p) => ClientError::Wire(p),
             })?;
         let pending = Pending::new();
+        let liveness = Arc::new(Liveness::new());
         let (out, rx) = mpsc::channel(16);
-        let writer_task = tokio::spawn(write_loop(writer, rx));
-        let reader_task = tokio::spawn(read_loop(reader, pending.clone(), config.max_result_bytes));
+        let writer_task = tokio::spawn(write_loop(writer, rx, liveness.clone()));
+        let reader_task = tokio::spawn(read_loop(
+            reader,
+            pending.clone(),
+            config.max_result_bytes,
+            liveness.clone(),
+        ));
+        let watch_task = tokio::spawn(keepalive(
+            out.clone(),
+            pending.clone(),
+            liveness.clone(),
+            config.silence_timeout,
+            [writer_task.abort_handle(), reader_task.abort_handle()],
+        ));
         Ok(Client {
             out,
             pending,
             next_req: AtomicU64::new(1),
             master_id: welcome.master_id,
-            tasks: [writer_task, reader_task],
+            liveness,
+            tasks: [writer_task, reader_task, watch_task],
         })
     }
 
@@ -149,7 +174,10 @@ impl Client {
 
     fn register(&self, reply: Reply) -> Result<u64, ClientError> {
         let req = self.next_req.fetch_add(1, Ordering::Relaxed);
-        self.pending.insert(req, reply)?;
+        if self.pending.insert(req, reply)? {
+            // The first call waiting on the master starts the silence clock.
+            self.liveness.heard();
+        }
         Ok(req)
     }
 
@@ -295,6 +323,7 @@ impl Client {
 async fn write_loop(
     mut writer: FrameWriter<tokio::net::tcp::OwnedWriteHalf>,
     mut rx: mpsc::Receiver<Out>,
+    liveness: Arc<Liveness>,
 ) {
     while let Some(item) = rx.recv().await {
         let sent = match item {
@@ -303,14 +332,76 @@ async fn write_loop(
                 header,
                 stream,
                 data,
-            } => match writer.feed(&header).await {
-                Ok(()) => writer.send_stream(stream, &data).await,
-                Err(e) => Err(e),
-            },
+            } => upload(&mut writer, header, stream, &data, &liveness).await,
         };
         if let Err(e) = sent {
             debug!("client writer stopped: {e}");
             return;
+        }
+    }
+}
+
+/// Sends a submission's header and its chunks; every chunk the master takes
+/// counts as a sign of life (it answers only at the end).
+async fn upload(
+    writer: &mut FrameWriter<tokio::net::tcp::OwnedWriteHalf>,
+    header: Msg,
+    stream: u64,
+    data: &Bytes,
+    liveness: &Liveness,
+) -> Result<(), tessera_proto::ProtoError> {
+    writer.feed(&header).await?;
+    let mut offset = 0;
+    while offset < data.len() {
+        let end = (offset + tessera_proto::MAX_CHUNK).min(data.len());
+        writer.feed_chunk(stream, data.slice(offset..end)).await?;
+        liveness.took_data();
+        offset = end;
+    }
+    writer.flush().await
+}
+
+/// Watches the connection while calls wait on the master: pings a quiet
+/// master, and gives the connection up when the master has shown no sign of
+/// life for `limit` (every waiting call fails with
+/// [`ClientError::MasterSilent`], and the reader and writer stop).
+async fn keepalive(
+    out: mpsc::Sender<Out>,
+    pending: Pending,
+    liveness: Arc<Liveness>,
+    limit: Duration,
+    connection: [AbortHandle; 2],
+) {
+    let every = (limit / 6).max(Duration::from_millis(10));
+    let mut seq = 0u64;
+    loop {
+        let before = tokio::time::Instant::now();
+        tokio::time::sleep(every).await;
+        if !pending.is_open() {
+            return;
+        }
+        if pending.is_empty() || before.elapsed() > 2 * every {
+            // Nothing waits on the master; or this process was not running
+            // (stopped, starved), so it could not have heard anything.
+            liveness.heard();
+            continue;
+        }
+        let silence = liveness.silence();
+        if silence >= limit {
+            warn!(
+                "no word from the master for {:.1} s; giving the connection up",
+                silence.as_secs_f64()
+            );
+            pending.close_with(|| ClientError::MasterSilent(silence));
+            for task in &connection {
+                task.abort();
+            }
+            return;
+        }
+        if liveness.since_heard() >= every {
+            seq += 1;
+            // A full queue already holds traffic for the master; skip.
+            let _ = out.try_send(Out::Msg(Msg::Ping { seq }));
         }
     }
 }

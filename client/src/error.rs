@@ -46,6 +46,14 @@ pub enum ClientError {
     },
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// The master gave no sign of life for this long while calls waited on
+    /// it (it answers pings at once): it is hung, or the network to it is
+    /// cut. The connection was given up.
+    #[error(
+        "no word from the master for {:.1} s although it answers pings at once: it is hung or the network to it is cut",
+        .0.as_secs_f64()
+    )]
+    MasterSilent(Duration),
     #[error("{}: {source}", path.display())]
     File {
         path: PathBuf,
@@ -79,9 +87,10 @@ impl ClientError {
             ClientError::Master { code, .. } => {
                 matches!(code, ErrorCode::Busy | ErrorCode::Storage)
             }
-            ClientError::Disconnected | ClientError::Connect { .. } | ClientError::Timeout(_) => {
-                true
-            }
+            ClientError::Disconnected
+            | ClientError::Connect { .. }
+            | ClientError::Timeout(_)
+            | ClientError::MasterSilent(_) => true,
             ClientError::Refused(Refusal::Busy { .. }) => true,
             _ => false,
         }

@@ -118,5 +118,6 @@ fn is_lost_master(e: &ClientError) -> bool {
             | ClientError::Connect { .. }
             | ClientError::Wire(_)
             | ClientError::Timeout(_)
+            | ClientError::MasterSilent(_)
     )
 }

@@ -10,7 +10,7 @@ use std::{
 
 use bytes::Bytes;
 use tessera_proto::{
-    ClusterInfo, ErrorCode, EventEntry, FrameReader, Msg, ProtoError, TaskId, TaskInfo,
+    ClusterInfo, ErrorCode, EventEntry, FrameReader, Liveness, Msg, ProtoError, TaskId, TaskInfo,
     stream::Collector,
 };
 use tokio::{io::AsyncRead, sync::oneshot};
@@ -70,21 +70,32 @@ impl Pending {
     }
 
     /// Registers a call under `req`; fails once the connection is gone.
-    pub fn insert(&self, req: u64, reply: Reply) -> Result<(), ClientError> {
+    /// True when it is the only call waiting now.
+    pub fn insert(&self, req: u64, reply: Reply) -> Result<bool, ClientError> {
         match self.lock().as_mut() {
             Some(map) => {
                 map.insert(req, reply);
-                Ok(())
+                Ok(map.len() == 1)
             }
             None => Err(ClientError::Disconnected),
         }
     }
 
+    /// True when no call waits (or the connection is gone).
+    pub fn is_empty(&self) -> bool {
+        self.lock().as_ref().is_none_or(|m| m.is_empty())
+    }
+
     /// Fails every waiting call: the connection is gone.
     fn close(&self) {
+        self.close_with(|| ClientError::Disconnected);
+    }
+
+    /// Fails every waiting call with `why()`: the connection is given up.
+    pub fn close_with(&self, why: impl Fn() -> ClientError) {
         if let Some(map) = self.lock().take() {
             for (_, r) in map {
-                r.fail(ClientError::Disconnected);
+                r.fail(why());
             }
         }
     }
@@ -95,10 +106,14 @@ pub async fn read_loop<R: AsyncRead + Unpin>(
     mut reader: FrameReader<R>,
     pending: Pending,
     max_result: u64,
+    liveness: std::sync::Arc<Liveness>,
 ) {
     let why = loop {
         let incoming = match reader.recv().await {
-            Ok(i) => i,
+            Ok(i) => {
+                liveness.heard();
+                i
+            }
             Err(ProtoError::Decode(e)) => {
                 debug!("undecodable message from master: {e}");
                 continue;
@@ -216,6 +231,7 @@ fn route(
                 return Err(ProtoError::Closed);
             }
         }
+        Msg::Pong { .. } => {}
         other => debug!("unexpected {} from master", other.name()),
     }
     Ok(())

@@ -13,6 +13,7 @@
 //! * [`dial`]: connect to a master and handshake, with deadlines.
 //! * [`checksum`]: the end-to-end checksum and the default idempotency key.
 //! * [`stream`]: reassembly of chunked byte streams with a declared length.
+//! * [`liveness`]: telling a silent (hung or cut off) peer from a quiet one.
 
 pub mod accept;
 pub mod auth;
@@ -24,6 +25,7 @@ pub mod error;
 pub mod frame;
 pub mod handshake;
 pub mod key;
+pub mod liveness;
 pub mod message;
 pub mod stream;
 pub mod task;
@@ -36,6 +38,7 @@ pub use error::{DecodeError, ProtoError};
 pub use frame::{DEFAULT_MAX_CONTROL_FRAME, DEFAULT_MAX_FRAME, FrameLimits, HANDSHAKE_MAX_FRAME};
 pub use handshake::{Answer, Challenge, Hello, HelloReply, Refusal, Role, Welcome};
 pub use key::{ClusterKey, KEY_FILE_ENV, KEY_FILE_NAME, KeyError};
+pub use liveness::Liveness;
 pub use message::{ErrorCode, LeaseRef, MAX_CHUNK, Msg, StreamId};
 pub use task::{EventEntry, FailureKind, TaskEvent, TaskId, TaskInfo, TaskState};
 
@@ -43,4 +46,4 @@ pub use task::{EventEntry, FailureKind, TaskEvent, TaskId, TaskInfo, TaskState};
 pub const MAGIC: [u8; 4] = *b"TSRA";
 
 /// Bumped on every change to [`Msg`] or the frame layout.
-pub const PROTOCOL_VERSION: u16 = 5;
+pub const PROTOCOL_VERSION: u16 = 6;

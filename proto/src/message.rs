@@ -22,7 +22,7 @@ pub const MAX_CHUNK: usize = 1024 * 1024;
 
 /// How many variants [`Msg`] has; a frame whose variant index is at or past
 /// this is an unknown message type.
-pub const MSG_VARIANTS: u32 = 29;
+pub const MSG_VARIANTS: u32 = 31;
 
 /// The first byte of every [`Msg::Chunk`] frame (its variant index), the
 /// only message that may exceed the control-frame limit.
@@ -208,6 +208,17 @@ pub enum Msg {
         req: u64,
         cluster: ClusterInfo,
     },
+    // ---- liveness (client or worker → master, and back) ----
+    /// "Are you there?": sent by a client or worker that has heard nothing
+    /// from the master for a while but is waiting on it. The master answers
+    /// at once with `Pong` carrying the same `seq`.
+    Ping {
+        seq: u64,
+    },
+    /// The master's answer to `Ping`.
+    Pong {
+        seq: u64,
+    },
 }
 
 /// One lease, as named in a heartbeat: the task and the attempt (the fencing token).
@@ -250,6 +261,8 @@ impl Msg {
             Msg::Cancel { .. } => "Cancel",
             Msg::GetCluster { .. } => "GetCluster",
             Msg::Cluster { .. } => "Cluster",
+            Msg::Ping { .. } => "Ping",
+            Msg::Pong { .. } => "Pong",
         }
     }
 }

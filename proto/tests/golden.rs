@@ -178,6 +178,8 @@ fn messages() -> Vec<(&'static str, Msg)> {
                 cluster: cluster(),
             },
         ),
+        ("Ping", Msg::Ping { seq: 3 }),
+        ("Pong", Msg::Pong { seq: 3 }),
     ]
 }
 
@@ -245,6 +247,8 @@ const GOLDEN_MSGS: &[(&str, &str)] = &[
         "Cluster",
         "1c09016dfbe803010203040101770161020101030001fa0001fb102703fb2c0103010002",
     ),
+    ("Ping", "1d03"),
+    ("Pong", "1e03"),
 ];
 
 #[test]
@@ -278,7 +282,7 @@ fn every_message_encodes_to_its_golden_bytes() {
 #[test]
 fn handshake_encodes_to_its_golden_bytes() {
     assert_eq!(
-        PROTOCOL_VERSION, 5,
+        PROTOCOL_VERSION, 6,
         "bump the golden bytes with the version"
     );
     let mut hello = Hello::new(Role::Worker, "w1");
@@ -361,7 +365,7 @@ const GOLDEN_HANDSHAKE: &[(&str, &str)] = &[
     (
         "hello",
         concat!(
-            "545352410501027731",
+            "545352410601027731",
             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
         ),
     ),

@@ -116,6 +116,7 @@ impl ClientConn {
             Msg::GetHistory { req, task } => self.history(req, task).await,
             Msg::Delete { req, task } => self.delete(req, task).await,
             Msg::Cancel { req, task } => self.cancel(req, task).await,
+            Msg::Ping { seq } => self.reply(Msg::Pong { seq }).await,
             Msg::GetCluster { req } => {
                 let cluster = self.ctx.state.snapshot(&self.ctx.config.master_id);
                 self.reply(Msg::Cluster { req, cluster }).await

@@ -156,6 +156,7 @@ impl WorkerConn {
                 self.ctx.state.worker_ready(self.id, credits);
                 Ok(())
             }
+            Msg::Ping { seq } => self.send(Msg::Pong { seq }).await,
             Msg::Capacity { threads } => {
                 self.ctx.state.worker_capacity(self.id, threads);
                 Ok(())

@@ -4,11 +4,11 @@
 //! choosing, give unstarted tasks back when asked (stealing) or when
 //! draining.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use tessera_proto::{
-    FailureKind, Msg, ProtoError, Refusal, Role, TaskId,
+    FailureKind, Liveness, Msg, ProtoError, Refusal, Role, TaskId,
     dial::{DialError, DialOptions, Dialed, dial},
 };
 use tokio::task::JoinSet;
@@ -31,6 +31,14 @@ pub enum SessionError {
     /// Could not connect or handshake (a refusal included).
     #[error(transparent)]
     Dial(#[from] DialError),
+    /// Connected, but the master has given no sign of life for this long
+    /// (it answers pings at once): it is hung, or the network to it is cut.
+    /// Reconnect with backoff.
+    #[error(
+        "no word from the master for {:.1} s although it answers pings at once: it is hung or the network to it is cut",
+        .0.as_secs_f64()
+    )]
+    MasterSilent(Duration),
 }
 
 impl SessionError {
@@ -50,7 +58,7 @@ impl SessionError {
                         DialError::Refused(Refusal::VersionMismatch { .. } | Refusal::BadMagic)
                     )
             }
-            SessionError::Connection(_) => false,
+            SessionError::Connection(_) | SessionError::MasterSilent(_) => false,
         }
     }
 }
@@ -90,8 +98,13 @@ pub async fn run(
         heartbeat = ?heartbeat_every,
         "connected to master"
     );
+    // The master gives up on a worker that is silent for its lease timeout;
+    // the worker gives up on a silent master after the same time.
+    let silence_limit =
+        Duration::from_millis(u64::from(welcome.lease_timeout_ms)).max(3 * heartbeat_every);
+    let liveness = Arc::new(Liveness::new());
     let slots = config.threads + config.prefetch;
-    let (out, writer) = outbox(writer, 4 * slots + 16, config.threads + 1);
+    let (out, writer) = outbox(writer, 4 * slots + 16, config.threads + 1, liveness.clone());
     let writer = tokio::spawn(writer);
     let mut s = Session {
         config,
@@ -113,56 +126,73 @@ pub async fn run(
     let mut heartbeat = tokio::time::interval(heartbeat_every);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut drain_deadline: Option<tokio::time::Instant> = None;
-    let result = loop {
-        if drain_deadline.is_some() && s.local.is_empty() {
-            break Ok(());
-        }
-        let grace = async {
-            match drain_deadline {
-                Some(d) => tokio::time::sleep_until(d).await,
-                None => std::future::pending().await,
+    let mut ping_seq = 0u64;
+    // The session's loop, raced against the master's silence: the watchdog
+    // also ends a loop that is stuck sending to a master that stopped reading.
+    let session = async {
+        loop {
+            if drain_deadline.is_some() && s.local.is_empty() {
+                break Ok(());
             }
-        };
-        tokio::select! {
-            next = reader.recv() => match next {
-                Ok(incoming) => {
-                    if let Err(e) = s.handle(incoming.msg, incoming.payload).await {
-                        break Err(e);
-                    }
+            let grace = async {
+                match drain_deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
                 }
-                Err(ProtoError::Decode(e)) => warn!("undecodable message from master: {e}"),
-                Err(e) => break Err(e.into()),
-            },
-            Some(joined) = s.jobs.join_next(), if !s.jobs.is_empty() => {
-                match joined {
-                    Ok(done) => {
-                        if let Err(e) = s.job_done(done).await {
+            };
+            tokio::select! {
+                next = reader.recv() => match next {
+                    Ok(incoming) => {
+                        liveness.heard();
+                        if let Err(e) = s.handle(incoming.msg, incoming.payload).await {
                             break Err(e);
                         }
                     }
-                    Err(e) => warn!("a task's job ended abnormally: {e}"),
+                    Err(ProtoError::Decode(e)) => warn!("undecodable message from master: {e}"),
+                    Err(e) => break Err(e.into()),
+                },
+                Some(joined) = s.jobs.join_next(), if !s.jobs.is_empty() => {
+                    match joined {
+                        Ok(done) => {
+                            if let Err(e) = s.job_done(done).await {
+                                break Err(e);
+                            }
+                        }
+                        Err(e) => warn!("a task's job ended abnormally: {e}"),
+                    }
                 }
-            }
-            _ = heartbeat.tick() => {
-                if let Err(e) = s.control(Msg::Heartbeat { leases: s.local.leases() }).await {
-                    break Err(e);
+                _ = heartbeat.tick() => {
+                    if let Err(e) = s.control(Msg::Heartbeat { leases: s.local.leases() }).await {
+                        break Err(e);
+                    }
+                    // Quiet since the last tick: ask the master to say something.
+                    if liveness.since_heard() >= heartbeat_every {
+                        ping_seq += 1;
+                        if let Err(e) = s.control(Msg::Ping { seq: ping_seq }).await {
+                            break Err(e);
+                        }
+                    }
                 }
-            }
-            () = shutdown.cancelled(), if drain_deadline.is_none() => {
-                drain_deadline = Some(tokio::time::Instant::now() + config.drain_grace);
-                if let Err(e) = s.drain().await {
-                    break Err(e);
+                () = shutdown.cancelled(), if drain_deadline.is_none() => {
+                    drain_deadline = Some(tokio::time::Instant::now() + config.drain_grace);
+                    if let Err(e) = s.drain().await {
+                        break Err(e);
+                    }
                 }
-            }
-            () = grace => {
-                warn!(
-                    running = s.local.running(),
-                    "drain grace period of {:?} is over; leaving tasks unfinished",
-                    config.drain_grace
-                );
-                break Ok(());
+                () = grace => {
+                    warn!(
+                        running = s.local.running(),
+                        "drain grace period of {:?} is over; leaving tasks unfinished",
+                        config.drain_grace
+                    );
+                    break Ok(());
+                }
             }
         }
+    };
+    let result = tokio::select! {
+        r = session => r,
+        silence = liveness.silent_for(silence_limit) => Err(SessionError::MasterSilent(silence)),
     };
     s.jobs.abort_all();
     let Session { out, .. } = s;
@@ -247,6 +277,7 @@ impl Session<'_> {
                 }
             }
             Msg::Accepted { task } => debug!(%task, "master stored the outcome"),
+            Msg::Pong { .. } => {}
             Msg::Error { code, message, .. } => warn!(?code, "master reported an error: {message}"),
             other => warn!("unexpected {} from master", other.name()),
         }

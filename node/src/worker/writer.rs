@@ -3,8 +3,10 @@
 //! result is sent chunk by chunk, and waiting control messages are sent
 //! between chunks, so a heartbeat is never stuck behind a big upload.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
-use tessera_proto::{FrameWriter, MAX_CHUNK, Msg, ProtoError, TaskId};
+use tessera_proto::{FrameWriter, Liveness, MAX_CHUNK, Msg, ProtoError, TaskId};
 use tokio::{io::AsyncWrite, sync::mpsc};
 
 /// A result to upload.
@@ -22,11 +24,13 @@ pub struct Outbox {
     pub results: mpsc::Sender<ResultUpload>,
 }
 
-/// Creates the queues and returns the writer future to spawn.
+/// Creates the queues and returns the writer future to spawn. Every result
+/// chunk the master takes is recorded in `liveness`.
 pub fn outbox<W: AsyncWrite + Unpin + Send + 'static>(
     writer: FrameWriter<W>,
     control_capacity: usize,
     result_capacity: usize,
+    liveness: Arc<Liveness>,
 ) -> (
     Outbox,
     impl Future<Output = Result<(), ProtoError>> + Send + 'static,
@@ -35,7 +39,7 @@ pub fn outbox<W: AsyncWrite + Unpin + Send + 'static>(
     let (results, results_rx) = mpsc::channel(result_capacity);
     (
         Outbox { control, results },
-        run(writer, control_rx, results_rx),
+        run(writer, control_rx, results_rx, liveness),
     )
 }
 
@@ -43,6 +47,7 @@ async fn run<W: AsyncWrite + Unpin>(
     mut writer: FrameWriter<W>,
     mut control: mpsc::Receiver<Msg>,
     mut results: mpsc::Receiver<ResultUpload>,
+    liveness: Arc<Liveness>,
 ) -> Result<(), ProtoError> {
     let mut control_open = true;
     let mut results_open = true;
@@ -54,7 +59,7 @@ async fn run<W: AsyncWrite + Unpin>(
                 None => control_open = false,
             },
             upload = results.recv(), if results_open => match upload {
-                Some(u) => send_result(&mut writer, &mut control, u).await?,
+                Some(u) => send_result(&mut writer, &mut control, u, &liveness).await?,
                 None => results_open = false,
             },
         }
@@ -66,6 +71,7 @@ async fn send_result<W: AsyncWrite + Unpin>(
     writer: &mut FrameWriter<W>,
     control: &mut mpsc::Receiver<Msg>,
     u: ResultUpload,
+    liveness: &Liveness,
 ) -> Result<(), ProtoError> {
     writer
         .feed(&Msg::Done {
@@ -81,6 +87,7 @@ async fn send_result<W: AsyncWrite + Unpin>(
         writer
             .feed_chunk(u.task.0, u.data.slice(offset..end))
             .await?;
+        liveness.took_data();
         offset = end;
         while let Ok(m) = control.try_recv() {
             writer.feed(&m).await?;
