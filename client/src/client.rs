@@ -19,7 +19,7 @@ use tokio::{
     sync::{mpsc, oneshot},
     task::{AbortHandle, JoinHandle},
 };
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::{
     error::ClientError,
@@ -388,7 +388,7 @@ async fn keepalive(
         }
         let silence = liveness.silence();
         if silence >= limit {
-            warn!(
+            debug!(
                 "no word from the master for {:.1} s; giving the connection up",
                 silence.as_secs_f64()
             );

@@ -5,7 +5,10 @@
 //! and confirmations are naturally repeatable.
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -25,6 +28,9 @@ pub struct Reconnecting {
     /// One reconnection at a time.
     connecting: Semaphore,
     max_outage: Duration,
+    /// The current outage has been reported (once, however many operations
+    /// it interrupts); cleared by a reconnection.
+    reported: AtomicBool,
 }
 
 impl Reconnecting {
@@ -44,6 +50,7 @@ impl Reconnecting {
             current: Mutex::new(Some(Arc::new(client))),
             connecting: Semaphore::new(1),
             max_outage,
+            reported: AtomicBool::new(false),
         })
     }
 
@@ -70,6 +77,7 @@ impl Reconnecting {
         let client =
             Arc::new(Client::connect_with(&self.addr, &self.key, self.config.clone()).await?);
         info!(master = %self.addr, "reconnected to the master");
+        self.reported.store(false, Ordering::Relaxed);
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(client.clone());
         Ok(client)
     }
@@ -94,7 +102,7 @@ impl Reconnecting {
                     if since.elapsed() > self.max_outage {
                         return Err(e);
                     }
-                    if pause == Duration::from_millis(50) {
+                    if !self.reported.swap(true, Ordering::Relaxed) {
                         warn!(
                             "lost the master ({e}); retrying for up to {:?}",
                             self.max_outage
