@@ -22,6 +22,32 @@ pub struct HostSpec {
     pub ipv4: Option<&'static str>,
 }
 
+impl HostSpec {
+    /// A host with an IPv4 address (and IPv6 link-local ones).
+    pub const fn v4(name: &'static str, ipv4: &'static str) -> Self {
+        HostSpec {
+            name,
+            ipv4: Some(ipv4),
+        }
+    }
+
+    /// A host with IPv6 link-local addresses only.
+    pub const fn link_local_only(name: &'static str) -> Self {
+        HostSpec { name, ipv4: None }
+    }
+}
+
+/// Fails the test, saying why, unless it runs as root (which building
+/// namespaces needs).
+pub fn require_root() {
+    assert_eq!(
+        euid(),
+        Some(0),
+        "this test builds a LAN of network namespaces (`ip netns add`) and needs root: \
+         run `cargo test` as root (as .ci/run does in CI)"
+    );
+}
+
 /// A running LAN; see the module documentation.
 #[derive(Debug)]
 pub struct Lan {
@@ -119,6 +145,24 @@ impl Lan {
         Ok(ns)
     }
 
+    /// Cuts `host` off the LAN, or joins it again: its port on the switch
+    /// goes down (or up). While cut, its packets are dropped and nobody is
+    /// told: TCP connections through it stay open and go silent, as in a
+    /// real partition.
+    pub fn set_connected(&self, host: &str, connected: bool) -> Result<(), String> {
+        let ns = self.ns(host);
+        // Namespaces are the switch, then the hosts in order; host i has
+        // switch port `p{i}`.
+        let i = self
+            .namespaces
+            .iter()
+            .position(|n| *n == ns)
+            .and_then(|i| i.checked_sub(1))
+            .ok_or_else(|| format!("no host {host} on this LAN"))?;
+        let state = if connected { "up" } else { "down" };
+        ip(&["-n", &self.ns("sw"), "link", "set", &format!("p{i}"), state])
+    }
+
     /// The namespace of `host`.
     pub fn ns(&self, host: &str) -> String {
         format!("{}-{host}", self.prefix)
@@ -182,4 +226,55 @@ fn remove_orphans() {
             let _ = ip(&["netns", "del", name]);
         }
     }
+}
+
+/// The processes' stderr logs; printed (their ends) when the test fails.
+#[derive(Debug)]
+pub struct Logs(pub PathBuf);
+
+impl Logs {
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(format!("{name}.log"))
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(name)).unwrap_or_default()
+    }
+}
+
+impl Drop for Logs {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let Ok(dir) = std::fs::read_dir(&self.0) else {
+            return;
+        };
+        for entry in dir.flatten() {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(40)..];
+            eprintln!(
+                "==== {} (last {} lines) ====\n{}",
+                entry.file_name().to_string_lossy(),
+                tail.len(),
+                tail.join("\n")
+            );
+        }
+    }
+}
+
+/// The cluster key every node of this LAN shares (one file, as a user would copy it).
+pub fn key_file() -> &'static str {
+    static KEY: std::sync::OnceLock<(tempfile::TempDir, String)> = std::sync::OnceLock::new();
+    &KEY.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.key");
+        tessera_proto::ClusterKey::generate()
+            .create_file(&path)
+            .unwrap();
+        let path = path.to_str().unwrap().to_string();
+        (dir, path)
+    })
+    .1
 }

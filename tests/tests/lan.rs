@@ -19,7 +19,7 @@ use std::{
 
 use tessera_tests::{
     Proc, check_swapped, eventually,
-    netns::{HostSpec, Lan, euid},
+    netns::{HostSpec, Lan, Logs, key_file, require_root},
     photos, valid_pngsuite,
 };
 
@@ -30,59 +30,12 @@ const CLIENT: &str = env!("CARGO_BIN_EXE_tessera-under-test");
 const DEADLINE: Duration = Duration::from_secs(20);
 
 const HOSTS: &[HostSpec] = &[
-    HostSpec {
-        name: "m",
-        ipv4: Some("198.18.0.1/24"),
-    },
-    HostSpec {
-        name: "w1",
-        ipv4: Some("198.18.0.11/24"),
-    },
+    HostSpec::v4("m", "198.18.0.1/24"),
+    HostSpec::v4("w1", "198.18.0.11/24"),
     // IPv6 link-local only: it must reach the master at fe80::…%eth0.
-    HostSpec {
-        name: "w2",
-        ipv4: None,
-    },
-    HostSpec {
-        name: "c",
-        ipv4: Some("198.18.0.31/24"),
-    },
+    HostSpec::link_local_only("w2"),
+    HostSpec::v4("c", "198.18.0.31/24"),
 ];
-
-/// The processes' stderr logs; printed (their ends) when the test fails.
-struct Logs(PathBuf);
-
-impl Logs {
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(format!("{name}.log"))
-    }
-
-    fn read(&self, name: &str) -> String {
-        std::fs::read_to_string(self.path(name)).unwrap_or_default()
-    }
-}
-
-impl Drop for Logs {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            return;
-        }
-        let Ok(dir) = std::fs::read_dir(&self.0) else {
-            return;
-        };
-        for entry in dir.flatten() {
-            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            let tail = &lines[lines.len().saturating_sub(40)..];
-            eprintln!(
-                "==== {} (last {} lines) ====\n{}",
-                entry.file_name().to_string_lossy(),
-                tail.len(),
-                tail.join("\n")
-            );
-        }
-    }
-}
 
 /// Whether a master's log shows the worker process `pid` joining it.
 fn joined(master_log: &str, pid: u32) -> bool {
@@ -109,21 +62,6 @@ fn bench(case: &str, value: Duration) {
         value.as_millis()
     );
     let _ = std::io::stdout().write_all(line.as_bytes());
-}
-
-/// The cluster key every node of this LAN shares (one file, as a user would copy it).
-fn key_file() -> &'static str {
-    static KEY: std::sync::OnceLock<(tempfile::TempDir, String)> = std::sync::OnceLock::new();
-    &KEY.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cluster.key");
-        tessera_proto::ClusterKey::generate()
-            .create_file(&path)
-            .unwrap();
-        let path = path.to_str().unwrap().to_string();
-        (dir, path)
-    })
-    .1
 }
 
 async fn start_master(lan: &Lan, logs: &Logs, host: &str, name: &str, args: &[&str]) -> Proc {
@@ -199,12 +137,7 @@ async fn sigterm(p: &Proc) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_find_the_master_by_mdns_and_find_it_again_after_a_restart() {
-    assert_eq!(
-        euid(),
-        Some(0),
-        "this test builds a LAN of network namespaces (`ip netns add`) and needs root: \
-         run `cargo test` as root (as .ci/run does in CI)"
-    );
+    require_root();
     let lan = Lan::new(HOSTS).unwrap_or_else(|e| panic!("cannot build the test LAN: {e}"));
     let tmp = tempfile::tempdir().unwrap();
     let logs = Logs(tmp.path().join("logs"));
