@@ -7,8 +7,10 @@ use std::{
     time::Duration,
 };
 
+pub mod chaos;
 pub mod inproc;
 pub mod netns;
+pub mod procstat;
 pub mod run;
 pub mod supervisor;
 
