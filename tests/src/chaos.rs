@@ -36,18 +36,20 @@ pub struct Corpus {
 }
 
 impl Corpus {
-    /// 338 real images and the poison: the valid PngSuite twice (in `a/` and
-    /// `b/`: distinct names, so distinct tasks) and the Kodak photos twice
-    /// (`p/`, `q/`); the poison is a copy of a photo named `poison` (a
-    /// failed task keeps its idempotency key, so a batch run again needs a
-    /// new name for its poison; the others are confirmed, which frees theirs).
-    pub fn build(dir: &Path, poison: &str) -> Corpus {
-        assert!(poison.contains(POISON), "{poison}");
+    /// 338 real images and the poison, under `dir/<tag>/`: the valid
+    /// PngSuite twice (in `a/` and `b/`: distinct names, so distinct tasks)
+    /// and the Kodak photos twice (`p/`, `q/`); the poison is a copy of a
+    /// photo named `a0-poison.png`. A batch run again needs a new `tag`: a
+    /// failed task keeps its idempotency key, so the same name and content
+    /// would be answered with the old failure (a confirmed result frees its
+    /// key, a failure does not).
+    pub fn build(dir: &Path, tag: &str) -> Corpus {
+        let root = Path::new(tag);
         let mut innocent = Vec::new();
         let mut add = |sub: &str, files: &[PathBuf]| {
-            std::fs::create_dir_all(dir.join(sub)).unwrap();
+            std::fs::create_dir_all(dir.join(root).join(sub)).unwrap();
             for f in files {
-                let rel = Path::new(sub).join(f.file_name().unwrap());
+                let rel = root.join(sub).join(f.file_name().unwrap());
                 std::fs::copy(f, dir.join(&rel)).unwrap();
                 innocent.push(rel);
             }
@@ -58,12 +60,13 @@ impl Corpus {
         add("b", &suite);
         add("p", &photos);
         add("q", &photos);
-        std::fs::copy(&photos[0], dir.join(poison)).unwrap();
+        let poison = root.join(format!("a0-{POISON}.png"));
+        std::fs::copy(&photos[0], dir.join(&poison)).unwrap();
         assert!(innocent.len() >= 300, "{} images", innocent.len());
         Corpus {
             dir: dir.into(),
             innocent,
-            poison: poison.into(),
+            poison,
         }
     }
 

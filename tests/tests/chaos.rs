@@ -192,7 +192,7 @@ fn figures(seed: u64, c: &Counts, images: usize, v: &Verdict, seconds: f64) -> S
 /// One batch under the faults of `seed`: its figures, or the whole failure report.
 async fn one_seed(seed: u64) -> Result<String, String> {
     let tmp = tempfile::tempdir().unwrap();
-    let corpus = Corpus::build(&tmp.path().join("in"), "a0-poison.png");
+    let corpus = Corpus::build(&tmp.path().join("in"), "");
     let images = corpus.innocent.len() + 1;
     let name = format!("chaos-{}-{seed}", std::process::id());
     let mut cluster = Cluster::start(
@@ -337,7 +337,7 @@ async fn soak() {
     while start.elapsed() < total {
         rounds += 1;
         let dir = tmp.path().join(format!("round-{rounds}"));
-        let corpus = Corpus::build(&dir.join("in"), &format!("a0-poison-{rounds}.png"));
+        let corpus = Corpus::build(&dir.join("in"), &format!("r{rounds}"));
         let out_dir = dir.join("out");
         let mut log = FaultLog::default();
         let result = round(
