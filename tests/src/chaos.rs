@@ -222,8 +222,13 @@ pub async fn round(
             break;
         }
         if started.elapsed() > deadline {
-            log.note("deadline: tessera run still running");
-            break;
+            let n = run.reported();
+            log.note("deadline: tessera run still running; killed it");
+            cluster.workers.resume_all();
+            run.proc.signal("KILL");
+            return Err(format!(
+                "tessera run did not end within {deadline:?} ({n} of {total} images reported)"
+            ));
         }
         for d in cluster.workers.reap() {
             let injected = d.status.signal() == Some(SIGKILL);

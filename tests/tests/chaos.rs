@@ -54,7 +54,12 @@ const CI_SEEDS: &[u64] = &[1, 2, 3];
 /// records answer the probe at that address, and discovery reports a
 /// duplicate), so with mDNS every restart takes a new port. Off, everyone
 /// is given the address and the master comes back on the same port.
+/// `TESSERA_CHAOS_NEW_PORT=1` turns it on without editing this file.
 const MASTER_NEW_PORT: bool = false;
+
+fn new_port() -> bool {
+    MASTER_NEW_PORT || std::env::var("TESSERA_CHAOS_NEW_PORT").is_ok_and(|v| v == "1")
+}
 
 /// The master's lease timeout; pauses last 1.5 to 3 times it.
 const LEASE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -94,7 +99,7 @@ fn mix(master_kills: usize) -> Mix {
         kill_share: 0.5,
         max_paused: 2,
         master_kills,
-        new_port: MASTER_NEW_PORT,
+        new_port: new_port(),
     }
 }
 
@@ -201,7 +206,7 @@ async fn one_seed(seed: u64) -> Result<String, String> {
         &name,
         &master_args(),
         &worker_specs(),
-        MASTER_NEW_PORT,
+        new_port(),
     )
     .await;
     let out_dir = tmp.path().join("out");
