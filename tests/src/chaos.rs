@@ -36,7 +36,7 @@ pub struct Corpus {
 }
 
 impl Corpus {
-    /// 338 real images and the poison, under `dir/<tag>/`: the valid
+    /// 330 real images and the poison, under `dir/<tag>/`: the valid
     /// PngSuite twice (in `a/` and `b/`: distinct names, so distinct tasks)
     /// and the Kodak photos twice (`p/`, `q/`); the poison is a copy of a
     /// photo named `a0-poison.png`. A batch run again needs a new `tag`: a
