@@ -133,8 +133,9 @@ pub struct Mix {
     pub max_paused: usize,
     /// Master SIGKILLs per batch, at progress points drawn from the RNG.
     pub master_kills: usize,
-    /// Restart the master on a new port each time (everyone finds it by
-    /// mDNS); otherwise on the port it had.
+    /// Restart the master on a new port the first time and on a new or
+    /// the same port at random after that (everyone finds it by mDNS);
+    /// otherwise always on the port it had.
     pub new_port: bool,
 }
 
@@ -298,7 +299,8 @@ async fn kill_master(
     counts.master_kills += 1;
     log.note(format!("SIGKILL master at {old}"));
     tokio::time::sleep(Duration::from_millis(rng.random_range(0..500))).await;
-    let listen = if mix.new_port {
+    let move_it = mix.new_port && (counts.master_new_port == 0 || rng.random_bool(0.5));
+    let listen = if move_it {
         "127.0.0.1:0".to_string()
     } else {
         old.clone()
