@@ -7,8 +7,12 @@ use std::{
     time::Duration,
 };
 
+pub mod chaos;
 pub mod inproc;
 pub mod netns;
+pub mod procstat;
+pub mod run;
+pub mod supervisor;
 
 use image::GenericImageView;
 use tokio::{
@@ -107,6 +111,10 @@ fn png_header(data: &[u8]) -> Result<Header, String> {
     Ok((info.width, info.height, info.color_type, info.bit_depth))
 }
 
+/// The environment variable that enables the binaries' test-only switches
+/// (`--test-delay`, `--test-crash-on`, `--test-panic-on`, `--synthetic`).
+pub const TEST_SWITCHES_ENV: &str = "TESSERA_TEST_SWITCHES";
+
 /// A child process killed when dropped, so a failing test leaves nothing behind.
 #[derive(Debug)]
 pub struct Proc {
@@ -115,12 +123,15 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Starts `program args` with stdout piped and stderr inherited.
+    /// Starts `program args` with stdout piped and stderr inherited, with
+    /// the test-only switches (`--test-delay`, ...) enabled
+    /// ([`TEST_SWITCHES_ENV`]).
     pub fn spawn(name: &str, program: &str, args: &[&str]) -> Proc {
         let log = std::env::var("TESSERA_TEST_LOG").unwrap_or_else(|_| "warn".into());
         let child = Command::new(program)
             .args(args)
             .env("RUST_LOG", log)
+            .env(TEST_SWITCHES_ENV, "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
