@@ -48,8 +48,10 @@ pub enum Command {
         /// Largest image accepted, in bytes.
         #[arg(long, default_value_t = 256 * 1024 * 1024)]
         max_image_bytes: u64,
-        /// Attempts per task that may end by worker death or lease expiry
-        /// before the task fails (a poison image cannot take down every worker).
+        /// Times an image may kill its worker while it runs there alone (or
+        /// run past --task-timeout) before it fails: a poison image cannot
+        /// take down every worker. Deaths beside other images, silence and
+        /// prefetched tasks never count (see --max-lost).
         #[arg(long, default_value_t = 3)]
         max_attempts: u32,
         /// How often workers send heartbeats (told to each worker when it joins).
@@ -86,6 +88,8 @@ pub enum Command {
         key: KeyArgs,
         #[command(flatten)]
         limits: MasterLimitArgs,
+        #[command(flatten)]
+        faults: crate::cli_faults::FaultArgs,
     },
     /// Run a worker: pulls images from the master and processes them.
     ///
@@ -315,6 +319,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             mdns,
             key,
             limits,
+            faults,
         } => {
             anyhow::ensure!(
                 heartbeat_interval < lease_timeout,
@@ -337,6 +342,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             config.scheduler.max_attempts = max_attempts.max(1);
             config.scheduler.lease_timeout = lease_timeout;
             config.scheduler.stealing = !no_steal;
+            faults.apply(&mut config.scheduler)?;
             config.heartbeat_interval = heartbeat_interval;
             config.retention = retention;
             config.group_commit = !no_group_commit;

@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod cli_error;
+pub mod cli_faults;
 pub mod cli_security;
 pub mod clock;
 pub mod dev;

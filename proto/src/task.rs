@@ -36,6 +36,12 @@ pub enum FailureKind {
     Internal,
     /// Cancelled on request (`tessera cancel`); nothing is wrong with the input.
     Cancelled,
+    /// Processing this image kills the worker: its workers died while it was
+    /// the only image executing there, `--max-attempts` times.
+    Crashes,
+    /// Processing this image never ends: it ran past `--task-timeout` on live
+    /// workers, `--max-attempts` times (or that with crashes).
+    TimedOut,
 }
 
 impl fmt::Display for FailureKind {
@@ -47,6 +53,8 @@ impl fmt::Display for FailureKind {
             FailureKind::WorkerLost => "worker lost",
             FailureKind::Internal => "internal",
             FailureKind::Cancelled => "cancelled",
+            FailureKind::Crashes => "crashes its worker",
+            FailureKind::TimedOut => "timed out",
         })
     }
 }

@@ -400,6 +400,8 @@ const GOLDEN_HANDSHAKE: &[(&str, &str)] = &[
 fn appended_enum_variants_take_the_next_index() {
     assert_eq!(hex(&wire::encode(&FailureKind::Internal).unwrap()), "04");
     assert_eq!(hex(&wire::encode(&FailureKind::Cancelled).unwrap()), "05");
+    assert_eq!(hex(&wire::encode(&FailureKind::Crashes).unwrap()), "06");
+    assert_eq!(hex(&wire::encode(&FailureKind::TimedOut).unwrap()), "07");
     let recovered = TaskEvent::Recovered { attempt: 1 };
     assert_eq!(hex(&wire::encode(&recovered).unwrap()), "0901");
     let cancelled = TaskEvent::Cancelled {

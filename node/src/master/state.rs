@@ -244,7 +244,19 @@ impl Shared {
     }
 
     pub fn started(&self, worker: WorkerId, task: TaskId, attempt: u32) {
-        self.lock().scheduler.started(worker, task, attempt);
+        let now = self.clock.now();
+        self.lock().scheduler.started(worker, task, attempt, now);
+    }
+
+    /// The worker sent a frame: it is alive (a silent worker may get work again).
+    pub fn worker_seen(&self, worker: WorkerId) {
+        let mut g = self.lock();
+        let was_silent = g.scheduler.is_silent(worker);
+        g.scheduler.worker_seen(worker);
+        if was_silent {
+            info!(%worker, "silent worker showed life again; it may get work");
+            self.settle(&mut g);
+        }
     }
 
     pub fn released(&self, worker: WorkerId, task: TaskId, attempt: u32) -> bool {
@@ -284,6 +296,15 @@ impl Shared {
         let expired = g.scheduler.expire(now);
         super::metrics::leases_expired(expired.len());
         for e in &expired {
+            if e.timed_out
+                && let Some(tx) = g.workers.get(&e.worker)
+            {
+                let l = LeaseRef {
+                    task: e.task,
+                    attempt: e.attempt,
+                };
+                let _ = tx.try_send(ToWorker::Drop(l));
+            }
             if e.failed {
                 warn!(task = %e.task, worker = %e.worker, "lease expired; task failed: out of attempts");
                 Self::notify(&mut g, e.task);
@@ -291,7 +312,8 @@ impl Shared {
                 info!(task = %e.task, worker = %e.worker, attempt = e.attempt, "lease expired; task queued again");
             }
         }
-        if !expired.is_empty() {
+        if !expired.is_empty() || g.scheduler.queue_len() == 0 {
+            // Also the moment to look for stragglers (a matter of time).
             self.settle(&mut g);
         }
         expired.len()
@@ -313,10 +335,10 @@ impl Shared {
             .scheduler
             .complete(worker, task, attempt, len, checksum, now);
         let durable = self.record_durable(&mut g);
-        if let Some((holder, attempt)) = to_drop
-            && let Some(tx) = g.workers.get(&holder)
-        {
-            let _ = tx.try_send(ToWorker::Drop(LeaseRef { task, attempt }));
+        for (holder, attempt) in to_drop {
+            if let Some(tx) = g.workers.get(&holder) {
+                let _ = tx.try_send(ToWorker::Drop(LeaseRef { task, attempt }));
+            }
         }
         self.settle(&mut g);
         (outcome, durable)
@@ -470,6 +492,19 @@ impl Shared {
             if !delivered {
                 g.scheduler
                     .undeliverable(worker, assignment.task, assignment.attempt);
+            }
+        }
+        for b in g.scheduler.backups(now) {
+            info!(task = %b.assignment.task, straggler = %b.straggler, backup = %b.worker,
+                "straggler: a backup attempt on an idle worker (the first result wins)");
+            super::metrics::backup_launched();
+            let delivered = match g.workers.get(&b.worker) {
+                Some(tx) => tx.try_send(ToWorker::Assign(b.assignment.clone())).is_ok(),
+                None => false,
+            };
+            if !delivered {
+                g.scheduler
+                    .undeliverable(b.worker, b.assignment.task, b.assignment.attempt);
             }
         }
         for order in g.scheduler.steal() {

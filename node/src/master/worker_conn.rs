@@ -115,6 +115,10 @@ pub async fn serve<R: AsyncRead + Unpin>(
         };
         match next {
             Ok(incoming) => {
+                if !matches!(incoming.msg, Msg::Chunk { .. }) {
+                    // Any frame is a sign of life; chunks extend their lease.
+                    conn.ctx.state.worker_seen(id);
+                }
                 if let Err(why) = conn.handle(incoming).await {
                     break why;
                 }

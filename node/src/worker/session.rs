@@ -317,18 +317,15 @@ impl Session<'_> {
                 attempt: w.attempt,
             })
             .await?;
-            if let Some(pattern) = &self.config.test_crash_on
-                && w.name.contains(pattern.as_str())
-            {
-                // Test-only: simulate a poison image that kills the process.
-                tracing::error!(task = %w.task, name = %w.name, "--test-crash-on matched; aborting");
-                std::process::abort();
-            }
+            let crash = (self.config.test_crash_on.as_deref())
+                .is_some_and(|pattern| w.name.contains(pattern));
             let compute = self.compute.clone();
             let delay = self.config.test_delay;
             let panic = (self.config.test_panic_on.as_deref())
                 .is_some_and(|pattern| w.name.contains(pattern));
-            let how = if self.config.synthetic {
+            let how = if crash {
+                Work::TestCrash
+            } else if self.config.synthetic {
                 Work::Synthetic
             } else if panic {
                 Work::TestPanic
@@ -408,6 +405,9 @@ enum Work {
     Synthetic,
     /// `--test-panic-on` matched: panic on the pool.
     TestPanic,
+    /// `--test-crash-on` matched: a poison image that kills the process a
+    /// moment into processing, as a crashing decoder would.
+    TestCrash,
 }
 
 /// Runs one task; ends at once when `dropped` is cancelled (the master said
@@ -431,6 +431,11 @@ async fn run_job(
             Work::Process => compute.process(w.data, w.checksum).await,
             Work::Synthetic => Ok(w.data),
             Work::TestPanic => compute.panic_for_test().await,
+            Work::TestCrash => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                tracing::error!(%task, "--test-crash-on matched; aborting");
+                std::process::abort()
+            }
         };
         debug!(%task, ms = started.elapsed().as_millis() as u64, "processed");
         r

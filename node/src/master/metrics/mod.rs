@@ -28,6 +28,7 @@ pub const CANCELLATIONS: &str = "tessera_cancellations_total";
 pub const LEASE_EXPIRIES: &str = "tessera_lease_expiries_total";
 pub const RETRIES: &str = "tessera_retries_total";
 pub const STEALS: &str = "tessera_steals_total";
+pub const BACKUPS: &str = "tessera_backup_attempts_total";
 pub const BYTES_RECEIVED: &str = "tessera_bytes_received_total";
 pub const BYTES_SENT: &str = "tessera_bytes_sent_total";
 pub const TASK_LATENCY: &str = "tessera_task_latency_seconds";
@@ -135,6 +136,10 @@ fn describe() {
         STEALS,
         "Unstarted tasks a busy worker gave back, when asked, for an idle one."
     );
+    describe_counter!(
+        BACKUPS,
+        "Backup attempts launched for stragglers (the first result wins)."
+    );
     describe_counter!(BYTES_RECEIVED, "Image bytes received, by peer.");
     describe_counter!(BYTES_SENT, "Image bytes sent, by peer.");
     describe_histogram!(
@@ -162,6 +167,7 @@ fn register() {
         LEASE_EXPIRIES,
         RETRIES,
         STEALS,
+        BACKUPS,
     ] {
         counter!(name).absolute(0);
     }
@@ -171,6 +177,8 @@ fn register() {
         FailureKind::TooLarge,
         FailureKind::WorkerLost,
         FailureKind::Internal,
+        FailureKind::Crashes,
+        FailureKind::TimedOut,
     ] {
         // Cancellations are counted apart (CANCELLATIONS).
         counter!(FAILURES, "kind" => kind_label(kind)).absolute(0);
@@ -224,6 +232,8 @@ fn kind_label(kind: FailureKind) -> &'static str {
         FailureKind::WorkerLost => "worker_lost",
         FailureKind::Internal => "internal",
         FailureKind::Cancelled => "cancelled",
+        FailureKind::Crashes => "crashes",
+        FailureKind::TimedOut => "timed_out",
     }
 }
 
@@ -235,6 +245,11 @@ pub fn leases_expired(n: usize) {
 /// A busy worker gave back an unstarted task the master asked for (stealing).
 pub fn task_stolen() {
     counter!(STEALS).increment(1);
+}
+
+/// A backup attempt was launched for a straggler.
+pub fn backup_launched() {
+    counter!(BACKUPS).increment(1);
 }
 
 /// `n` image bytes arrived from `peer`.

@@ -21,6 +21,11 @@ pub struct TaskRow {
     /// How lost attempts ended, for the failure reason.
     pub history: Vec<String>,
     pub state: RowState,
+    /// Lost attempts that cast suspicion on the image (see
+    /// `scheduler/blame.rs`): it runs alone from then on.
+    pub strikes: u32,
+    /// Lost attempts that point at the image alone.
+    pub evidence: u32,
 }
 
 /// Where a task stands.

@@ -79,6 +79,7 @@ mod tests {
             max_credits: 8,
             lease_timeout: Duration::from_secs(10),
             stealing: true,
+            ..SchedulerConfig::default()
         })
     }
 
@@ -136,7 +137,7 @@ mod tests {
         let a = s.submit("a".into(), 1);
         let w = join(&mut s, 1, 1);
         s.dispatch(now);
-        s.started(w, a, 1);
+        s.started(w, a, 1, Instant::now());
         s.take_events();
         assert_eq!(
             s.cancel(a),

@@ -84,6 +84,8 @@ impl Scheduler {
             lost: t.lost,
             history: t.history.clone(),
             state,
+            strikes: t.strikes,
+            evidence: t.evidence,
         })
     }
 
@@ -137,6 +139,9 @@ impl Scheduler {
                 phase,
                 attempts: row.attempts,
                 lost: row.lost,
+                strikes: row.strikes,
+                evidence: row.evidence,
+                shadow: None,
                 history: row.history,
                 last_worker,
             };

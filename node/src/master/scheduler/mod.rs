@@ -9,11 +9,18 @@
 //! work by granting credits; [`Scheduler::dispatch`] pairs queued tasks with
 //! credits. Idle workers take unstarted tasks from busy ones ([`steal`]).
 //!
+//! Who is to blame when an attempt is lost, and what it costs the task, is
+//! decided in [`blame`]; a task under suspicion runs alone ([`dispatch`]);
+//! a worker whose lease expired gets nothing until it shows life
+//! ([`lease`]); a straggler gets a backup attempt ([`straggler`]).
+//!
 //! Invariants (checked by the property tests): a task has at most one live
 //! lease; a decided task never changes; a worker's lease set and the tasks'
-//! phases agree.
+//! phases agree; no task fails for a loss that did not point at it.
 
+pub mod blame;
 pub mod cancel;
+mod dispatch;
 pub mod durable;
 pub mod lease;
 mod query;
@@ -21,6 +28,7 @@ pub mod rate;
 mod results;
 pub mod snapshot;
 pub mod steal;
+pub mod straggler;
 mod workers;
 
 use std::{
@@ -76,6 +84,21 @@ pub struct Lease {
     pub releasing: bool,
     /// When it was handed out.
     pub leased_at: Instant,
+    /// When the worker said it began processing.
+    pub started_at: Option<Instant>,
+    /// The task is under suspicion and was handed out to run alone: on a
+    /// worker of more than one thread, nothing else is handed to that worker
+    /// while it holds this lease ([`dispatch`]).
+    pub isolated: bool,
+}
+
+/// An attempt that still runs after a backup attempt took its lease (see
+/// [`straggler`]): its result is as good as the backup's, whichever comes
+/// first, and its heartbeats are not answered with `Drop`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shadow {
+    pub worker: WorkerId,
+    pub attempt: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -106,8 +129,18 @@ struct Task {
     phase: Phase,
     /// Hand-outs so far; the next lease gets `attempts + 1` as its token.
     attempts: u32,
-    /// Attempts that ended because the worker died or its lease expired.
+    /// Attempts that ended because the worker died or its lease expired,
+    /// whatever the cause (see [`blame`]).
     lost: u32,
+    /// Lost attempts that cast suspicion on the image: it was executing
+    /// when its worker died. A task with a strike runs alone from then on.
+    strikes: u32,
+    /// Lost attempts that point at this image alone: its worker died while
+    /// it was the only image executing there, or it ran past the task
+    /// timeout. At `max_attempts` of these the task fails.
+    evidence: u32,
+    /// The straggling attempt that a backup attempt replaced, while it runs.
+    shadow: Option<Shadow>,
     /// How earlier attempts ended, for the failure reason.
     history: Vec<String>,
     /// The name of the worker that last held the task (or produced its result).
@@ -121,7 +154,13 @@ struct WorkerSlot {
     threads: u32,
     credits: u32,
     leases: BTreeSet<TaskId>,
+    /// Tasks whose straggling attempt still runs here after a backup took
+    /// the lease (counted as busy threads while the task is undecided).
+    shadows: BTreeSet<TaskId>,
     draining: bool,
+    /// A lease of this worker expired: it is paused, cut off or overloaded.
+    /// It is offered nothing until it shows life again (any frame).
+    silent: bool,
     /// What the live view shows about it (`snapshot.rs`).
     stats: snapshot::WorkerStats,
 }
@@ -129,9 +168,19 @@ struct WorkerSlot {
 /// Scheduling settings.
 #[derive(Debug, Clone, Copy)]
 pub struct SchedulerConfig {
-    /// Attempts that may end by worker death or lease expiry before the task
-    /// fails with [`FailureKind::WorkerLost`].
+    /// Lost attempts pointing at the image alone (see [`blame`]) before the
+    /// task fails as [`FailureKind::Crashes`] or [`FailureKind::TimedOut`].
     pub max_attempts: u32,
+    /// Lost attempts with no evidence against the image (worker paused,
+    /// cut off, killed while the image waited or ran beside others) before
+    /// the task fails as [`FailureKind::WorkerLost`]: a bound for a cluster
+    /// that keeps breaking, far above anything a working one produces.
+    pub max_lost: u32,
+    /// A started attempt that runs this long on a worker whose heartbeats
+    /// keep coming is taken back and counts as evidence (start-to-close).
+    pub task_timeout: Duration,
+    /// Backup attempts for stragglers.
+    pub backup: straggler::BackupConfig,
     /// Most credits one worker may hold (bounds its assignment queue).
     pub max_credits: u32,
     /// A lease not covered by a heartbeat for this long expires.
@@ -144,8 +193,11 @@ impl Default for SchedulerConfig {
     fn default() -> Self {
         SchedulerConfig {
             max_attempts: 3,
+            max_lost: 50,
             max_credits: 256,
             lease_timeout: Duration::from_secs(10),
+            task_timeout: Duration::from_secs(600),
+            backup: straggler::BackupConfig::default(),
             stealing: true,
         }
     }
@@ -168,6 +220,11 @@ pub struct Scheduler {
     wall_ms: u64,
     /// Completions over the last minute, for the live view.
     recent: rate::Recent,
+    /// A worker of several threads kept free of new work so that a task
+    /// under suspicion can run there alone ([`dispatch`]).
+    reserved: Option<WorkerId>,
+    /// How long recent tasks took, by size, to tell stragglers.
+    durations: straggler::Durations,
 }
 
 impl Scheduler {
@@ -182,6 +239,8 @@ impl Scheduler {
             events: Vec::new(),
             wall_ms: 0,
             recent: rate::Recent::default(),
+            reserved: None,
+            durations: straggler::Durations::default(),
         }
     }
 
@@ -231,119 +290,14 @@ impl Scheduler {
             phase: Phase::Queued,
             attempts: 0,
             lost: 0,
+            strikes: 0,
+            evidence: 0,
+            shadow: None,
             history: Vec::new(),
             last_worker: None,
         };
         self.tasks.insert(id, task);
         self.queue.push_back(id);
-    }
-
-    /// Ends the live lease of `task_id` as lost (worker death or expiry): the
-    /// task goes to the front of the queue, or fails when out of attempts.
-    /// Returns true when it failed. The caller removes it from the worker's set.
-    fn end_lease(&mut self, task_id: TaskId, worker_name: &str, why: &str) -> bool {
-        let max = self.config.max_attempts;
-        let Some(task) = self.tasks.get_mut(&task_id) else {
-            return false;
-        };
-        let Phase::Leased(lease) = &task.phase else {
-            return false;
-        };
-        let attempt = lease.attempt;
-        task.history
-            .push(format!("attempt {attempt} on {worker_name}: {why}"));
-        task.lost += 1;
-        let worker = worker_name.to_string();
-        self.events.push((
-            task_id,
-            TaskEvent::Lost {
-                attempt,
-                worker,
-                why: why.to_string(),
-            },
-        ));
-        if task.lost >= max {
-            let reason = format!(
-                "gave up after {} attempts ended without a result ({})",
-                task.lost,
-                task.history.join("; ")
-            );
-            let kind = FailureKind::WorkerLost;
-            let worker = worker_name.to_string();
-            let failed = TaskEvent::Failed {
-                attempt,
-                worker,
-                kind,
-                reason: reason.clone(),
-                duration_ms: 0,
-            };
-            self.events.push((task_id, failed));
-            task.phase = Phase::Failed { kind, reason };
-            true
-        } else {
-            task.phase = Phase::Queued;
-            self.queue.push_front(task_id);
-            false
-        }
-    }
-
-    /// Pairs queued tasks with worker credits, oldest task first, each to the
-    /// worker with the most credits not already spoken for by tasks waiting
-    /// there unstarted (ties: lowest id).
-    pub fn dispatch(&mut self, now: Instant) -> Vec<(WorkerId, Assignment)> {
-        let mut out = Vec::new();
-        while !self.queue.is_empty() {
-            let Some(worker) = self.best_worker() else {
-                break;
-            };
-            let Some(task_id) = self.queue.pop_front() else {
-                break;
-            };
-            let deadline = now + self.config.lease_timeout;
-            let Some(task) = self.tasks.get_mut(&task_id) else {
-                continue;
-            };
-            if !matches!(task.phase, Phase::Queued) {
-                continue;
-            }
-            task.attempts += 1;
-            task.last_worker = self.workers.get(&worker).map(|s| s.name.clone());
-            let attempt = task.attempts;
-            task.phase = Phase::Leased(Lease {
-                worker,
-                attempt,
-                deadline,
-                started: false,
-                releasing: false,
-                leased_at: now,
-            });
-            let slot = self.workers.get_mut(&worker).expect("chosen from workers");
-            slot.credits -= 1;
-            slot.leases.insert(task_id);
-            let leased = TaskEvent::Leased {
-                attempt,
-                worker: slot.name.to_string(),
-            };
-            self.events.push((task_id, leased));
-            let assignment = Assignment {
-                task: task_id,
-                attempt,
-                name: task.name.clone(),
-                input_len: task.input_len,
-                checksum: task.input_checksum,
-            };
-            out.push((worker, assignment));
-        }
-        out
-    }
-
-    fn best_worker(&self) -> Option<WorkerId> {
-        self.workers
-            .iter()
-            .filter(|(_, s)| s.credits > 0 && !s.draining)
-            .map(|(id, s)| (i64::from(s.credits) - self.unstarted(s) as i64, *id))
-            .max_by(|(a, ia), (b, ib)| a.cmp(b).then(ib.cmp(ia)))
-            .map(|(_, id)| id)
     }
 
     /// Leases of `slot` whose task the worker has not started.
@@ -354,14 +308,59 @@ impl Scheduler {
             .count()
     }
 
-    /// Threads of `slot` with nothing to do: not draining, nothing waiting
-    /// unstarted, fewer tasks started than threads.
-    fn idle_threads(&self, slot: &WorkerSlot) -> u32 {
-        if slot.draining || slot.credits == 0 || self.unstarted(slot) > 0 {
+    /// Images executing on `slot` as far as the master knows: its started
+    /// leases and its straggling attempts that a backup replaced.
+    fn executing(&self, worker: WorkerId, slot: &WorkerSlot) -> usize {
+        let started = slot
+            .leases
+            .iter()
+            .filter(|t| self.live_lease(**t).is_some_and(|l| l.started))
+            .count();
+        started + self.shadows_of(worker, slot)
+    }
+
+    /// `slot`'s straggling attempts whose task is still undecided.
+    fn shadows_of(&self, worker: WorkerId, slot: &WorkerSlot) -> usize {
+        slot.shadows
+            .iter()
+            .filter(|t| {
+                self.tasks.get(t).is_some_and(|task| {
+                    matches!(task.phase, Phase::Leased(_))
+                        && task.shadow.is_some_and(|s| s.worker == worker)
+                })
+            })
+            .count()
+    }
+
+    /// The worker may be offered work: it is connected, not draining, and not
+    /// silent.
+    fn available(slot: &WorkerSlot) -> bool {
+        !slot.draining && !slot.silent
+    }
+
+    /// A worker of several threads that holds a lease of a task under
+    /// suspicion: it gets nothing else until that lease ends.
+    fn isolating(&self, slot: &WorkerSlot) -> bool {
+        slot.threads > 1
+            && slot
+                .leases
+                .iter()
+                .any(|t| self.live_lease(*t).is_some_and(|l| l.isolated))
+    }
+
+    /// Threads of `worker` with nothing to do: available, not isolating or
+    /// reserved, nothing waiting unstarted, fewer tasks executing than threads.
+    fn idle_threads(&self, worker: WorkerId, slot: &WorkerSlot) -> u32 {
+        if !Self::available(slot)
+            || slot.credits == 0
+            || self.unstarted(slot) > 0
+            || self.isolating(slot)
+            || self.reserved == Some(worker)
+        {
             return 0;
         }
-        let started = slot.leases.len() as u32;
-        slot.threads.saturating_sub(started).min(slot.credits)
+        let busy = (slot.leases.len() + self.shadows_of(worker, slot)) as u32;
+        slot.threads.saturating_sub(busy).min(slot.credits)
     }
 
     fn live_lease(&self, task: TaskId) -> Option<&Lease> {

@@ -69,6 +69,11 @@ impl Scheduler {
             .unwrap_or_default()
     }
 
+    /// Whether the worker's lease expired and it has not shown life since.
+    pub fn is_silent(&self, worker: WorkerId) -> bool {
+        self.workers.get(&worker).is_some_and(|s| s.silent)
+    }
+
     /// The live lease of a task, if any.
     pub fn lease_of(&self, task: TaskId) -> Option<Lease> {
         self.live_lease(task).cloned()

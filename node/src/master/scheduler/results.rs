@@ -75,8 +75,8 @@ impl Scheduler {
     /// A worker returned a result. The first result of a task wins, whichever
     /// attempt produced it (an attempt whose lease expired included: its result
     /// is as good as any); any later one is stale and changes nothing.
-    /// When the winner is not the live lease, that lease's holder is returned:
-    /// it must be told to drop the task.
+    /// Every other attempt still running (the live lease, a straggler that a
+    /// backup replaced) is returned: its holder must be told to drop the task.
     pub fn complete(
         &mut self,
         reporter: WorkerId,
@@ -85,25 +85,30 @@ impl Scheduler {
         output_len: u64,
         output_checksum: u64,
         now: Instant,
-    ) -> (Outcome, Option<(WorkerId, u32)>) {
+    ) -> (Outcome, Vec<(WorkerId, u32)>) {
         let Some(task) = self.tasks.get_mut(&task_id) else {
-            return (Outcome::Unknown, None);
+            return (Outcome::Unknown, Vec::new());
         };
         if attempt == 0 || attempt > task.attempts {
-            return (Outcome::Stale, None);
+            return (Outcome::Stale, Vec::new());
         }
-        let (to_drop, duration) = match &task.phase {
-            Phase::Done { .. } | Phase::Failed { .. } => return (Outcome::Stale, None),
-            Phase::Queued => (None, Duration::ZERO),
+        let shadow = task.shadow.take();
+        let (to_drop, duration, ran) = match &task.phase {
+            Phase::Done { .. } | Phase::Failed { .. } => return (Outcome::Stale, Vec::new()),
+            Phase::Queued => (None, Duration::ZERO, None),
             Phase::Leased(l) => {
-                let took = if l.attempt == attempt {
-                    now - l.leased_at
+                let (took, ran) = if l.attempt == attempt {
+                    let ran = l.started_at.map(|at| now.saturating_duration_since(at));
+                    (now - l.leased_at, ran)
                 } else {
-                    Duration::ZERO
+                    (Duration::ZERO, None)
                 };
-                (Some((l.worker, l.attempt)), took)
+                (Some((l.worker, l.attempt)), took, ran)
             }
         };
+        if let Some(ran) = ran {
+            self.durations.record(task.input_len, ran);
+        }
         if matches!(task.phase, Phase::Queued) {
             self.queue.retain(|t| *t != task_id);
         }
@@ -132,13 +137,24 @@ impl Scheduler {
         if let Some(slot) = self.workers.get_mut(&reporter) {
             slot.stats.done += 1;
         }
-        let to_drop = to_drop.and_then(|(holder, held)| {
+        let mut drops = Vec::new();
+        if let Some((holder, held)) = to_drop {
             if let Some(slot) = self.workers.get_mut(&holder) {
                 slot.leases.remove(&task_id);
             }
-            (holder != reporter || held != attempt).then_some((holder, held))
-        });
-        (Outcome::Accepted, to_drop)
+            if holder != reporter || held != attempt {
+                drops.push((holder, held));
+            }
+        }
+        if let Some(sh) = shadow {
+            if let Some(slot) = self.workers.get_mut(&sh.worker) {
+                slot.shadows.remove(&task_id);
+            }
+            if sh.worker != reporter || sh.attempt != attempt {
+                drops.push((sh.worker, sh.attempt));
+            }
+        }
+        (Outcome::Accepted, drops)
     }
 
     /// A worker reports that the input cannot be processed (a deterministic
@@ -171,6 +187,7 @@ impl Scheduler {
             };
             self.events.push((task_id, event));
             task.phase = Phase::Failed { kind, reason };
+            task.shadow = None;
         }
         if let Some(slot) = self.workers.get_mut(&worker) {
             slot.leases.remove(&task_id);
@@ -180,9 +197,12 @@ impl Scheduler {
     }
 
     /// The worker began processing the task.
-    pub fn started(&mut self, worker: WorkerId, task_id: TaskId, attempt: u32) {
-        if let Some(lease) = self.lease_mut(worker, task_id, attempt) {
+    pub fn started(&mut self, worker: WorkerId, task_id: TaskId, attempt: u32, now: Instant) {
+        if let Some(lease) = self.lease_mut(worker, task_id, attempt)
+            && !lease.started
+        {
             lease.started = true;
+            lease.started_at = Some(now);
             lease.releasing = false;
         }
     }

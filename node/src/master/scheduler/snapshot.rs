@@ -119,8 +119,8 @@ mod tests {
         assert!(before.throughput.per_second.is_empty());
 
         s.dispatch(t0); // tasks 0, 1, 2 leased to w
-        s.started(w, tasks[0], 1);
-        s.started(w, tasks[1], 1);
+        s.started(w, tasks[0], 1, Instant::now());
+        s.started(w, tasks[1], 1, Instant::now());
         s.heartbeat(
             w,
             &[LeaseRef {

@@ -25,7 +25,11 @@ impl Scheduler {
         if !self.config.stealing || !self.queue.is_empty() {
             return Vec::new();
         }
-        let idle: u32 = self.workers.values().map(|s| self.idle_threads(s)).sum();
+        let idle: u32 = self
+            .workers
+            .iter()
+            .map(|(id, s)| self.idle_threads(*id, s))
+            .sum();
         if idle == 0 {
             return Vec::new();
         }

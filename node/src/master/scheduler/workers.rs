@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use tessera_proto::TaskId;
 
-use super::{Scheduler, WorkerId, WorkerSlot};
+use super::{Scheduler, WorkerId, WorkerSlot, blame::Loss};
 
 impl Scheduler {
     pub fn worker_joined(&mut self, worker: WorkerId, name: String) {
@@ -14,7 +14,9 @@ impl Scheduler {
             threads: 1,
             credits: 0,
             leases: BTreeSet::new(),
+            shadows: BTreeSet::new(),
             draining: false,
+            silent: false,
             stats: Default::default(),
         };
         self.workers.entry(worker).or_insert(slot);
@@ -50,16 +52,33 @@ impl Scheduler {
         }
     }
 
-    /// The worker's connection is gone: every lease it held ends at once.
-    /// Returns the tasks that failed for good (out of attempts).
+    /// The worker's connection is gone: every lease it held ends at once,
+    /// each judged by [`super::blame`] (an image executing alone there is
+    /// blamed, one beside others is suspected, one not started is innocent).
+    /// Its straggling attempts just end (their backups run on). Returns the
+    /// tasks that failed for good.
     pub fn worker_lost(&mut self, worker: WorkerId, why: &str) -> Vec<TaskId> {
+        let Some(slot) = self.workers.get(&worker) else {
+            return Vec::new();
+        };
+        let alone = self.executing(worker, slot) == 1;
         let Some(slot) = self.workers.remove(&worker) else {
             return Vec::new();
         };
+        if self.reserved == Some(worker) {
+            self.reserved = None;
+        }
+        for task_id in &slot.shadows {
+            if let Some(task) = self.tasks.get_mut(task_id)
+                && task.shadow.is_some_and(|s| s.worker == worker)
+            {
+                task.shadow = None;
+            }
+        }
         let mut failed = Vec::new();
         // Requeue newest first at the front, so the oldest ends up first in line.
         for task_id in slot.leases.into_iter().rev() {
-            if self.end_lease(task_id, &slot.name, why) {
+            if self.end_lease(task_id, &slot.name, Loss::Died { alone }, why) {
                 failed.push(task_id);
             }
         }

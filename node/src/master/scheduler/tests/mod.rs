@@ -6,7 +6,10 @@ use crate::master::record::TaskRow;
 
 use super::*;
 
+mod blame;
+mod fault_props;
 mod props;
+mod straggler;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -16,6 +19,7 @@ fn sched() -> Scheduler {
         max_credits: 8,
         lease_timeout: TIMEOUT,
         stealing: true,
+        ..SchedulerConfig::default()
     })
 }
 
@@ -77,7 +81,7 @@ fn work_spreads_to_the_worker_with_most_free_credits() {
 }
 
 #[test]
-fn a_lost_worker_s_tasks_are_requeued_then_fail_after_max_attempts() {
+fn an_image_that_kills_its_worker_alone_fails_after_max_attempts() {
     let now = Instant::now();
     let mut s = sched();
     let t = s.submit("poison".into(), 1);
@@ -86,6 +90,7 @@ fn a_lost_worker_s_tasks_are_requeued_then_fail_after_max_attempts() {
         let out = s.dispatch(now);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].1.attempt, round as u32);
+        s.started(w, t, round as u32, now);
         let failed = s.worker_lost(w, "connection closed");
         if round < 3 {
             assert!(failed.is_empty());
@@ -96,20 +101,20 @@ fn a_lost_worker_s_tasks_are_requeued_then_fail_after_max_attempts() {
     }
     match s.info(t).unwrap().state {
         TaskState::Failed {
-            kind: FailureKind::WorkerLost,
+            kind: FailureKind::Crashes,
             reason,
         } => {
             assert!(
-                reason.starts_with("gave up after 3 attempts ended without a result"),
+                reason.starts_with("failed for its content: 3 attempts ended with evidence against this image alone"),
                 "{reason}"
             );
             assert!(
-                reason.contains("attempt 1 on node-1: connection closed"),
+                reason.contains("attempt 1 on node-1: connection closed, while it was the only image running there"),
                 "{reason}"
             );
             assert!(reason.contains("attempt 3 on node-3"), "{reason}");
         }
-        other => panic!("expected WorkerLost, got {other:?}"),
+        other => panic!("expected Crashes, got {other:?}"),
     }
 }
 
@@ -134,7 +139,8 @@ fn heartbeats_extend_leases_and_silence_expires_them() {
             task: t,
             worker: w,
             attempt: 1,
-            failed: false
+            failed: false,
+            timed_out: false,
         }]
     );
     assert_eq!(s.info(t).unwrap().state, TaskState::Queued);
@@ -166,12 +172,12 @@ fn an_expired_attempt_s_late_result_wins_if_first_and_the_new_holder_drops() {
     // the live holder of attempt 2 must drop the task.
     assert_eq!(
         s.complete(paused, t, 1, 10, 0, Instant::now()),
-        (Outcome::Accepted, Some((other, 2)))
+        (Outcome::Accepted, vec![(other, 2)])
     );
     assert!(s.leases_of(other).is_empty());
     assert_eq!(
         s.complete(other, t, 2, 11, 0, Instant::now()),
-        (Outcome::Stale, None),
+        (Outcome::Stale, vec![]),
         "never delivered twice"
     );
     assert_eq!(s.winning_attempt(t), Some(1));
@@ -259,7 +265,7 @@ fn an_idle_worker_steals_an_unstarted_task_from_a_busy_one() {
     let tasks: Vec<TaskId> = (0..3).map(|i| s.submit(format!("{i}"), 1)).collect();
     let slow = join(&mut s, 1, 1, 3);
     assert_eq!(s.dispatch(now).len(), 3);
-    s.started(slow, tasks[0], 1);
+    s.started(slow, tasks[0], 1, Instant::now());
     assert!(s.steal().is_empty(), "nobody idle");
     let fast = join(&mut s, 2, 1, 3);
     let orders = s.steal();
@@ -289,11 +295,11 @@ fn a_started_task_answers_a_release_by_staying() {
     let t1 = s.submit("b".into(), 1);
     let busy = join(&mut s, 1, 1, 2);
     s.dispatch(Instant::now());
-    s.started(busy, t0, 1);
+    s.started(busy, t0, 1, Instant::now());
     join(&mut s, 2, 1, 1);
     assert_eq!(s.steal().len(), 1);
     // The busy worker started t1 before the release reached it.
-    s.started(busy, t1, 1);
+    s.started(busy, t1, 1, Instant::now());
     assert!(!s.released(busy, t1, 1));
     assert_eq!(s.lease_of(t1).unwrap().worker, busy);
     assert!(!s.lease_of(t1).unwrap().releasing);
@@ -321,7 +327,7 @@ fn a_draining_worker_gets_nothing_and_its_unstarted_tasks_go_back() {
     let b = s.submit("b".into(), 1);
     let w = join(&mut s, 1, 1, 2);
     s.dispatch(now);
-    s.started(w, a, 1);
+    s.started(w, a, 1, Instant::now());
     s.worker_draining(w);
     assert!(s.released(w, b, 1));
     assert!(!s.worker_ready(WorkerId(9), 1));

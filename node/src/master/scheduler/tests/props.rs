@@ -49,7 +49,7 @@ fn op() -> impl Strategy<Value = Op> {
 
 impl Scheduler {
     /// Structural invariants that every sequence of operations must keep.
-    fn check_invariants(&self) {
+    pub(super) fn check_invariants(&self) {
         // Every queued task is in the queue exactly once, and nothing else is.
         for (id, t) in &self.tasks {
             let n = self.queue.iter().filter(|q| *q == id).count();
@@ -58,9 +58,14 @@ impl Scheduler {
                 _ => assert_eq!(n, 0, "non-queued task {id} in queue"),
             }
             assert!(
-                t.lost <= self.config.max_attempts,
+                t.evidence <= self.config.max_attempts,
                 "task {id} over max attempts"
             );
+            assert!(
+                t.lost - t.evidence <= self.config.max_lost,
+                "task {id} over max lost"
+            );
+            assert!(t.evidence <= t.strikes && t.strikes <= t.lost, "task {id}");
         }
         // A leased task is held by exactly the worker its lease names: never two.
         for (id, t) in &self.tasks {
@@ -103,7 +108,7 @@ proptest! {
                 Op::Join(x) => { s.worker_joined(w(x), format!("n{x}")); s.worker_capacity(w(x), u32::from(x % 2) + 1); }
                 Op::Ready(x, c) => { s.worker_ready(w(x), c.into()); }
                 Op::Dispatch => { s.dispatch(now); }
-                Op::Started(x, y, a) => s.started(w(x), t(y), a.into()),
+                Op::Started(x, y, a) => s.started(w(x), t(y), a.into(), now),
                 Op::Complete(x, y, a) => { s.complete(w(x), t(y), a.into(), 1, 0, Instant::now()); }
                 Op::Fail(x, y, a) => { s.fail(w(x), t(y), a.into(), FailureKind::Corrupt, "c".into(), Instant::now()); }
                 Op::Released(x, y, a) => { s.released(w(x), t(y), a.into()); }
@@ -145,7 +150,7 @@ proptest! {
         let mut events = events.into_iter();
         let mut accepted = BTreeSet::new();
         for _round in 0..2000 {
-            for w in &live { s.worker_ready(*w, 1); }
+            for w in &live { s.worker_seen(*w); s.worker_ready(*w, 1); }
             let out = s.dispatch(now);
             for o in s.steal() { s.released(o.victim, o.task, o.attempt); }
             let out: Vec<_> = out.into_iter().chain(s.dispatch(now)).collect();
@@ -167,7 +172,7 @@ proptest! {
             }
             for (w, a) in out {
                 if live.contains(&w) {
-                    s.started(w, a.task, a.attempt);
+                    s.started(w, a.task, a.attempt, now);
                     if s.complete(w, a.task, a.attempt, 1, 0, Instant::now()).0 == Outcome::Accepted {
                         prop_assert!(accepted.insert(a.task), "task {} accepted twice", a.task);
                     }

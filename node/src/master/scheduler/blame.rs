@@ -1,0 +1,187 @@
+//! Blame: what a lost attempt says about its image, and what it costs the
+//! task. A plain decision over the task, the lease and how it ended.
+//!
+//! The rules, strictest first:
+//!
+//! * **An image is blamed only on evidence that points at it alone**: its
+//!   worker died while it was the *only* image executing there, or it ran
+//!   past the task timeout on a worker whose heartbeats kept coming. At
+//!   `max_attempts` pieces of evidence the task fails ([`FailureKind::Crashes`]
+//!   or [`FailureKind::TimedOut`]), and the reason lists them.
+//! * **Suspicion is not evidence.** A worker that dies while executing several
+//!   images at once casts suspicion on each (a *strike*), but condemns none:
+//!   a task with a strike is handed out to run alone from then on
+//!   ([`super::dispatch`]), so the next death names one image.
+//! * **Silence is never evidence.** A worker's heartbeats run on their own
+//!   timer, independent of the image work, so an image cannot make its worker
+//!   silent: a lease that expires means the process or its host paused, or the
+//!   network was cut. The task goes back to the queue; the worker is offered
+//!   nothing more until it shows life again ([`super::lease`]).
+//! * **An image that was not executing is innocent.** A prefetched task whose
+//!   worker died or went silent goes back to the front of the queue.
+//! * **A broken cluster is still bounded.** Every lost attempt without evidence
+//!   counts towards `max_lost` (50 by default, far above what faults produce
+//!   on a cluster that works); past it the task fails as
+//!   [`FailureKind::WorkerLost`] with its history, instead of looping forever.
+
+use tessera_proto::{FailureKind, TaskEvent, TaskId};
+
+use super::{Phase, Scheduler};
+
+/// How an attempt was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loss {
+    /// The worker's connection closed or broke (crash, kill, reset).
+    /// `alone`: the task was the only image executing on that worker.
+    Died { alone: bool },
+    /// The lease expired: no heartbeat for the lease timeout.
+    Silent,
+    /// The attempt ran past the task timeout on a live worker.
+    TimedOut,
+}
+
+/// What a lost attempt cost the task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing against the image: queued again at the front.
+    Innocent,
+    /// Suspicion (a strike): queued again, to run alone.
+    Suspect,
+    /// Evidence against the image: queued again to run alone, or failed
+    /// when it is the `max_attempts`-th.
+    Evidence,
+}
+
+/// The plain decision: what `loss` of an attempt that had (`started`) or had
+/// not begun executing says about the image.
+pub fn verdict(loss: Loss, started: bool) -> Verdict {
+    match (loss, started) {
+        (_, false) => Verdict::Innocent,
+        (Loss::Silent, true) => Verdict::Innocent,
+        (Loss::Died { alone: false }, true) => Verdict::Suspect,
+        (Loss::Died { alone: true }, true) | (Loss::TimedOut, true) => Verdict::Evidence,
+    }
+}
+
+impl Scheduler {
+    /// Ends the live lease of `task_id` as lost: the task goes to the front
+    /// of the queue, or fails when the evidence (or the losses without any)
+    /// reach their bound. Returns true when it failed. The caller removes the
+    /// task from the worker's lease set.
+    pub(super) fn end_lease(
+        &mut self,
+        task_id: TaskId,
+        worker_name: &str,
+        loss: Loss,
+        why: &str,
+    ) -> bool {
+        let max_evidence = self.config.max_attempts;
+        let max_lost = self.config.max_lost;
+        let Some(task) = self.tasks.get_mut(&task_id) else {
+            return false;
+        };
+        let Phase::Leased(lease) = &task.phase else {
+            return false;
+        };
+        let attempt = lease.attempt;
+        let verdict = verdict(loss, lease.started);
+        let what = match (verdict, loss) {
+            (Verdict::Innocent, _) if !lease.started => "before it started",
+            (Verdict::Innocent, _) => "while it ran (not its fault: the worker went silent)",
+            (Verdict::Suspect, _) => "while it ran beside other images",
+            (Verdict::Evidence, Loss::TimedOut) => "",
+            (Verdict::Evidence, _) => "while it was the only image running there",
+        };
+        let entry = if what.is_empty() {
+            format!("attempt {attempt} on {worker_name}: {why}")
+        } else {
+            format!("attempt {attempt} on {worker_name}: {why}, {what}")
+        };
+        task.history.push(entry.clone());
+        task.lost += 1;
+        match verdict {
+            Verdict::Innocent => {}
+            Verdict::Suspect => task.strikes += 1,
+            Verdict::Evidence => {
+                task.strikes += 1;
+                task.evidence += 1;
+            }
+        }
+        self.events.push((
+            task_id,
+            TaskEvent::Lost {
+                attempt,
+                worker: worker_name.to_string(),
+                why: entry,
+            },
+        ));
+        let without_evidence = task.lost - task.evidence;
+        let failure = if task.evidence >= max_evidence {
+            let kind = if loss == Loss::TimedOut {
+                FailureKind::TimedOut
+            } else {
+                FailureKind::Crashes
+            };
+            let reason = format!(
+                "failed for its content: {} attempts ended with evidence against this image alone ({})",
+                task.evidence,
+                task.history.join("; ")
+            );
+            Some((kind, reason))
+        } else if without_evidence >= max_lost {
+            let reason = format!(
+                "gave up after {without_evidence} attempts were lost to machine faults, none pointing at this image ({})",
+                task.history.join("; ")
+            );
+            Some((FailureKind::WorkerLost, reason))
+        } else {
+            None
+        };
+        match failure {
+            Some((kind, reason)) => {
+                let failed = TaskEvent::Failed {
+                    attempt,
+                    worker: worker_name.to_string(),
+                    kind,
+                    reason: reason.clone(),
+                    duration_ms: 0,
+                };
+                self.events.push((task_id, failed));
+                task.phase = Phase::Failed { kind, reason };
+                task.shadow = None;
+                true
+            }
+            None => {
+                task.phase = Phase::Queued;
+                self.queue.push_front(task_id);
+                false
+            }
+        }
+    }
+
+    /// The task is under suspicion: it must run where it executes alone.
+    pub(super) fn suspect(&self, task: TaskId) -> bool {
+        self.tasks.get(&task).is_some_and(|t| t.strikes > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_executing_image_alone_on_a_dead_worker_or_timed_out_is_evidence() {
+        for loss in [
+            Loss::Died { alone: true },
+            Loss::Died { alone: false },
+            Loss::Silent,
+            Loss::TimedOut,
+        ] {
+            assert_eq!(verdict(loss, false), Verdict::Innocent, "{loss:?}");
+        }
+        assert_eq!(verdict(Loss::Silent, true), Verdict::Innocent);
+        assert_eq!(verdict(Loss::Died { alone: false }, true), Verdict::Suspect);
+        assert_eq!(verdict(Loss::Died { alone: true }, true), Verdict::Evidence);
+        assert_eq!(verdict(Loss::TimedOut, true), Verdict::Evidence);
+    }
+}

@@ -1,0 +1,135 @@
+//! Backup attempts for stragglers (see `scheduler/straggler.rs`).
+
+use super::*;
+
+/// Five tasks of the same size that took 100 ms each, on `w`.
+fn history(s: &mut Scheduler, w: WorkerId, now: Instant) {
+    for i in 0..5 {
+        let t = s.submit(format!("h{i}"), 1000);
+        let out = s.dispatch(now);
+        assert_eq!(out.len(), 1);
+        s.started(w, t, 1, now);
+        s.complete(w, t, 1, 1, 0, now + Duration::from_millis(100));
+        s.worker_ready(w, 1);
+    }
+}
+
+#[test]
+fn a_straggler_gets_a_backup_on_an_idle_worker_and_the_first_result_wins() {
+    let t0 = Instant::now();
+    let mut s = sched();
+    let slow = join(&mut s, 1, 1, 1);
+    history(&mut s, slow, t0);
+    assert_eq!(
+        s.straggler_after(1000),
+        Some(Duration::from_secs(1)),
+        "the floor"
+    );
+    let t = s.submit("big".into(), 1000);
+    s.dispatch(t0);
+    s.started(slow, t, 1, t0);
+    let fast = join(&mut s, 2, 1, 1);
+    assert!(
+        s.backups(t0 + Duration::from_millis(900)).is_empty(),
+        "not yet"
+    );
+    let at = t0 + Duration::from_secs(1);
+    let b = s.backups(at);
+    assert_eq!(b.len(), 1);
+    assert_eq!(
+        (b[0].straggler, b[0].straggling_attempt, b[0].worker),
+        (slow, 1, fast)
+    );
+    assert_eq!(b[0].assignment.attempt, 2);
+    assert!(s.backups(at).is_empty(), "one backup per task");
+    // One live lease, the backup's; the straggler's heartbeats are not dropped.
+    assert_eq!(s.lease_of(t).unwrap().worker, fast);
+    assert!(s.heartbeat(slow, &[lr(t, 1)], at).is_empty());
+    assert_eq!(s.info(t).unwrap().state, TaskState::Running);
+    // The backup wins; the straggler is told to drop it.
+    s.started(fast, t, 2, at);
+    assert_eq!(
+        s.complete(fast, t, 2, 1, 0, at),
+        (Outcome::Accepted, vec![(slow, 1)])
+    );
+    assert_eq!(s.complete(slow, t, 1, 1, 0, at).0, Outcome::Stale);
+    assert_eq!(s.heartbeat(slow, &[lr(t, 1)], at), vec![lr(t, 1)]);
+}
+
+#[test]
+fn the_straggler_may_still_win_and_its_death_costs_nothing() {
+    let t0 = Instant::now();
+    let mut s = sched();
+    let slow = join(&mut s, 1, 2, 1);
+    history(&mut s, slow, t0);
+    let t = s.submit("big".into(), 1000);
+    let u = s.submit("big2".into(), 1000);
+    s.worker_ready(slow, 1);
+    s.dispatch(t0);
+    s.started(slow, t, 1, t0);
+    s.started(slow, u, 1, t0);
+    let fast = join(&mut s, 2, 2, 2);
+    let at = t0 + Duration::from_secs(2);
+    assert_eq!(s.backups(at).len(), 1, "fast has a task waiting now");
+    s.started(fast, t, 2, at);
+    assert_eq!(s.backups(at).len(), 1, "and a thread free for the other");
+    // The straggler's result comes first: the backup is dropped.
+    assert_eq!(
+        s.complete(slow, t, 1, 1, 0, at),
+        (Outcome::Accepted, vec![(fast, 2)])
+    );
+    // The straggler of u dies: u's backup runs on, nothing counted.
+    s.worker_lost(slow, "killed");
+    let r = s.row(u).unwrap();
+    assert_eq!((r.lost, r.strikes), (0, 0));
+    assert_eq!(s.lease_of(u).unwrap().worker, fast);
+}
+
+#[test]
+fn no_backup_while_work_is_queued_or_when_disabled() {
+    let t0 = Instant::now();
+    let mut s = sched();
+    let slow = join(&mut s, 1, 1, 1);
+    history(&mut s, slow, t0);
+    let t = s.submit("big".into(), 1000);
+    s.dispatch(t0);
+    s.started(slow, t, 1, t0);
+    s.submit("queued".into(), 1000);
+    let at = t0 + Duration::from_secs(5);
+    assert!(s.backups(at).is_empty(), "the queue comes first");
+    let mut off = Scheduler::new(SchedulerConfig {
+        backup: crate::master::scheduler::straggler::BackupConfig {
+            enabled: false,
+            ..Default::default()
+        },
+        ..SchedulerConfig::default()
+    });
+    let w = join(&mut off, 1, 1, 1);
+    history(&mut off, w, t0);
+    let t = off.submit("big".into(), 1000);
+    off.dispatch(t0);
+    off.started(w, t, 1, t0);
+    join(&mut off, 2, 1, 1);
+    assert!(off.backups(at).is_empty());
+}
+
+#[test]
+fn the_percentile_needs_samples_of_the_same_size_class() {
+    let mut d = crate::master::scheduler::straggler::Durations::default();
+    for ms in [10, 20, 30, 40] {
+        d.record(1000, Duration::from_millis(ms));
+    }
+    assert_eq!(d.p90(1000), None, "four samples are not enough");
+    d.record(1000, Duration::from_millis(500));
+    assert_eq!(d.p90(1000), Some(Duration::from_millis(500)));
+    assert_eq!(d.p90(600), Some(Duration::from_millis(500)), "same class");
+    assert_eq!(d.p90(4096), None, "another class");
+    for _ in 0..crate::master::scheduler::straggler::SAMPLES {
+        d.record(1000, Duration::from_millis(7));
+    }
+    assert_eq!(
+        d.p90(1000),
+        Some(Duration::from_millis(7)),
+        "old samples age out"
+    );
+}
