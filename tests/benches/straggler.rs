@@ -24,10 +24,9 @@ use tessera_tests::{
 const NODE: &str = env!("CARGO_BIN_EXE_tessera-node-under-test");
 const CLIENT: &str = env!("CARGO_BIN_EXE_tessera-under-test");
 
-/// The master's switch that turns backup attempts off. `None` until the
-/// scheduler's `--no-backup` lands: until then both modes run the same
-/// master and the "off" figures are not a comparison (the JSON says so).
-const NO_BACKUP_FLAG: Option<&str> = None;
+/// The master's switch that turns backup attempts off (`None` makes both
+/// modes run the same master; the JSON then says `backup_off_flag: false`).
+const NO_BACKUP_FLAG: Option<&str> = Some("--no-backup");
 
 /// Images per batch: all one size, so the slow worker's task is far slower
 /// than "recent tasks of similar size".
