@@ -41,6 +41,7 @@ fn main() -> anyhow::Result<()> {
                 len: sent.len() as u64,
                 checksum: 0,
                 key: 0,
+                submitter: 0,
             })
             .await?;
             w.send_stream(1, &sent).await?;

@@ -2,6 +2,7 @@
 //! flight, write each result under the output directory, report every outcome.
 
 use std::{
+    collections::HashMap,
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
@@ -81,6 +82,9 @@ pub async fn run(
     let started = Instant::now();
     let slots = Arc::new(Semaphore::new(options.in_flight.max(1)));
     let mut jobs = JoinSet::new();
+    // Which input each job works on, so a job that panics is still
+    // reported (as a failure) rather than silently missing.
+    let mut running: HashMap<tokio::task::Id, Input> = HashMap::new();
     let mut outcomes = Vec::with_capacity(inputs.len());
     for input in inputs {
         // Bound the tasks, not just the work: acquire before spawning, and
@@ -88,7 +92,8 @@ pub async fn run(
         let permit = loop {
             tokio::select! {
                 p = slots.clone().acquire_owned() => break p.expect("never closed"),
-                Some(Ok(o)) = jobs.join_next(), if !jobs.is_empty() => {
+                Some(joined) = jobs.join_next_with_id(), if !jobs.is_empty() => {
+                    let o = finished(joined, &mut running);
                     on_outcome(&o);
                     outcomes.push(o);
                 }
@@ -96,21 +101,48 @@ pub async fn run(
         };
         let client = client.clone();
         let out_dir = options.out_dir.clone();
-        jobs.spawn(async move {
-            let result = one(&client, &input, &out_dir).await;
+        let job_input = input.clone();
+        let handle = jobs.spawn(async move {
+            let result = one(&client, &job_input, &out_dir).await;
             drop(permit);
-            Outcome { input, result }
+            Outcome {
+                input: job_input,
+                result,
+            }
         });
+        running.insert(handle.id(), input);
     }
-    while let Some(joined) = jobs.join_next().await {
-        if let Ok(o) = joined {
-            on_outcome(&o);
-            outcomes.push(o);
-        }
+    while let Some(joined) = jobs.join_next_with_id().await {
+        let o = finished(joined, &mut running);
+        on_outcome(&o);
+        outcomes.push(o);
     }
     Report {
         outcomes,
         elapsed: started.elapsed(),
+    }
+}
+
+/// The outcome of a finished job; a job that panicked fails its image.
+fn finished(
+    joined: Result<(tokio::task::Id, Outcome), tokio::task::JoinError>,
+    running: &mut HashMap<tokio::task::Id, Input>,
+) -> Outcome {
+    match joined {
+        Ok((id, o)) => {
+            running.remove(&id);
+            o
+        }
+        Err(e) => {
+            let input = running.remove(&e.id()).expect("every job is listed");
+            Outcome {
+                input,
+                result: Err(Failure {
+                    task: None,
+                    reason: format!("internal error: the job for this image {e}"),
+                }),
+            }
+        }
     }
 }
 
@@ -152,7 +184,8 @@ async fn one(
                         format!("cannot write {}: {e}", output.display()),
                     )
                 })?;
-            // Stored: the master may remove it. A lost confirmation only
+            // Stored durably: the master may remove it once every
+            // submitter of the task has confirmed. A lost confirmation only
             // means the master keeps the result until its retention ends.
             let _ = conn.run(|c| async move { c.confirm(task).await }).await;
             Ok(Done {

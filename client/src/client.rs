@@ -40,6 +40,11 @@ pub struct ClientConfig {
     /// [`ClientError::MasterSilent`]. Catches a hung master and a cut
     /// network, which leave a TCP connection open.
     pub silence_timeout: Duration,
+    /// Who this client is to the master when it shares a task with others
+    /// (the same image submitted by several clients): the result is kept
+    /// until every submitter has confirmed it. Random by default; keep one
+    /// value for one batch, so that its own resubmissions count once.
+    pub submitter: u64,
 }
 
 impl Default for ClientConfig {
@@ -49,6 +54,7 @@ impl Default for ClientConfig {
             handshake_timeout: Duration::from_secs(10),
             max_result_bytes: 1024 * 1024 * 1024,
             silence_timeout: Duration::from_secs(30),
+            submitter: rand::random::<u64>() | 1,
             node_id: format!(
                 "client-{}-{:08x}",
                 std::process::id(),
@@ -74,6 +80,7 @@ pub struct Client {
     next_req: AtomicU64,
     master_id: String,
     liveness: Arc<Liveness>,
+    submitter: u64,
     tasks: [JoinHandle<()>; 3],
 }
 
@@ -157,6 +164,7 @@ impl Client {
             next_req: AtomicU64::new(1),
             master_id: welcome.master_id,
             liveness,
+            submitter: config.submitter,
             tasks: [writer_task, reader_task, watch_task],
         })
     }
@@ -212,6 +220,7 @@ impl Client {
             len: data.len() as u64,
             checksum,
             key,
+            submitter: self.submitter,
         };
         self.send(Out::Upload {
             header,
@@ -268,9 +277,26 @@ impl Client {
         rx.await.map_err(|_| ClientError::Disconnected)?
     }
 
-    /// Tells the master the result of `task` is safely stored: it may remove it.
+    /// Tells the master the result of `task` is safely stored (call only
+    /// once it is on disk: `fetch_to` fsyncs). Resolves once the master has
+    /// recorded it; it removes the result when every submitter of the task
+    /// has confirmed.
     pub async fn confirm(&self, task: TaskId) -> Result<(), ClientError> {
-        self.send(Out::Msg(Msg::Confirm { task })).await
+        let (tx, rx) = oneshot::channel();
+        let req = self.register(Reply::Confirmed(tx))?;
+        let submitter = self.submitter;
+        self.send(Out::Msg(Msg::Confirm {
+            req,
+            task,
+            submitter,
+        }))
+        .await?;
+        rx.await.map_err(|_| ClientError::Disconnected)?
+    }
+
+    /// This client's submitter id (see [`ClientConfig::submitter`]).
+    pub fn submitter(&self) -> u64 {
+        self.submitter
     }
 
     /// The task's recorded events, oldest first.
@@ -307,7 +333,9 @@ impl Client {
         rx.await.map_err(|_| ClientError::Disconnected)?
     }
 
-    /// Downloads a result into `path`, atomically (temporary file, then rename).
+    /// Downloads a result into `path`, atomically (temporary file, then
+    /// rename) and durably (the file and its directory fsynced), so that it
+    /// may be confirmed.
     pub async fn fetch_to(&self, task: TaskId, path: &std::path::Path) -> Result<u64, ClientError> {
         let data = self.fetch(task).await?;
         crate::files::write_atomically(path, &data)

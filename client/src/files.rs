@@ -6,11 +6,25 @@ use std::{
 };
 
 /// Writes `data` to `path` via a temporary file in the same directory, then
-/// renames it into place, so a reader never sees a partial image.
+/// renames it into place, so a reader never sees a partial image; the file
+/// is fsynced before the rename and the directory after it, so once this
+/// returns the output survives a power loss (and may be confirmed to the
+/// master, which then deletes its copy).
 pub async fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        tokio::fs::create_dir_all(dir).await?;
-    }
+    let path = path.to_path_buf();
+    let data = data.to_vec();
+    tokio::task::spawn_blocking(move || write_durably(&path, &data))
+        .await
+        .map_err(io::Error::other)?
+}
+
+fn write_durably(path: &Path, data: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(d) => d.to_path_buf(),
+        None => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir)?;
     let file_name = path.file_name().ok_or_else(|| {
         io::Error::new(io::ErrorKind::InvalidInput, "output path has no file name")
     })?;
@@ -18,12 +32,18 @@ pub async fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
     tmp_name.push(file_name);
     tmp_name.push(format!(".{}.part", std::process::id()));
     let tmp = path.with_file_name(tmp_name);
-    tokio::fs::write(&tmp, data).await?;
-    if let Err(e) = tokio::fs::rename(&tmp, path).await {
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(e);
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(&dir)?.sync_all()
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    Ok(())
+    written
 }
 
 /// One image of a batch: where it is, and the name (relative path) it keeps

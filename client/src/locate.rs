@@ -78,8 +78,14 @@ fn all_failed(found: &Found, mut failures: Vec<ClientError>) -> anyhow::Error {
 
 async fn connect_found(found: &Found, key: &ClusterKey) -> anyhow::Result<Client> {
     let mut failures: Vec<ClientError> = Vec::new();
+    // One-shot commands (`submit`, then `fetch` in another process) share
+    // no identity but the anonymous submitter.
+    let config = ClientConfig {
+        submitter: tessera_proto::ANONYMOUS_SUBMITTER,
+        ..ClientConfig::default()
+    };
     for addr in &found.addrs {
-        match Client::connect(addr, key).await {
+        match Client::connect_with(addr, key, config.clone()).await {
             Ok(c) => return Ok(c),
             // Another address of the same master may work; a refusal will not.
             Err(e @ ClientError::Connect { .. }) => failures.push(e),

@@ -24,6 +24,7 @@ pub enum Reply {
     Info(oneshot::Sender<Result<TaskInfo, ClientError>>),
     History(oneshot::Sender<Result<Vec<EventEntry>, ClientError>>),
     Deleted(oneshot::Sender<Result<(), ClientError>>),
+    Confirmed(oneshot::Sender<Result<(), ClientError>>),
     Cluster(oneshot::Sender<Result<ClusterInfo, ClientError>>),
     Fetch {
         tx: oneshot::Sender<Result<Bytes, ClientError>>,
@@ -39,6 +40,7 @@ impl Reply {
             Reply::Info(tx) => drop(tx.send(Err(e))),
             Reply::History(tx) => drop(tx.send(Err(e))),
             Reply::Deleted(tx) => drop(tx.send(Err(e))),
+            Reply::Confirmed(tx) => drop(tx.send(Err(e))),
             Reply::Cluster(tx) => drop(tx.send(Err(e))),
             Reply::Fetch { tx, .. } => drop(tx.send(Err(e))),
         }
@@ -155,6 +157,11 @@ fn route(
         }
         Msg::Deleted { req, .. } => {
             if let Some(Reply::Deleted(tx)) = map.remove(&req) {
+                let _ = tx.send(Ok(()));
+            }
+        }
+        Msg::Confirmed { req, .. } => {
+            if let Some(Reply::Confirmed(tx)) = map.remove(&req) {
                 let _ = tx.send(Ok(()));
             }
         }

@@ -39,11 +39,11 @@ pub use frame::{DEFAULT_MAX_CONTROL_FRAME, DEFAULT_MAX_FRAME, FrameLimits, HANDS
 pub use handshake::{Answer, Challenge, Hello, HelloReply, Refusal, Role, Welcome};
 pub use key::{ClusterKey, KEY_FILE_ENV, KEY_FILE_NAME, KeyError};
 pub use liveness::Liveness;
-pub use message::{ErrorCode, LeaseRef, MAX_CHUNK, Msg, StreamId};
+pub use message::{ANONYMOUS_SUBMITTER, ErrorCode, LeaseRef, MAX_CHUNK, Msg, StreamId};
 pub use task::{EventEntry, FailureKind, TaskEvent, TaskId, TaskInfo, TaskState};
 
 /// The first four bytes of every connection's first frame.
 pub const MAGIC: [u8; 4] = *b"TSRA";
 
 /// Bumped on every change to [`Msg`] or the frame layout.
-pub const PROTOCOL_VERSION: u16 = 6;
+pub const PROTOCOL_VERSION: u16 = 7;

@@ -22,7 +22,7 @@ pub const MAX_CHUNK: usize = 1024 * 1024;
 
 /// How many variants [`Msg`] has; a frame whose variant index is at or past
 /// this is an unknown message type.
-pub const MSG_VARIANTS: u32 = 31;
+pub const MSG_VARIANTS: u32 = 32;
 
 /// The first byte of every [`Msg::Chunk`] frame (its variant index), the
 /// only message that may exceed the control-frame limit.
@@ -37,13 +37,18 @@ pub enum Msg {
     // ---- client → master ----
     /// Start uploading an image of `len` bytes whose [`crate::checksum()`] is
     /// `checksum`; chunks follow on stream `req`. A submission whose `key` the
-    /// master already knows gets the existing task (idempotent resubmission).
+    /// master already knows gets the existing task (idempotent resubmission),
+    /// shared with every other `submitter` of it: its result is kept until
+    /// each has sent `Confirm`. `submitter` is chosen by the client (one
+    /// random number per batch, so its own resubmissions count once;
+    /// [`ANONYMOUS_SUBMITTER`] for the one-shot command-line commands).
     Submit {
         req: u64,
         name: String,
         len: u64,
         checksum: u64,
         key: u128,
+        submitter: u64,
     },
     /// Ask for a task's state now.
     Status {
@@ -185,10 +190,13 @@ pub enum Msg {
         req: u64,
         task: TaskId,
     },
-    /// The client has safely stored the result of `task`: the master may
-    /// remove it. No answer.
+    /// `submitter` has safely stored the result of `task` (answered with
+    /// `Confirmed` once that is recorded): the master removes the result
+    /// when every submitter of the task has confirmed.
     Confirm {
+        req: u64,
         task: TaskId,
+        submitter: u64,
     },
 
     // ---- cancellation and the live view (client ↔ master) ----
@@ -219,7 +227,16 @@ pub enum Msg {
     Pong {
         seq: u64,
     },
+    /// The confirmation `req` is recorded.
+    Confirmed {
+        req: u64,
+        task: TaskId,
+    },
 }
+
+/// The submitter of `tessera submit` and `tessera fetch`, which run as
+/// separate processes and share no other identity.
+pub const ANONYMOUS_SUBMITTER: u64 = 0;
 
 /// One lease, as named in a heartbeat: the task and the attempt (the fencing token).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -263,6 +280,7 @@ impl Msg {
             Msg::Cluster { .. } => "Cluster",
             Msg::Ping { .. } => "Ping",
             Msg::Pong { .. } => "Pong",
+            Msg::Confirmed { .. } => "Confirmed",
         }
     }
 }

@@ -159,6 +159,12 @@ pub enum TaskEvent {
         attempt: Option<u32>,
         worker: Option<String>,
     },
+    /// Another submitter sent the same image (the same idempotency key): it
+    /// shares the task, and the result is kept until it confirms too.
+    Joined { submitter: u64 },
+    /// `submitter` confirmed its download; the result is kept for the
+    /// `waiting` submitters that have not confirmed yet.
+    Confirmed { submitter: u64, waiting: u32 },
 }
 
 impl fmt::Display for TaskEvent {
@@ -209,6 +215,14 @@ impl fmt::Display for TaskEvent {
                 (Some(a), None) => write!(f, "cancelled during attempt {a}"),
                 _ => f.write_str("cancelled while queued"),
             },
+            TaskEvent::Joined { submitter } => write!(
+                f,
+                "submitted again by submitter {submitter:016x}; the task and its result are shared"
+            ),
+            TaskEvent::Confirmed { submitter, waiting } => write!(
+                f,
+                "download confirmed by submitter {submitter:016x}; kept for {waiting} more"
+            ),
         }
     }
 }

@@ -38,6 +38,7 @@ fn messages() -> Vec<(&'static str, Msg)> {
                 len: 300,
                 checksum: 0xfeed,
                 key: 5,
+                submitter: 0xabc,
             },
         ),
         ("Status", Msg::Status { req: 2, task: t }),
@@ -168,7 +169,14 @@ fn messages() -> Vec<(&'static str, Msg)> {
         ),
         ("Delete", Msg::Delete { req: 7, task: t }),
         ("Deleted", Msg::Deleted { req: 7, task: t }),
-        ("Confirm", Msg::Confirm { task: t }),
+        (
+            "Confirm",
+            Msg::Confirm {
+                req: 10,
+                task: t,
+                submitter: 0xabc,
+            },
+        ),
         ("Cancel", Msg::Cancel { req: 8, task: t }),
         ("GetCluster", Msg::GetCluster { req: 9 }),
         (
@@ -180,6 +188,7 @@ fn messages() -> Vec<(&'static str, Msg)> {
         ),
         ("Ping", Msg::Ping { seq: 3 }),
         ("Pong", Msg::Pong { seq: 3 }),
+        ("Confirmed", Msg::Confirmed { req: 10, task: t }),
     ]
 }
 
@@ -232,7 +241,7 @@ const GOLDEN_MSGS: &[(&str, &str)] = &[
     ("Drop", "120702"),
     ("Draining", "13"),
     ("Capacity", "1404"),
-    ("Submit", "000105612e706e67fb2c01fbedfe05"),
+    ("Submit", "000105612e706e67fb2c01fbedfe05fbbc0a"),
     ("Result", "060407fc70110100fbedfe"),
     ("Done", "080701fb2c01fbedfe"),
     ("Assign", "0a070105612e706e67fb2c01fbedfe"),
@@ -240,7 +249,7 @@ const GOLDEN_MSGS: &[(&str, &str)] = &[
     ("History", "16060702fbe8030001610309fbd00704010177040814"),
     ("Delete", "170707"),
     ("Deleted", "180707"),
-    ("Confirm", "1907"),
+    ("Confirm", "190a07fbbc0a"),
     ("Cancel", "1a0807"),
     ("GetCluster", "1b09"),
     (
@@ -249,6 +258,7 @@ const GOLDEN_MSGS: &[(&str, &str)] = &[
     ),
     ("Ping", "1d03"),
     ("Pong", "1e03"),
+    ("Confirmed", "1f0a07"),
 ];
 
 #[test]
@@ -282,7 +292,7 @@ fn every_message_encodes_to_its_golden_bytes() {
 #[test]
 fn handshake_encodes_to_its_golden_bytes() {
     assert_eq!(
-        PROTOCOL_VERSION, 6,
+        PROTOCOL_VERSION, 7,
         "bump the golden bytes with the version"
     );
     let mut hello = Hello::new(Role::Worker, "w1");
@@ -365,7 +375,7 @@ const GOLDEN_HANDSHAKE: &[(&str, &str)] = &[
     (
         "hello",
         concat!(
-            "545352410601027731",
+            "545352410701027731",
             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
         ),
     ),
@@ -414,4 +424,11 @@ fn appended_enum_variants_take_the_next_index() {
         worker: None,
     };
     assert_eq!(hex(&wire::encode(&queued).unwrap()), "0a0000");
+    let joined = TaskEvent::Joined { submitter: 3 };
+    assert_eq!(hex(&wire::encode(&joined).unwrap()), "0b03");
+    let confirmed = TaskEvent::Confirmed {
+        submitter: 3,
+        waiting: 1,
+    };
+    assert_eq!(hex(&wire::encode(&confirmed).unwrap()), "0c0301");
 }

@@ -223,6 +223,7 @@ async fn a_valid_frame_at_the_wrong_time_is_refused() {
             len: 2,
             checksum: 0,
             key: 0,
+            submitter: 0,
         })
         .await
         .unwrap();
@@ -244,6 +245,7 @@ async fn a_valid_frame_at_the_wrong_time_is_refused() {
             len: 0,
             checksum: 0,
             key: 0,
+            submitter: 0,
         })
         .await
         .unwrap();
@@ -264,6 +266,7 @@ async fn a_client_that_vanishes_mid_upload_leaves_no_task_and_no_file() {
                 len: 1_000_000,
                 checksum: 0,
                 key: 0,
+                submitter: 0,
             })
             .await
             .unwrap();

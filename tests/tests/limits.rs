@@ -65,6 +65,7 @@ async fn submissions_in_flight_past_the_limit_are_answered_busy() {
                 len: 4,
                 checksum: tessera_proto::checksum(b"png!"),
                 key: u128::from(req),
+                submitter: 0,
             })
             .await
             .unwrap();

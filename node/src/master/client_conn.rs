@@ -10,11 +10,15 @@ use std::sync::{
 use tessera_proto::{ErrorCode, FrameReader, Incoming, Msg, ProtoError, TaskId, TaskState};
 use tokio::{io::AsyncRead, sync::mpsc};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use super::{
-    Ctx, activity::Activity, client_upload::Uploads, outbox::Out, retention::remove_files,
-    state::durable, store::Kind,
+    Ctx,
+    activity::Activity,
+    client_upload::Uploads,
+    ledger::LedgerError,
+    outbox::{IfUnreadable, Out},
+    store::Kind,
 };
 
 /// Per-connection state.
@@ -104,15 +108,20 @@ impl ClientConn {
                 len,
                 checksum,
                 key,
-            } => self.submit(req, name, len, checksum, key).await,
+                submitter,
+            } => self.submit(req, name, len, checksum, key, submitter).await,
             Msg::Chunk { stream } => self.chunk(stream, incoming.payload).await,
-            Msg::Status { req, task } => match self.ctx.state.info(task) {
+            Msg::Status { req, task } => match self.ctx.ledger.status(task).await {
                 Some(info) => self.reply(Msg::Info { req, info }).await,
                 None => self.not_found(req, task).await,
             },
             Msg::Wait { req, task } => self.wait(req, task).await,
             Msg::Fetch { req, task } => self.fetch(req, task).await,
-            Msg::Confirm { task } => self.confirm(task).await,
+            Msg::Confirm {
+                req,
+                task,
+                submitter,
+            } => self.confirm(req, task, submitter).await,
             Msg::GetHistory { req, task } => self.history(req, task).await,
             Msg::Delete { req, task } => self.delete(req, task).await,
             Msg::Cancel { req, task } => self.cancel(req, task).await,
@@ -148,7 +157,7 @@ impl ClientConn {
             );
             return self.error(Some(req), ErrorCode::Busy, message).await;
         }
-        let rx = match self.ctx.state.wait(task) {
+        let rx = match self.ctx.ledger.wait(task).await {
             Ok(Some(rx)) => rx,
             Ok(None) => return self.not_found(req, task).await,
             Err(e) => return self.error(Some(req), ErrorCode::Busy, e.to_string()).await,
@@ -180,7 +189,7 @@ impl ClientConn {
     }
 
     async fn fetch(&mut self, req: u64, task: TaskId) -> bool {
-        let Some((info, result)) = self.ctx.state.info_with_result(task) else {
+        let Some((info, result)) = self.ctx.ledger.fetchable(task).await else {
             return self.not_found(req, task).await;
         };
         match (&info.state, result) {
@@ -201,12 +210,20 @@ impl ClientConn {
                     len: r.len,
                     checksum: r.checksum,
                 };
+                // A result removed meanwhile (the last submitter confirmed,
+                // retention) is answered with an error, not a closed connection.
+                let unreadable = Msg::Error {
+                    req: Some(req),
+                    code: ErrorCode::NotReady,
+                    message: format!("the result of task {task} was removed"),
+                };
                 self.out
                     .send(Out::File {
                         header,
                         stream: req,
                         path,
                         len: r.len,
+                        if_unreadable: IfUnreadable::Send(unreadable),
                     })
                     .await
                     .is_ok()
@@ -224,49 +241,56 @@ impl ClientConn {
         }
     }
 
-    /// The client stored the result: remove the task's files.
-    async fn confirm(&mut self, task: TaskId) -> bool {
-        if let Some((result, done)) = self.ctx.state.confirm(task) {
-            match durable(done).await {
-                Ok(()) => remove_files(&self.ctx.store, task, Some(result)).await,
-                Err(e) => warn!(%task, "cannot record a confirmed download: {e}"),
+    /// `submitter` stored the result: answered once recorded; the files
+    /// go when every submitter has confirmed.
+    async fn confirm(&mut self, req: u64, task: TaskId, submitter: u64) -> bool {
+        match self.ctx.ledger.confirm(task, submitter).await {
+            Ok(obsolete) => {
+                let sent = self.reply(Msg::Confirmed { req, task }).await;
+                obsolete.remove().await;
+                sent
             }
+            Err(e) => self.ledger_error(req, &e).await,
         }
-        true
     }
 
     async fn history(&mut self, req: u64, task: TaskId) -> bool {
-        if self.ctx.state.info(task).is_none() {
-            return self.not_found(req, task).await;
-        }
-        match self.ctx.state.history(task).await {
-            Ok(events) => self.reply(Msg::History { req, task, events }).await,
-            Err(e) => self.storage_error(req, &e).await,
+        match self.ctx.ledger.history(task).await {
+            None => self.not_found(req, task).await,
+            Some(Ok(events)) => self.reply(Msg::History { req, task, events }).await,
+            Some(Err(e)) => self.storage_error(req, &e).await,
         }
     }
 
     /// Answered once the cancellation is on disk, with the task's state.
     async fn cancel(&mut self, req: u64, task: TaskId) -> bool {
-        let Some((info, done)) = self.ctx.state.cancel(task) else {
-            return self.not_found(req, task).await;
-        };
-        match durable(done).await {
-            Ok(()) => self.reply(Msg::Info { req, info }).await,
-            Err(e) => self.storage_error(req, &e).await,
+        match self.ctx.ledger.cancel(task).await {
+            Ok(Some((info, obsolete))) => {
+                let sent = self.reply(Msg::Info { req, info }).await;
+                obsolete.remove().await;
+                sent
+            }
+            Ok(None) => self.not_found(req, task).await,
+            Err(e) => self.ledger_error(req, &e).await,
         }
     }
 
     async fn delete(&mut self, req: u64, task: TaskId) -> bool {
-        let Some((result, done)) = self.ctx.state.delete(task) else {
-            return self.not_found(req, task).await;
-        };
-        match durable(done).await {
-            Ok(()) => {
-                remove_files(&self.ctx.store, task, result).await;
-                info!(%task, "task deleted");
-                self.reply(Msg::Deleted { req, task }).await
+        match self.ctx.ledger.delete(task).await {
+            Ok(Some(obsolete)) => {
+                let sent = self.reply(Msg::Deleted { req, task }).await;
+                obsolete.remove().await;
+                sent
             }
-            Err(e) => self.storage_error(req, &e).await,
+            Ok(None) => self.not_found(req, task).await,
+            Err(e) => self.ledger_error(req, &e).await,
         }
+    }
+
+    /// A ledger operation did not happen: nothing changed.
+    pub(super) async fn ledger_error(&self, req: u64, e: &LedgerError) -> bool {
+        warn!("request {req} not carried out: {e}");
+        let message = format!("the master cannot record this: {e}");
+        self.error(Some(req), ErrorCode::Storage, message).await
     }
 }

@@ -1,20 +1,17 @@
 //! Submissions streamed in on a client connection: refused ones are skipped,
-//! a known idempotency key gets its existing task, the rest are written to a
-//! temporary file while their checksum is computed, verified, made durable
-//! (file fsync + rename + directory fsync, then the record), and only then
-//! answered `Submitted`.
+//! a known idempotency key joins its existing task (answered once that task's
+//! submission and the new submitter are durable), the rest are written to a
+//! temporary file while their checksum is computed, verified, and handed to
+//! the ledger (file fsync + rename, record, directory fsync + commit), and
+//! only then answered `Submitted`.
 
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use tessera_proto::{Checksummer, ErrorCode, Msg, StreamId, TaskId, stream::Progress};
+use tessera_proto::{Checksummer, ErrorCode, Msg, StreamId, stream::Progress};
 use tracing::{debug, warn};
 
-use super::{
-    client_conn::ClientConn,
-    state::durable,
-    store::{Kind, TmpFile},
-};
+use super::{client_conn::ClientConn, ledger::Submission, store::TmpFile};
 
 /// Longest image name accepted.
 const MAX_NAME: usize = 4096;
@@ -28,6 +25,7 @@ pub struct Upload {
     hasher: Checksummer,
     checksum: u64,
     key: u128,
+    submitter: u64,
 }
 
 /// The uploads of one connection.
@@ -59,6 +57,7 @@ impl ClientConn {
         len: u64,
         checksum: u64,
         key: u128,
+        submitter: u64,
     ) -> bool {
         let limits = &self.ctx.config;
         let refusal = if self.uploads.busy(req) {
@@ -97,11 +96,17 @@ impl ClientConn {
             }
             return self.error(Some(req), code, message).await;
         }
-        // A resubmission (e.g. after a lost answer): the existing task.
-        if let Some(task) = self.ctx.state.task_for_key(key) {
-            debug!(%task, "resubmission of a known image");
+        // A resubmission (after a lost answer, or another client's): the
+        // existing task, once durable.
+        if let Some(joined) = self.ctx.ledger.join_existing(key, submitter).await {
             self.uploads.discard(req, len);
-            return self.reply(Msg::Submitted { req, task }).await;
+            return match joined {
+                Ok(task) => {
+                    debug!(%task, "resubmission of a known image");
+                    self.reply(Msg::Submitted { req, task }).await
+                }
+                Err(e) => self.ledger_error(req, &e).await,
+            };
         }
         let file = match self.ctx.store.create_tmp(len).await {
             Ok(f) => f,
@@ -117,6 +122,7 @@ impl ClientConn {
             hasher: Checksummer::default(),
             checksum,
             key,
+            submitter,
         };
         self.uploads.active.insert(req, upload);
         if len == 0 {
@@ -190,29 +196,16 @@ impl ClientConn {
             );
             return self.error(Some(req), ErrorCode::Checksum, message).await;
         }
-        let len = upload.progress.announced();
-        let task: TaskId = self.ctx.state.reserve_id();
-        if let Err(e) = self.ctx.store.publish(upload.file, Kind::Input, task).await {
-            return self.storage_error(req, &e).await;
-        }
-        match self
-            .ctx
-            .state
-            .submit(task, upload.name, len, upload.checksum, upload.key)
-        {
-            Ok(done) => match durable(done).await {
-                Ok(()) => self.reply(Msg::Submitted { req, task }).await,
-                Err(e) => self.storage_error(req, &e).await,
-            },
-            Err(existing) => {
-                // The same image arrived twice at once: the first one wins.
-                let _ = self.ctx.store.remove(Kind::Input, task).await;
-                self.reply(Msg::Submitted {
-                    req,
-                    task: existing,
-                })
-                .await
-            }
+        let submission = Submission {
+            name: upload.name,
+            len: upload.progress.announced(),
+            checksum: upload.checksum,
+            key: upload.key,
+            submitter: upload.submitter,
+        };
+        match self.ctx.ledger.accept_input(upload.file, submission).await {
+            Ok(task) => self.reply(Msg::Submitted { req, task }).await,
+            Err(e) => self.storage_error(req, &e).await,
         }
     }
 }

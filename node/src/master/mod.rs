@@ -6,7 +6,9 @@
 pub mod activity;
 pub mod client_conn;
 pub mod client_upload;
+pub mod failpoint;
 pub mod failures;
+pub mod ledger;
 pub mod metrics;
 pub mod outbox;
 pub mod record;
@@ -32,6 +34,7 @@ use tracing::{debug, info, warn};
 use self::{
     activity::{Activity, Tracked},
     failures::{FailureDelays, Failures},
+    ledger::Ledger,
     record::{Journal, RedbStore, StoreError, TaskStore},
     scheduler::SchedulerConfig,
     state::Shared,
@@ -116,7 +119,9 @@ impl MasterConfig {
 pub struct Ctx {
     pub config: MasterConfig,
     pub state: Shared,
-    pub store: DataDir,
+    /// The only way an image's lifecycle moves on (see `ledger/`).
+    pub ledger: Ledger,
+    pub store: Arc<DataDir>,
     pub failures: Failures,
 }
 
@@ -163,20 +168,34 @@ pub async fn run(
     };
     let (db, loaded) = opened;
     let tasks = loaded.rows.len();
+    let store = Arc::new(store);
     let journal = Journal::start(db, config.group_commit, store.image_dirs());
-    let state = Shared::new(config.scheduler, config.clock.clone(), journal, loaded);
-    // Files the record does not know (a crash between writing and recording).
+    let state = Shared::new(
+        config.scheduler,
+        config.clock.clone(),
+        journal,
+        loaded,
+        store.clone(),
+    );
+    // Files the record does not know (a crash between writing and
+    // recording), and files it made obsolete (a crash before removing them):
+    // an input is kept while its task is undecided, a result while it is
+    // the task's kept result.
     let known = state.inspect(|s| {
         s.task_ids()
             .into_iter()
-            .map(|t| (t, s.result_ref(t)))
+            .filter_map(|t| {
+                let decided = s.info(t)?.state.is_terminal();
+                Some((t, (decided, s.result_ref(t))))
+            })
             .collect::<HashMap<_, _>>()
     });
     let swept = store
         .sweep(|kind, task| match (known.get(&task), kind) {
-            (Some(Some(r)), store::Kind::Result { attempt }) => !r.removed && r.attempt == attempt,
-            (Some(Some(r)), store::Kind::Input) => !r.removed,
-            (Some(None), store::Kind::Input) => true,
+            (Some((_, Some(r))), store::Kind::Result { attempt }) => {
+                !r.removed && r.attempt == attempt
+            }
+            (Some((decided, _)), store::Kind::Input) => !decided,
             _ => false,
         })
         .await
@@ -191,6 +210,7 @@ pub async fn run(
         "task record loaded"
     );
     let ctx = Arc::new(Ctx {
+        ledger: Ledger::new(state.clone(), store.clone()),
         state,
         store,
         failures: Failures::new(config.failure_delays),

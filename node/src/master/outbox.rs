@@ -26,13 +26,34 @@ pub fn worker_capacity(max_credits: u32) -> usize {
 #[derive(Debug)]
 pub enum Out {
     Msg(Msg),
-    /// `header`, then the `len` bytes of the file at `path` as chunks of `stream`.
+    /// `header`, then the `len` bytes of the file at `path` as chunks of
+    /// `stream`. A file that cannot be read before anything of it was sent
+    /// (removed meanwhile, or of another length) does not end the
+    /// connection: `if_unreadable` says what to do instead.
     File {
         header: Msg,
         stream: StreamId,
         path: PathBuf,
         len: u64,
+        if_unreadable: IfUnreadable,
     },
+}
+
+/// What to do instead of sending a file that cannot be read.
+pub enum IfUnreadable {
+    /// Send this message (an error answering the request).
+    Send(Msg),
+    /// Tell the sender (an assignment that was not delivered).
+    Call(Box<dyn FnOnce() + Send>),
+}
+
+impl std::fmt::Debug for IfUnreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IfUnreadable::Send(m) => write!(f, "Send({})", m.name()),
+            IfUnreadable::Call(_) => f.write_str("Call"),
+        }
+    }
 }
 
 /// Why the writer stopped.
@@ -66,7 +87,18 @@ pub async fn run<W: AsyncWrite + Unpin>(
                 stream,
                 path,
                 len,
-            } => send_file(&mut writer, header, stream, path, len).await?,
+                if_unreadable,
+            } => match send_file(&mut writer, header, stream, path, len).await {
+                Ok(()) => {}
+                Err(Unsent(e)) => {
+                    tracing::debug!("not sent: {e}");
+                    match if_unreadable {
+                        IfUnreadable::Send(msg) => writer.feed(&msg).await?,
+                        IfUnreadable::Call(f) => f(),
+                    }
+                }
+                Err(Broken(e)) => return Err(e),
+            },
         }
         if rx.is_empty() {
             writer.flush().await?;
@@ -76,16 +108,34 @@ pub async fn run<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
+/// Why a file was not sent.
+enum SendError {
+    /// Nothing of it was sent: the connection can go on.
+    Unsent(OutboxError),
+    /// Part of it was sent, or the socket failed: the connection is over.
+    Broken(OutboxError),
+}
+
+use SendError::{Broken, Unsent};
+
+impl From<ProtoError> for SendError {
+    fn from(e: ProtoError) -> Self {
+        Broken(e.into())
+    }
+}
+
 async fn send_file<W: AsyncWrite + Unpin>(
     writer: &mut FrameWriter<W>,
     header: Msg,
     stream: StreamId,
     path: PathBuf,
     len: u64,
-) -> Result<(), OutboxError> {
-    let file_err = |source| OutboxError::File {
-        path: path.clone(),
-        source,
+) -> Result<(), SendError> {
+    let file_err = |source| {
+        Unsent(OutboxError::File {
+            path: path.clone(),
+            source,
+        })
     };
     if len <= MAX_CHUNK as u64 {
         // A small file: read whole in one hand-off to a blocking thread.
@@ -95,11 +145,11 @@ async fn send_file<W: AsyncWrite + Unpin>(
             .map_err(|e| file_err(std::io::Error::other(e)))?
             .map_err(file_err)?;
         if data.len() as u64 != len {
-            return Err(OutboxError::Length {
+            return Err(Unsent(OutboxError::Length {
                 path,
                 announced: len,
                 actual: data.len() as u64,
-            });
+            }));
         }
         writer.feed(&header).await?;
         if len > 0 {
@@ -111,18 +161,23 @@ async fn send_file<W: AsyncWrite + Unpin>(
     let mut file = tokio::fs::File::open(&path).await.map_err(file_err)?;
     let actual = file.metadata().await.map_err(file_err)?.len();
     if actual != len {
-        return Err(OutboxError::Length {
+        return Err(Unsent(OutboxError::Length {
             path,
             announced: len,
             actual,
-        });
+        }));
     }
     writer.feed(&header).await?;
     let mut remaining = len;
     while remaining > 0 {
         let want = remaining.min(MAX_CHUNK as u64) as usize;
         let mut buf = vec![0u8; want];
-        file.read_exact(&mut buf).await.map_err(file_err)?;
+        file.read_exact(&mut buf).await.map_err(|source| {
+            Broken(OutboxError::File {
+                path: path.clone(),
+                source,
+            })
+        })?;
         remaining -= want as u64;
         writer.feed_chunk(stream, Bytes::from(buf)).await?;
     }

@@ -4,10 +4,15 @@
 //! decides, queues the resulting events to the journal (in decision order),
 //! unlocks, then delivers (with `try_send` on bounded channels sized so that
 //! a full one means a dead connection). Methods whose outcome must be durable
-//! before anyone is told return a [`Durable`] to await.
+//! before anyone is told return a [`Pending`]: the tasks it names stay
+//! *unsettled* until it is dropped, and every reader that must see only
+//! durable state (`status`, `fetch`, `wait`, the next ledger operation on
+//! the task) waits for [`Shared::settled`] first. The ledger
+//! (`master/ledger/`) is what awaits them and decides who is told what.
 
 use std::{
     collections::HashMap,
+    ops::Deref,
     sync::{
         Arc, Mutex, MutexGuard,
         atomic::{AtomicU64, Ordering},
@@ -19,16 +24,20 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 use super::{
-    record::{Entry, Journal, Loaded, RowChange, StoreError},
+    record::{Entry, Journal, Loaded, RowChange, RowState, StoreError},
     scheduler::{
         Assignment, Outcome, Scheduler, SchedulerConfig, WorkerId,
-        durable::{Removal, ResultRef},
+        durable::{Confirmation, Removal, ResultRef},
     },
+    store::{DataDir, Kind},
 };
 use crate::clock::Clock;
 
 mod cancel;
+mod pending;
 mod view;
+
+pub use pending::{Join, Pending};
 
 /// Most `Wait` requests parked on one task.
 const MAX_WAITERS_PER_TASK: usize = 1024;
@@ -59,17 +68,33 @@ struct Inner {
     waiters: HashMap<TaskId, Vec<oneshot::Sender<TaskInfo>>>,
     /// No dispatch before this (results cannot be stored right now).
     paused_until: Option<std::time::Instant>,
+    /// Tasks with a change that is not durable yet (see [`Pending`]).
+    unsettled: HashMap<TaskId, pending::Unsettled>,
 }
 
-/// See the module docs.
-#[derive(Debug)]
+/// See the module docs. Cheap to clone (one `Arc`).
+#[derive(Debug, Clone)]
 pub struct Shared {
+    core: Arc<Core>,
+}
+
+#[derive(Debug)]
+pub struct Core {
     inner: Mutex<Inner>,
     next_worker: AtomicU64,
     clock: Arc<dyn Clock>,
     journal: Journal,
+    /// The image files, for removing what a lease decision made obsolete.
+    files: Arc<DataDir>,
     /// When this master started (for the live view's uptime).
     started: std::time::Instant,
+}
+
+impl Deref for Shared {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        &self.core
+    }
 }
 
 /// How long dispatch pauses after a result could not be stored.
@@ -87,21 +112,26 @@ impl Shared {
         clock: Arc<dyn Clock>,
         journal: Journal,
         loaded: Loaded,
+        files: Arc<DataDir>,
     ) -> Self {
         let mut scheduler = Scheduler::new(config);
         scheduler.set_wall_ms(clock.wall_ms());
         scheduler.restore(loaded.rows, loaded.next_task);
         let shared = Shared {
-            inner: Mutex::new(Inner {
-                scheduler,
-                workers: HashMap::new(),
-                waiters: HashMap::new(),
-                paused_until: None,
+            core: Arc::new(Core {
+                inner: Mutex::new(Inner {
+                    scheduler,
+                    workers: HashMap::new(),
+                    waiters: HashMap::new(),
+                    paused_until: None,
+                    unsettled: HashMap::new(),
+                }),
+                next_worker: AtomicU64::new(1),
+                started: clock.now(),
+                clock,
+                journal,
+                files,
             }),
-            next_worker: AtomicU64::new(1),
-            started: clock.now(),
-            clock,
-            journal,
         };
         {
             let mut g = shared.lock();
@@ -188,10 +218,10 @@ impl Shared {
         if !held.is_empty() {
             info!(%worker, tasks = held.len(), "worker lost ({why}); its tasks are queued again");
         }
-        for task in failed {
+        for task in &failed {
             warn!(%task, "task failed: out of attempts");
-            Self::notify(&mut g, task);
         }
+        self.follow_up_failed(&mut g, failed);
         self.settle(&mut g);
     }
 
@@ -216,14 +246,14 @@ impl Shared {
         self.lock().scheduler.reserve_id()
     }
 
-    /// The task submitted under an idempotency key, if it exists.
-    pub fn task_for_key(&self, key: u128) -> Option<TaskId> {
-        self.lock().scheduler.task_for_key(key)
+    /// The task that `submitter`'s submission of `key` would share.
+    pub fn joinable(&self, key: u128, submitter: u64) -> Option<TaskId> {
+        self.lock().scheduler.joinable(key, submitter)
     }
 
-    /// Queues a stored image under a reserved id. Answer the client once the
-    /// returned [`Durable`] resolves. `Err(existing)` when a task with the
-    /// same idempotency key exists (it won a race with this one).
+    /// Queues a stored image under a reserved id, shared by `submitter`.
+    /// `Err(existing)` when a task with the same idempotency key exists
+    /// (it won a race with this one): join that one instead.
     pub fn submit(
         &self,
         task: TaskId,
@@ -231,16 +261,33 @@ impl Shared {
         input_len: u64,
         checksum: u64,
         key: u128,
-    ) -> Result<Durable, TaskId> {
+        submitter: u64,
+    ) -> Result<Pending, TaskId> {
         let mut g = self.lock();
-        if let Some(existing) = g.scheduler.task_for_key(key) {
+        if let Some(existing) = g.scheduler.joinable(key, submitter) {
             return Err(existing);
         }
         g.scheduler
             .submit_reserved(task, name, input_len, checksum, key);
-        let durable = self.record_durable(&mut g);
+        g.scheduler.add_submitter(task, submitter, false);
+        let pending = self.pending(&mut g, vec![(task, None)]);
         self.settle(&mut g);
-        Ok(durable)
+        Ok(pending)
+    }
+
+    /// Adds `submitter` to an existing `task` (call once the task is
+    /// settled, so that its submission is durable).
+    pub fn join(&self, task: TaskId, key: u128, submitter: u64) -> Join {
+        let mut g = self.lock();
+        if g.scheduler.task_for_key(key) != Some(task) {
+            return Join::Gone;
+        }
+        if g.scheduler.has_submitter(task, submitter) {
+            return Join::Already;
+        }
+        let before = g.scheduler.row(task);
+        g.scheduler.add_submitter(task, submitter, true);
+        Join::Joined(self.pending(&mut g, vec![(task, before)]))
     }
 
     pub fn started(&self, worker: WorkerId, task: TaskId, attempt: u32) {
@@ -295,6 +342,7 @@ impl Shared {
         let mut g = self.lock();
         let expired = g.scheduler.expire(now);
         super::metrics::leases_expired(expired.len());
+        let mut failed = Vec::new();
         for e in &expired {
             if e.timed_out
                 && let Some(tx) = g.workers.get(&e.worker)
@@ -307,11 +355,12 @@ impl Shared {
             }
             if e.failed {
                 warn!(task = %e.task, worker = %e.worker, "lease expired; task failed: out of attempts");
-                Self::notify(&mut g, e.task);
+                failed.push(e.task);
             } else {
                 info!(task = %e.task, worker = %e.worker, attempt = e.attempt, "lease expired; task queued again");
             }
         }
+        self.follow_up_failed(&mut g, failed);
         if !expired.is_empty() || g.scheduler.queue_len() == 0 {
             // Also the moment to look for stragglers (a matter of time).
             self.settle(&mut g);
@@ -328,20 +377,22 @@ impl Shared {
         attempt: u32,
         len: u64,
         checksum: u64,
-    ) -> (Outcome, Durable) {
+    ) -> (Outcome, Option<Pending>) {
         let now = self.clock.now();
         let mut g = self.lock();
+        let before = g.scheduler.row(task);
         let (outcome, to_drop) = g
             .scheduler
             .complete(worker, task, attempt, len, checksum, now);
-        let durable = self.record_durable(&mut g);
+        let pending =
+            (outcome == Outcome::Accepted).then(|| self.pending(&mut g, vec![(task, before)]));
         for (holder, attempt) in to_drop {
             if let Some(tx) = g.workers.get(&holder) {
                 let _ = tx.try_send(ToWorker::Drop(LeaseRef { task, attempt }));
             }
         }
         self.settle(&mut g);
-        (outcome, durable)
+        (outcome, pending)
     }
 
     pub fn fail(
@@ -351,13 +402,24 @@ impl Shared {
         attempt: u32,
         kind: FailureKind,
         reason: String,
-    ) -> (Outcome, Durable) {
+    ) -> (Outcome, Option<Pending>) {
         let now = self.clock.now();
         let mut g = self.lock();
+        let before = g.scheduler.row(task);
         let outcome = g.scheduler.fail(worker, task, attempt, kind, reason, now);
-        let durable = self.record_durable(&mut g);
+        let pending =
+            (outcome == Outcome::Accepted).then(|| self.pending(&mut g, vec![(task, before)]));
         self.settle(&mut g);
-        (outcome, durable)
+        (outcome, pending)
+    }
+
+    /// Whether a report about `task` can change nothing: it is decided
+    /// already (a decided task never changes) or unknown.
+    pub fn is_decided(&self, task: TaskId) -> bool {
+        self.lock()
+            .scheduler
+            .info(task)
+            .is_none_or(|i| i.state.is_terminal())
     }
 
     /// Tells the clients waiting on `task` how it ended: call once its
@@ -379,49 +441,62 @@ impl Shared {
         Some((info, g.scheduler.result_ref(task)))
     }
 
-    /// The client stored the result: mark it removed (durably), then the
-    /// caller removes the files. `None` when there is nothing to remove.
-    pub fn confirm(&self, task: TaskId) -> Option<(ResultRef, Durable)> {
+    /// `submitter` stored the result: counted (and, when it was the last
+    /// one, the result marked removed; the caller removes the files once
+    /// it is durable). `None` when there is nothing to record.
+    pub fn confirm(&self, task: TaskId, submitter: u64) -> Option<(Confirmation, Pending)> {
         let mut g = self.lock();
-        let result = g.scheduler.result_ref(task)?;
-        if !g.scheduler.remove_result(task, Removal::Fetched) {
-            return None;
+        let before = g.scheduler.row(task);
+        match g.scheduler.confirm(task, submitter) {
+            Confirmation::Nothing => None,
+            done => Some((done, self.pending(&mut g, vec![(task, before)]))),
         }
-        Some((result, self.record_durable(&mut g)))
     }
 
-    /// Results past `retention_ms`: marked removed (durably); the caller
-    /// removes their files.
-    pub fn expire_results(&self, retention_ms: u64) -> (Vec<(TaskId, ResultRef)>, Durable) {
+    /// Results past `retention_ms`: marked removed; the caller removes
+    /// their files once it is durable.
+    pub fn expire_results(&self, retention_ms: u64) -> Option<(Vec<(TaskId, ResultRef)>, Pending)> {
         let mut g = self.lock();
         let mut out = Vec::new();
+        let mut before = Vec::new();
         for task in g.scheduler.results_older_than(retention_ms) {
+            if g.unsettled.contains_key(&task) {
+                continue;
+            }
+            let row = g.scheduler.row(task);
             if let Some(r) = g.scheduler.result_ref(task)
                 && g.scheduler.remove_result(task, Removal::Expired)
             {
                 out.push((task, r));
+                before.push((task, row));
             }
         }
-        (out, self.record_durable(&mut g))
+        if out.is_empty() {
+            return None;
+        }
+        Some((out, self.pending(&mut g, before)))
     }
 
     /// Removes a task (its record and, by the caller, its files); a worker
     /// running it is told to drop it. `None` for an unknown task.
-    pub fn delete(&self, task: TaskId) -> Option<(Option<ResultRef>, Durable)> {
+    pub fn delete(&self, task: TaskId) -> Option<(Option<ResultRef>, Pending)> {
         let mut g = self.lock();
         let result = g.scheduler.result_ref(task);
+        let before = g.scheduler.row(task);
         let holder = g.scheduler.delete(task)?;
         if let Some((worker, attempt)) = holder
             && let Some(tx) = g.workers.get(&worker)
         {
             let _ = tx.try_send(ToWorker::Drop(LeaseRef { task, attempt }));
         }
-        for w in g.waiters.remove(&task).unwrap_or_default() {
-            drop(w);
-        }
-        let durable = self.record_durable(&mut g);
+        let pending = self.pending(&mut g, vec![(task, before)]);
         self.settle(&mut g);
-        Some((result, durable))
+        Some((result, pending))
+    }
+
+    /// Drops the waits parked on a task that is gone.
+    pub fn forget_waiters(&self, task: TaskId) {
+        self.lock().waiters.remove(&task);
     }
 
     /// A task's recorded events.
@@ -465,6 +540,44 @@ impl Shared {
     /// Writes what is queued and stops the journal.
     pub fn close(&self) {
         self.journal.close();
+    }
+
+    /// Tasks a lease decision failed (out of attempts): their waiters are
+    /// told, and their inputs removed, once the failure is durable; if it
+    /// cannot be recorded they are queued again, as a restart would.
+    fn follow_up_failed(&self, g: &mut Inner, failed: Vec<TaskId>) {
+        if failed.is_empty() {
+            return;
+        }
+        let before = failed
+            .iter()
+            .map(|t| {
+                let row = g.scheduler.row(*t).map(|mut r| {
+                    r.state = RowState::Queued;
+                    r
+                });
+                (*t, row)
+            })
+            .collect();
+        let pending = self.pending(g, before);
+        let shared = self.clone();
+        tokio::spawn(async move {
+            match pending.durable().await {
+                Ok(settling) => {
+                    for task in failed {
+                        shared.announce(task);
+                        if let Err(e) = shared.files.remove(Kind::Input, task).await {
+                            warn!(%task, "cannot remove the input of a failed task: {e}");
+                        }
+                    }
+                    drop(settling);
+                }
+                Err(unrecorded) => {
+                    let e = shared.rollback(unrecorded);
+                    warn!("cannot record failed tasks; they are queued again: {e}");
+                }
+            }
+        });
     }
 
     fn notify(g: &mut Inner, task: TaskId) {

@@ -15,9 +15,10 @@ use tracing::{debug, info, warn};
 
 use super::{
     Ctx,
-    outbox::Out,
-    scheduler::{Assignment, Outcome, WorkerId},
-    state::{ToWorker, durable},
+    ledger::ResultAnswer,
+    outbox::{IfUnreadable, Out},
+    scheduler::{Assignment, WorkerId},
+    state::ToWorker,
     store::{Kind, TmpFile},
 };
 
@@ -74,12 +75,22 @@ pub async fn serve<R: AsyncRead + Unpin>(
                             len: input_len,
                             checksum,
                         };
+                        // An input removed meanwhile (the task was deleted or
+                        // cancelled): the assignment is undeliverable, and the
+                        // connection goes on.
+                        let state = ctx.state.clone();
+                        let undelivered = a.clone();
+                        let report = move || {
+                            debug!(task = %undelivered.task, "input unreadable; assignment not delivered");
+                            state.undeliverable(id, &undelivered);
+                        };
                         (
                             Out::File {
                                 header,
                                 stream: task.0,
                                 path,
                                 len: input_len,
+                                if_unreadable: IfUnreadable::Call(Box::new(report)),
                             },
                             Some(a),
                         )
@@ -197,21 +208,25 @@ impl WorkerConn {
                 kind,
                 reason,
             } => {
-                let (outcome, done) =
-                    self.ctx
-                        .state
-                        .fail(self.id, task, attempt, kind, reason.clone());
-                match outcome {
-                    Outcome::Accepted => {
-                        info!(%task, worker = %self.id, "task failed: {reason}");
-                        if let Err(e) = durable(done).await {
-                            warn!(%task, "cannot record a failure: {e}");
+                match self
+                    .ctx
+                    .ledger
+                    .accept_failure(self.id, task, attempt, kind, reason)
+                    .await
+                {
+                    Ok(obsolete) => {
+                        let sent = self.send(Msg::Accepted { task }).await;
+                        if let Some(o) = obsolete {
+                            o.remove().await;
                         }
-                        self.ctx.state.announce(task);
+                        sent
                     }
-                    other => debug!(%task, "discarded failure report ({other:?})"),
+                    // Not recorded: the task is as it was; no `Accepted`.
+                    Err(e) => {
+                        warn!(%task, "cannot record a failure: {e}");
+                        Ok(())
+                    }
                 }
-                self.send(Msg::Accepted { task }).await
             }
             other => {
                 let message = format!("{} is not a message a worker may send", other.name());
@@ -314,31 +329,19 @@ impl WorkerConn {
                 upload.checksum
             ));
         }
-        let kind = Kind::Result {
-            attempt: upload.attempt,
-        };
         let len = upload.progress.announced();
-        if let Err(e) = self.ctx.store.publish(file, kind, task).await {
-            self.store_failed(task, upload.attempt, &e).await;
-            return self.send(Msg::Accepted { task }).await;
-        }
-        let (outcome, done) =
-            self.ctx
-                .state
-                .complete(self.id, task, upload.attempt, len, upload.checksum);
-        match outcome {
-            Outcome::Accepted => {
-                if let Err(e) = durable(done).await {
-                    warn!(%task, "cannot record a result: {e}");
-                }
-                self.ctx.state.announce(task);
-                debug!(%task, worker = %self.id, "task done");
+        let answer = self
+            .ctx
+            .ledger
+            .accept_result(self.id, task, upload.attempt, file, len, upload.checksum)
+            .await;
+        match answer {
+            ResultAnswer::Accepted(obsolete) => {
+                let sent = self.send(Msg::Accepted { task }).await;
+                obsolete.remove().await;
+                sent
             }
-            outcome => {
-                debug!(%task, worker = %self.id, "discarded result ({outcome:?})");
-                let _ = self.ctx.store.remove(kind, task).await;
-            }
+            ResultAnswer::NotStored => Ok(()),
         }
-        self.send(Msg::Accepted { task }).await
     }
 }

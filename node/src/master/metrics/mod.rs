@@ -220,7 +220,9 @@ pub fn on_event(event: &TaskEvent, row: Option<&TaskRow>, at_ms: u64) {
         | TaskEvent::Fetched
         | TaskEvent::Expired
         | TaskEvent::Deleted
-        | TaskEvent::Recovered { .. } => {}
+        | TaskEvent::Recovered { .. }
+        | TaskEvent::Joined { .. }
+        | TaskEvent::Confirmed { .. } => {}
     }
 }
 

@@ -10,5 +10,5 @@ pub mod row;
 pub mod store;
 
 pub use journal::Journal;
-pub use row::{RowState, TaskRow};
+pub use row::{RowState, Submitter, TaskRow};
 pub use store::{Entry, Loaded, RedbStore, RowChange, StoreError, TaskStore};

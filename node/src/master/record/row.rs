@@ -1,8 +1,18 @@
 //! The current state of a task as the durable record keeps it: derived from
 //! the task's events and written in the same transaction as each event.
+//!
+//! **Format versions.** A row is stored as one format byte followed by its
+//! bincode encoding ([`encode_row`]); the `meta` table says which format
+//! the rows of a record are in. Format 1 (before the byte existed) had no
+//! submitters: [`decode_legacy_row`] reads it, and opening such a record
+//! rewrites its rows once in the current format ([`ROW_FORMAT`]). The bytes
+//! of each format are pinned by a golden test below.
 
 use serde::{Deserialize, Serialize};
-use tessera_proto::FailureKind;
+use tessera_proto::{FailureKind, wire};
+
+/// The format rows are written in.
+pub const ROW_FORMAT: u8 = 2;
 
 /// One task's durable current state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +36,19 @@ pub struct TaskRow {
     pub strikes: u32,
     /// Lost attempts that point at the image alone.
     pub evidence: u32,
+    /// Everyone the task was answered `Submitted` to (format 2). The result
+    /// is kept until each has confirmed. Empty for a format-1 row: then any
+    /// confirmation removes the result, as it did then.
+    pub submitters: Vec<Submitter>,
+}
+
+/// One submitter of a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Submitter {
+    /// Chosen by the client (`Submit::submitter`).
+    pub id: u64,
+    /// It confirmed its download.
+    pub confirmed: bool,
 }
 
 /// Where a task stands.
@@ -49,4 +72,168 @@ pub enum RowState {
         kind: FailureKind,
         reason: String,
     },
+}
+
+/// Why a stored row cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RowError {
+    #[error("row format {found}, this master reads format {ROW_FORMAT} (and 1)")]
+    Format { found: u8 },
+    #[error("empty row")]
+    Empty,
+    #[error(transparent)]
+    Decode(#[from] tessera_proto::DecodeError),
+    #[error(transparent)]
+    Encode(#[from] tessera_proto::wire::EncodeError),
+}
+
+/// A row in the current format: [`ROW_FORMAT`], then its bincode encoding.
+pub fn encode_row(row: &TaskRow) -> Result<Vec<u8>, RowError> {
+    let mut out = vec![ROW_FORMAT];
+    wire::encode_into(row, &mut out)?;
+    Ok(out)
+}
+
+/// A row written by [`encode_row`].
+pub fn decode_row(bytes: &[u8]) -> Result<TaskRow, RowError> {
+    match bytes.split_first() {
+        Some((&ROW_FORMAT, rest)) => Ok(wire::decode_exact(rest)?),
+        Some((&found, _)) => Err(RowError::Format { found }),
+        None => Err(RowError::Empty),
+    }
+}
+
+/// A format-1 row (no format byte, no submitters).
+pub fn decode_legacy_row(bytes: &[u8]) -> Result<TaskRow, RowError> {
+    let v1: TaskRowV1 = wire::decode_exact(bytes)?;
+    Ok(TaskRow {
+        name: v1.name,
+        input_len: v1.input_len,
+        input_checksum: v1.input_checksum,
+        key: v1.key,
+        submitted_ms: v1.submitted_ms,
+        attempts: v1.attempts,
+        lost: v1.lost,
+        history: v1.history,
+        state: v1.state,
+        strikes: 0,
+        evidence: 0,
+        submitters: Vec::new(),
+    })
+}
+
+/// The row of format 1, as it was written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct TaskRowV1 {
+    name: String,
+    input_len: u64,
+    input_checksum: u64,
+    key: u128,
+    submitted_ms: u64,
+    attempts: u32,
+    lost: u32,
+    history: Vec<String>,
+    state: RowState,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn done_row() -> TaskRow {
+        TaskRow {
+            name: "a.png".into(),
+            input_len: 300,
+            input_checksum: 0xfeed,
+            key: 5,
+            submitted_ms: 1_000,
+            attempts: 2,
+            lost: 1,
+            history: vec!["x".into()],
+            state: RowState::Done {
+                attempt: 2,
+                output_len: 70_000,
+                output_checksum: 0xbeef,
+                done_ms: 2_000,
+                worker: "w".into(),
+                removed: false,
+            },
+            strikes: 3,
+            evidence: 1,
+            submitters: vec![
+                Submitter {
+                    id: 0xabc,
+                    confirmed: true,
+                },
+                Submitter {
+                    id: 0,
+                    confirmed: false,
+                },
+            ],
+        }
+    }
+
+    /// Format 2, byte for byte: a change to the row's encoding must bump
+    /// [`ROW_FORMAT`] (and keep reading the older formats).
+    const GOLDEN_V2: &str = concat!(
+        "02",             // format
+        "05612e706e67",   // name
+        "fb2c01",         // input_len
+        "fbedfe",         // input_checksum
+        "05",             // key
+        "fbe803",         // submitted_ms
+        "02",             // attempts
+        "01",             // lost
+        "010178",         // history
+        "02",             // Done
+        "02",             // attempt
+        "fc70110100",     // output_len
+        "fbefbe",         // output_checksum
+        "fbd007",         // done_ms
+        "0177",           // worker
+        "00",             // removed
+        "03",             // strikes
+        "01",             // evidence
+        "02fbbc0a010000", // submitters
+    );
+
+    #[test]
+    fn a_row_encodes_to_its_golden_bytes_and_back() {
+        let bytes = encode_row(&done_row()).unwrap();
+        assert_eq!(hex(&bytes), GOLDEN_V2);
+        assert_eq!(decode_row(&bytes).unwrap(), done_row());
+    }
+
+    /// A format-1 row, as the master of protocol 6 wrote it.
+    const GOLDEN_V1: &str = concat!(
+        "05612e706e67fb2c01fbedfe05fbe8030201010178",
+        "0202fc70110100fbefbefbd007017700",
+    );
+
+    #[test]
+    fn a_format_1_row_still_loads_with_no_submitters_and_no_blame() {
+        let bytes: Vec<u8> = (0..GOLDEN_V1.len() / 2)
+            .map(|i| u8::from_str_radix(&GOLDEN_V1[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        let mut want = done_row();
+        want.submitters.clear();
+        (want.strikes, want.evidence) = (0, 0);
+        assert_eq!(decode_legacy_row(&bytes).unwrap(), want);
+        // And it is not mistaken for a row of the current format.
+        assert!(decode_row(&bytes).is_err());
+    }
+
+    #[test]
+    fn an_unknown_format_is_a_typed_error() {
+        let mut bytes = encode_row(&done_row()).unwrap();
+        bytes[0] = 9;
+        assert!(matches!(
+            decode_row(&bytes),
+            Err(RowError::Format { found: 9 })
+        ));
+    }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use tessera_proto::{EventEntry, TaskId, wire};
 
-use super::row::TaskRow;
+use super::row::{self, ROW_FORMAT, TaskRow};
 
 /// What a change does to a task's current-state row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +71,36 @@ impl RedbStore {
         let db = Database::create(path).map_err(io)?;
         let tx = db.begin_write().map_err(io)?;
         tx.open_table(EVENTS).map_err(io)?;
-        tx.open_table(TASKS).map_err(io)?;
+        {
+            let mut tasks = tx.open_table(TASKS).map_err(io)?;
+            let mut meta = tx.open_table(META).map_err(io)?;
+            let format = meta.get("row_format").map_err(io)?.map(|v| v.value());
+            match format {
+                Some(f) if f == u64::from(ROW_FORMAT) => {}
+                // Format 1 (no format byte): rewrite every row once.
+                None => {
+                    let mut rows = Vec::new();
+                    for item in tasks.iter().map_err(io)? {
+                        let (k, v) = item.map_err(io)?;
+                        let row = row::decode_legacy_row(v.value()).map_err(|e| {
+                            StoreError::Corrupt(format!("task {} (format 1): {e}", k.value()))
+                        })?;
+                        rows.push((k.value(), row));
+                    }
+                    for (k, r) in rows {
+                        let bytes = row::encode_row(&r).map_err(io)?;
+                        tasks.insert(k, bytes.as_slice()).map_err(io)?;
+                    }
+                    meta.insert("row_format", u64::from(ROW_FORMAT))
+                        .map_err(io)?;
+                }
+                Some(f) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "rows are in format {f}; this master reads formats 1 and {ROW_FORMAT}"
+                    )));
+                }
+            }
+        }
         tx.open_table(META).map_err(io)?;
         tx.commit().map_err(io)?;
         Ok(RedbStore { db })
@@ -85,7 +114,7 @@ impl TaskStore for RedbStore {
         let mut rows = Vec::new();
         for item in tasks.iter().map_err(io)? {
             let (k, v) = item.map_err(io)?;
-            let row: TaskRow = wire::decode_exact(v.value())
+            let row: TaskRow = row::decode_row(v.value())
                 .map_err(|e| StoreError::Corrupt(format!("task {}: {e}", k.value())))?;
             rows.push((TaskId(k.value()), row));
         }
@@ -126,7 +155,7 @@ impl TaskStore for RedbStore {
                             let bytes = wire::encode(ev).map_err(io)?;
                             events.insert((t, seq), bytes.as_slice()).map_err(io)?;
                         }
-                        let bytes = wire::encode(row).map_err(io)?;
+                        let bytes = row::encode_row(row).map_err(io)?;
                         tasks.insert(t, bytes.as_slice()).map_err(io)?;
                     }
                     RowChange::Delete => {

@@ -1,6 +1,11 @@
 //! The scheduler's side of the durable record: the events its decisions
 //! produced, each task's durable row, rebuilding from rows after a restart,
-//! idempotency keys, and removing results and tasks.
+//! idempotency keys, and removing results and tasks. `submitters.rs`: who
+//! shares a task and who confirmed; `rollback.rs`: putting a task back as
+//! its last durable row says, when recording a change failed.
+
+mod rollback;
+mod submitters;
 
 use std::collections::BTreeSet;
 
@@ -8,6 +13,8 @@ use tessera_proto::{TaskEvent, TaskId};
 
 use super::{Phase, Scheduler, Task, WorkerId};
 use crate::master::record::{RowState, TaskRow};
+
+pub use submitters::{Confirmation, MAX_SUBMITTERS};
 
 /// Why a result's files are removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +93,7 @@ impl Scheduler {
             state,
             strikes: t.strikes,
             evidence: t.evidence,
+            submitters: t.submitters.clone(),
         })
     }
 
@@ -96,61 +104,68 @@ impl Scheduler {
         let mut max_id = 0;
         for (id, row) in rows {
             max_id = max_id.max(id.0);
-            // A removed result's key no longer names anything fetchable.
-            let keep_key = !matches!(row.state, RowState::Done { removed: true, .. });
-            let last_worker = match &row.state {
-                RowState::Done { worker, .. } => Some(worker.as_str().into()),
-                _ => None,
-            };
-            let phase = match row.state {
-                RowState::Queued => Phase::Queued,
-                RowState::Leased { attempt } => {
-                    self.events.push((id, TaskEvent::Recovered { attempt }));
-                    Phase::Queued
-                }
-                RowState::Done {
-                    attempt,
-                    output_len,
-                    output_checksum,
-                    done_ms,
-                    removed,
-                    ..
-                } => Phase::Done {
-                    output_len,
-                    output_checksum,
-                    attempt,
-                    done_ms,
-                    removed,
-                },
-                RowState::Failed { kind, reason } => Phase::Failed { kind, reason },
-            };
-            if matches!(phase, Phase::Queued) {
+            if let RowState::Leased { attempt } = row.state {
+                self.events.push((id, TaskEvent::Recovered { attempt }));
+            }
+            if self.insert_row(id, row) {
                 self.queue.push_back(id);
             }
-            if keep_key {
-                self.by_key.insert(row.key, id);
-            }
-            let task = Task {
-                name: row.name,
-                input_len: row.input_len,
-                input_checksum: row.input_checksum,
-                key: row.key,
-                submitted_ms: row.submitted_ms,
-                phase,
-                attempts: row.attempts,
-                lost: row.lost,
-                strikes: row.strikes,
-                evidence: row.evidence,
-                shadow: None,
-                history: row.history,
-                last_worker,
-            };
-            self.tasks.insert(id, task);
         }
         let mut queued: Vec<TaskId> = self.queue.drain(..).collect();
         queued.sort();
         self.queue.extend(queued);
         self.next_task = self.next_task.max(next_task).max(max_id + 1);
+    }
+
+    /// Inserts the task a row describes (leased: queued again), with its
+    /// idempotency key; true when it is to be queued (the caller queues it).
+    fn insert_row(&mut self, id: TaskId, row: TaskRow) -> bool {
+        // A removed result's key no longer names anything fetchable.
+        let keep_key = !matches!(row.state, RowState::Done { removed: true, .. });
+        let last_worker = match &row.state {
+            RowState::Done { worker, .. } => Some(worker.as_str().into()),
+            _ => None,
+        };
+        let phase = match row.state {
+            RowState::Queued | RowState::Leased { .. } => Phase::Queued,
+            RowState::Done {
+                attempt,
+                output_len,
+                output_checksum,
+                done_ms,
+                removed,
+                ..
+            } => Phase::Done {
+                output_len,
+                output_checksum,
+                attempt,
+                done_ms,
+                removed,
+            },
+            RowState::Failed { kind, reason } => Phase::Failed { kind, reason },
+        };
+        let queued = matches!(phase, Phase::Queued);
+        if keep_key {
+            self.by_key.insert(row.key, id);
+        }
+        let task = Task {
+            name: row.name,
+            input_len: row.input_len,
+            input_checksum: row.input_checksum,
+            key: row.key,
+            submitted_ms: row.submitted_ms,
+            phase,
+            attempts: row.attempts,
+            lost: row.lost,
+            strikes: row.strikes,
+            evidence: row.evidence,
+            shadow: None,
+            history: row.history,
+            last_worker,
+            submitters: row.submitters,
+        };
+        self.tasks.insert(id, task);
+        queued
     }
 
     /// The result of a done task.
@@ -214,7 +229,9 @@ impl Scheduler {
     /// drop the task.
     pub fn delete(&mut self, id: TaskId) -> Option<Option<(WorkerId, u32)>> {
         let task = self.tasks.remove(&id)?;
-        self.by_key.remove(&task.key);
+        if self.by_key.get(&task.key) == Some(&id) {
+            self.by_key.remove(&task.key);
+        }
         self.events.push((id, TaskEvent::Deleted));
         let holder = match task.phase {
             Phase::Queued => {

@@ -145,6 +145,8 @@ struct Task {
     history: Vec<String>,
     /// The name of the worker that last held the task (or produced its result).
     last_worker: Option<Arc<str>>,
+    /// Who was told `Submitted` for it; see `durable.rs`.
+    submitters: Vec<crate::master::record::Submitter>,
 }
 
 #[derive(Debug, Clone)]
@@ -295,6 +297,7 @@ impl Scheduler {
             shadow: None,
             history: Vec::new(),
             last_worker: None,
+            submitters: Vec::new(),
         };
         self.tasks.insert(id, task);
         self.queue.push_back(id);

@@ -1,21 +1,23 @@
-//! Cancelling a task through the shared state: the scheduler decides, the
-//! holder of a running task's lease is sent `Drop` at once (and any later
-//! heartbeat naming the lease is answered with `Drop` too), parked waits
-//! are answered, and the `Cancelled` event is made durable.
+//! Cancelling a task through the shared state: the scheduler decides and
+//! the holder of a running task's lease is sent `Drop` at once (and any
+//! later heartbeat naming the lease is answered with `Drop` too). Parked
+//! waits are answered by the ledger once the `Cancelled` event is durable.
 
 use tessera_proto::{LeaseRef, TaskId, TaskInfo};
 use tracing::info;
 
-use super::{Durable, Shared, ToWorker};
+use super::{Pending, Shared, ToWorker};
 use crate::master::scheduler::cancel::Cancel;
 
 impl Shared {
     /// Cancels `task`: returns its state afterwards (failed as cancelled, or
-    /// as it was when already decided) and when that is on disk. `None` for
-    /// an unknown task.
-    pub fn cancel(&self, task: TaskId) -> Option<(TaskInfo, Durable)> {
+    /// as it was when already decided) and, when it changed, the change to
+    /// await. `None` for an unknown task.
+    pub fn cancel(&self, task: TaskId) -> Option<(TaskInfo, Option<Pending>)> {
         let mut g = self.lock();
+        let before = g.scheduler.row(task);
         let outcome = g.scheduler.cancel(task)?;
+        let mut pending = None;
         if let Cancel::Cancelled { holder } = outcome {
             match holder {
                 Some((worker, attempt)) => {
@@ -26,11 +28,10 @@ impl Shared {
                 }
                 None => info!(%task, "queued task cancelled"),
             }
-            Self::notify(&mut g, task);
+            pending = Some(self.pending(&mut g, vec![(task, before)]));
         }
-        let durable = self.record_durable(&mut g);
         self.settle(&mut g);
         let info = g.scheduler.info(task)?;
-        Some((info, durable))
+        Some((info, pending))
     }
 }

@@ -1,0 +1,80 @@
+//! Shared results are shared: identical submissions share one task (the
+//! idempotency key), and that task's result stays on the master until every
+//! submitter has confirmed its download. Real processes: one master, one
+//! worker, several `tessera run` on the same folder at once.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use tessera_tests::{check_swapped, spawn_master, spawn_worker, valid_pngsuite};
+
+const NODE: &str = env!("CARGO_BIN_EXE_tessera-node-under-test");
+const CLIENT: &str = env!("CARGO_BIN_EXE_tessera-under-test");
+const T: Duration = Duration::from_secs(180);
+
+fn run_batch(input: &Path, out: &Path, addr: &str, key: &Path) -> tokio::process::Child {
+    tokio::process::Command::new(CLIENT)
+        .args(["run", input.to_str().unwrap(), "-o", out.to_str().unwrap()])
+        .args(["--master", addr, "--key-file", key.to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// Every output under `out` is its original with red and blue swapped.
+fn check_outputs(out: &Path, originals: &[PathBuf]) {
+    for original in originals {
+        let name = original.file_name().unwrap();
+        let result = std::fs::read(out.join(name))
+            .unwrap_or_else(|e| panic!("{}: {e}", out.join(name).display()));
+        check_swapped(&std::fs::read(original).unwrap(), &result)
+            .unwrap_or_else(|e| panic!("{}: {e}", name.to_string_lossy()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_on_the_same_folder_at_once_both_get_every_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (_master, addr, key) = spawn_master(NODE, &data, &[]).await;
+    let _worker = spawn_worker(NODE, &addr, &key, "w1", &["--threads", "2"]);
+    let originals = valid_pngsuite();
+    let input = tmp.path().join("in");
+    tessera_tests::copy_into(&input, &originals);
+
+    let outs: Vec<PathBuf> = ["outA", "outB"]
+        .iter()
+        .map(|o| tmp.path().join(o))
+        .collect();
+    let runs: Vec<_> = outs
+        .iter()
+        .map(|out| run_batch(&input, out, &addr, &key))
+        .collect();
+    for (run, out) in runs.into_iter().zip(&outs) {
+        let output = tokio::time::timeout(T, run.wait_with_output())
+            .await
+            .expect("the batch ends")
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "tessera run -o {} failed: {}\nstdout:\n{}\nstderr:\n{}",
+            out.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        check_outputs(out, &originals);
+    }
+    // Both confirmed: the master removed every result (the data dir does not
+    // keep them until retention).
+    let results = data.join("results");
+    tessera_tests::eventually(Duration::from_secs(10), "every result removed", || {
+        std::fs::read_dir(&results).unwrap().count() == 0
+    })
+    .await;
+}
