@@ -57,6 +57,9 @@ const TASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("tasks");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// The record in a redb file.
+/// Memory redb may use to cache the record's pages.
+pub const RECORD_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 #[derive(Debug)]
 pub struct RedbStore {
     db: Database,
@@ -68,7 +71,12 @@ fn io(e: impl std::fmt::Display) -> StoreError {
 
 impl RedbStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(io)?;
+        // redb caches up to 1 GiB of pages by default, so the master's memory
+        // grew with its record; a bounded cache keeps it flat (the soak).
+        let db = redb::Builder::new()
+            .set_cache_size(RECORD_CACHE_BYTES)
+            .create(path)
+            .map_err(io)?;
         let tx = db.begin_write().map_err(io)?;
         tx.open_table(EVENTS).map_err(io)?;
         {
