@@ -252,33 +252,42 @@ async fn a_valid_frame_at_the_wrong_time_is_refused() {
     c.assert_serving(true).await;
 }
 
+/// An upload larger than one chunk streams to a temporary file on disk (a
+/// smaller one is collected in memory); a client that vanishes halfway
+/// leaves neither a task nor that file.
 #[tokio::test]
 async fn a_client_that_vanishes_mid_upload_leaves_no_task_and_no_file() {
     let c = Cluster::start(1).await;
+    let tmp = c.data.path().join("tmp");
+    let tmp_files = || std::fs::read_dir(&tmp).expect("the master's tmp/").count();
     {
         let mut conn = c.authed(Role::Client).await;
         conn.1
             .send(&Msg::Submit {
                 req: 1,
                 name: "half.png".into(),
-                len: 1_000_000,
+                len: 3 * tessera_proto::MAX_CHUNK as u64,
                 checksum: 0,
                 key: 0,
             })
             .await
             .unwrap();
-        conn.1
-            .feed_chunk(1, Bytes::from(vec![1u8; 300_000]))
-            .await
-            .unwrap();
+        for part in [tessera_proto::MAX_CHUNK, 300_000] {
+            conn.1
+                .feed_chunk(1, Bytes::from(vec![1u8; part]))
+                .await
+                .unwrap();
+        }
         conn.1.flush().await.unwrap();
+        // The upload is on disk, under tmp/.
+        eventually(T, "the upload's temporary file on disk", || {
+            tmp_files() == 1
+        })
+        .await;
         // Dropped here: the connection closes mid-upload.
     }
-    let tmp = c.data.path().join("tmp");
-    eventually(T, "the partial upload to be removed", || {
-        std::fs::read_dir(&tmp)
-            .map(|d| d.count() == 0)
-            .unwrap_or(false)
+    eventually(T, "the partial upload's file to be removed", || {
+        tmp_files() == 0
     })
     .await;
     let client = c.client().await;
