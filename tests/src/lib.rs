@@ -9,6 +9,7 @@ use std::{
 
 pub mod inproc;
 pub mod netns;
+pub mod reasons;
 
 use image::GenericImageView;
 use tokio::{
