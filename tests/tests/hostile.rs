@@ -8,13 +8,13 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tessera_client::{Client, ClientError, ErrorCode};
+use tessera_client::{Client, ClientError, ErrorCode, TaskState};
 use tessera_node::worker::{self, WorkerConfig};
 use tessera_proto::{
     Answer, ClusterKey, Hello, HelloReply, Msg, Refusal, Role, TaskId, auth, wire,
 };
 use tessera_tests::{
-    eventually,
+    data_dir, eventually,
     inproc::{Cluster, Raw, until_closed},
 };
 use tokio::{io::AsyncWriteExt, net::tcp::OwnedWriteHalf};
@@ -250,6 +250,68 @@ async fn a_valid_frame_at_the_wrong_time_is_refused() {
     let message = "Submit is not a message a worker may send";
     expect_error(&mut worker, None, ErrorCode::UnexpectedMessage, message).await;
     c.assert_serving(true).await;
+}
+
+/// A worker's chunk for no result in progress is answered with a typed
+/// error and the connection goes on, as on a client connection: the worker
+/// keeps its lease and its result is taken (dropping the connection would
+/// cost every lease it holds).
+#[tokio::test]
+async fn a_worker_chunk_for_no_result_gets_a_typed_error_and_the_worker_keeps_its_lease() {
+    let c = Cluster::start(0).await;
+    let mut worker = c.authed(Role::Worker).await;
+    worker.1.send(&Msg::Capacity { threads: 1 }).await.unwrap();
+    worker.1.send(&Msg::Ready { credits: 1 }).await.unwrap();
+    let client = c.client().await;
+    let png = Bytes::from(std::fs::read(data_dir().join("pngsuite/basn2c08.png")).unwrap());
+    let task = client.submit("a.png", png.clone()).await.unwrap();
+    let attempt = match worker.0.recv_within(T).await.unwrap().msg {
+        Msg::Assign {
+            task: t, attempt, ..
+        } if t == task => attempt,
+        other => panic!("expected the Assign, got {other:?}"),
+    };
+    let mut received = 0;
+    while received < png.len() {
+        received += worker.0.recv_within(T).await.unwrap().payload.len();
+    }
+    worker
+        .1
+        .send(&Msg::Started { task, attempt })
+        .await
+        .unwrap();
+
+    worker
+        .1
+        .feed_chunk(999, Bytes::from_static(b"xx"))
+        .await
+        .unwrap();
+    worker.1.flush().await.unwrap();
+    let message = "chunk for task 999, which has no result in progress";
+    expect_error(&mut worker, None, ErrorCode::UnexpectedMessage, message).await;
+
+    // Still its lease: the result is taken, on the first attempt.
+    worker
+        .1
+        .send(&Msg::Done {
+            task,
+            attempt,
+            len: png.len() as u64,
+            checksum: tessera_proto::checksum(&png),
+        })
+        .await
+        .unwrap();
+    worker.1.send_stream(task.0, &png).await.unwrap();
+    assert_eq!(
+        worker.0.recv_within(T).await.unwrap().msg,
+        Msg::Accepted { task }
+    );
+    let info = client.wait_timeout(task, T).await.unwrap();
+    assert_eq!(
+        (info.state, info.attempts, info.worker.as_deref()),
+        (TaskState::Done, 1, Some("raw")),
+        "the first attempt's result"
+    );
 }
 
 /// An upload larger than one chunk streams to a temporary file on disk (a
