@@ -9,36 +9,16 @@
 //! `cargo bench -p tessera-benches --bench limits`
 //! (`TESSERA_BENCH_REPEAT=N`: refusals timed per case, default 1000)
 
-use std::{io::Write, time::Instant};
+use std::time::Instant;
 
 use tessera_benches::{figure, machine, repeat};
 use tessera_imaging::{ErrorKind, Limits, Options, process};
-
-/// A `side` x `side` 8-bit grayscale PNG of zeros, deflated at level 9:
-/// a small file that declares `side * side` bytes of pixels.
-fn bomb(side: u32) -> anyhow::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, side, side);
-    encoder.set_color(png::ColorType::Grayscale);
-    encoder.set_depth(png::BitDepth::Eight);
-    encoder.set_deflate_compression(png::DeflateCompression::Level(9));
-    encoder.set_filter(png::Filter::NoFilter);
-    let mut header = encoder.write_header()?;
-    let mut writer = header.stream_writer()?;
-    let row = vec![0u8; side as usize];
-    for _ in 0..side {
-        writer.write_all(&row)?;
-    }
-    writer.finish()?;
-    header.finish()?;
-    Ok(out)
-}
 
 fn main() -> anyhow::Result<()> {
     machine("limits");
     let n = repeat(1000);
     let side = 16384;
-    let input = bomb(side)?;
+    let input = tessera_tests::png_bomb(side);
     let cases = [
         (
             "bomb_decoded_bytes",

@@ -13,7 +13,11 @@ use std::{
 
 use bytes::Bytes;
 use tessera_client::{Client, TaskId, TaskInfo, TaskState};
-use tessera_tests::{Proc, check_swapped, photos, spawn_master};
+use tessera_tests::{
+    Proc, check_swapped,
+    inproc::{authed_to, send_result, start_assigned},
+    photos, spawn_master,
+};
 
 const NODE: &str = env!("CARGO_BIN_EXE_tessera-node-under-test");
 const T: Duration = Duration::from_secs(60);
@@ -230,23 +234,11 @@ async fn late_result_after_another_worker_finished(
     addr: &str,
     key: &Path,
 ) -> TaskId {
-    use tessera_proto::{Msg, Role, dial};
+    use tessera_proto::{Msg, Role};
     let cluster_key = tessera_client::ClusterKey::load(key).unwrap();
-    let dial::Dialed {
-        mut reader,
-        mut writer,
-        ..
-    } = dial::dial(
-        addr,
-        Role::Worker,
-        "zombie",
-        &cluster_key,
-        Default::default(),
-    )
-    .await
-    .unwrap();
-    writer.send(&Msg::Capacity { threads: 1 }).await.unwrap();
-    writer.send(&Msg::Ready { credits: 1 }).await.unwrap();
+    let mut zombie = authed_to(addr, Role::Worker, "zombie", &cluster_key).await;
+    zombie.1.send(&Msg::Capacity { threads: 1 }).await.unwrap();
+    zombie.1.send(&Msg::Ready { credits: 1 }).await.unwrap();
     let only_zombie = async {
         loop {
             let workers = client.cluster().await.unwrap().workers;
@@ -261,22 +253,7 @@ async fn late_result_after_another_worker_finished(
         .expect("the zombie to be the master's only worker");
     let input = batch(1).remove(0).1;
     let task = client.submit("late.png", input.clone()).await.unwrap();
-    let (attempt, len) = match reader.recv_within(T).await.unwrap().msg {
-        Msg::Assign {
-            task: t,
-            attempt,
-            len,
-            ..
-        } if t == task => (attempt, len),
-        other => panic!("expected the task's Assign, got {other:?}"),
-    };
-    let mut received = 0;
-    while received < len {
-        let chunk = reader.recv_within(T).await.unwrap();
-        assert_eq!(chunk.msg, Msg::Chunk { stream: task.0 });
-        received += chunk.payload.len() as u64;
-    }
-    writer.send(&Msg::Started { task, attempt }).await.unwrap();
+    let attempt = start_assigned(&mut zombie, task, T).await;
     // Silent from here on (no heartbeat): a paused worker, seen from the master.
     let _rescuer = worker(addr, key, "rescuer", &["--threads", "1"]);
     let decided = tokio::time::timeout(T, client.wait(task))
@@ -287,19 +264,10 @@ async fn late_result_after_another_worker_finished(
     assert_eq!(decided.worker.as_deref(), Some("rescuer"), "{decided:?}");
     assert_eq!(decided.attempts, 2, "{decided:?}");
 
-    writer
-        .send(&Msg::Done {
-            task,
-            attempt,
-            len: input.len() as u64,
-            checksum: tessera_proto::checksum(&input),
-        })
-        .await
-        .unwrap();
-    writer.send_stream(task.0, &input).await.unwrap();
+    send_result(&mut zombie, task, attempt, &input).await;
     let answered = tokio::time::timeout(T, async {
         loop {
-            match reader.recv().await.unwrap().msg {
+            match zombie.0.recv().await.unwrap().msg {
                 Msg::Accepted { task: t } if t == task => break,
                 _ => {}
             }

@@ -15,7 +15,7 @@ use tessera_proto::{
 };
 use tessera_tests::{
     data_dir, eventually,
-    inproc::{Cluster, Raw, until_closed},
+    inproc::{Cluster, Raw, send_result, start_assigned, until_closed},
 };
 use tokio::{io::AsyncWriteExt, net::tcp::OwnedWriteHalf};
 use tokio_util::sync::CancellationToken;
@@ -265,21 +265,7 @@ async fn a_worker_chunk_for_no_result_gets_a_typed_error_and_the_worker_keeps_it
     let client = c.client().await;
     let png = Bytes::from(std::fs::read(data_dir().join("pngsuite/basn2c08.png")).unwrap());
     let task = client.submit("a.png", png.clone()).await.unwrap();
-    let attempt = match worker.0.recv_within(T).await.unwrap().msg {
-        Msg::Assign {
-            task: t, attempt, ..
-        } if t == task => attempt,
-        other => panic!("expected the Assign, got {other:?}"),
-    };
-    let mut received = 0;
-    while received < png.len() {
-        received += worker.0.recv_within(T).await.unwrap().payload.len();
-    }
-    worker
-        .1
-        .send(&Msg::Started { task, attempt })
-        .await
-        .unwrap();
+    let attempt = start_assigned(&mut worker, task, T).await;
 
     worker
         .1
@@ -291,17 +277,7 @@ async fn a_worker_chunk_for_no_result_gets_a_typed_error_and_the_worker_keeps_it
     expect_error(&mut worker, None, ErrorCode::UnexpectedMessage, message).await;
 
     // Still its lease: the result is taken, on the first attempt.
-    worker
-        .1
-        .send(&Msg::Done {
-            task,
-            attempt,
-            len: png.len() as u64,
-            checksum: tessera_proto::checksum(&png),
-        })
-        .await
-        .unwrap();
-    worker.1.send_stream(task.0, &png).await.unwrap();
+    send_result(&mut worker, task, attempt, &png).await;
     assert_eq!(
         worker.0.recv_within(T).await.unwrap().msg,
         Msg::Accepted { task }

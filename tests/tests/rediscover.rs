@@ -7,12 +7,12 @@
 //!
 //! Needs root (`ip netns add`): without it the test fails and says so.
 
-use std::{collections::BTreeSet, path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use tessera_tests::{
-    check_swapped, eventually,
+    check_batch_json, eventually,
     netns::{HostSpec, Lan, Logs, key_file, require_root},
-    photos,
+    numbered_photos,
 };
 
 const NODE: &str = env!("CARGO_BIN_EXE_tessera-node-under-test");
@@ -65,14 +65,7 @@ async fn tessera_run_finds_a_master_restarted_on_another_port_by_mdns() {
     );
 
     let (input, output) = (tmp.path().join("in"), tmp.path().join("out"));
-    std::fs::create_dir_all(&input).unwrap();
-    let photos = photos();
-    let mut inputs: Vec<PathBuf> = Vec::new();
-    for i in 0..24 {
-        let p = input.join(format!("img-{i:02}.png"));
-        std::fs::copy(&photos[i % photos.len()], &p).unwrap();
-        inputs.push(p);
-    }
+    let inputs = numbered_photos(&input, 24);
     let client_log = std::fs::File::create(logs.path("client")).unwrap();
     let run = lan
         .command(
@@ -117,17 +110,5 @@ async fn tessera_run_finds_a_master_restarted_on_another_port_by_mdns() {
     );
 
     // Every image once, pixel-exact.
-    let mut tasks = BTreeSet::new();
-    for line in stdout.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        if v["event"] == "image" {
-            assert_eq!(v["ok"], true, "{line}");
-            assert!(tasks.insert(v["task"].as_u64().unwrap()), "twice: {line}");
-        }
-    }
-    assert_eq!(tasks.len(), inputs.len(), "one task per image:\n{stdout}");
-    for p in &inputs {
-        let result = std::fs::read(output.join(p.file_name().unwrap())).unwrap();
-        check_swapped(&std::fs::read(p).unwrap(), &result).unwrap();
-    }
+    check_batch_json(&stdout, &inputs, &output);
 }
