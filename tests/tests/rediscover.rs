@@ -3,14 +3,22 @@
 //! LAN, nobody given an address (all find the master by mDNS). Mid-batch the
 //! master is SIGKILLed and restarted on its data directory on a new port;
 //! the same `tessera run` finds it again by mDNS and finishes the batch,
-//! every image once and pixel-exact.
+//! every image once and pixel-exact. That test needs root (`ip netns add`):
+//! without it, it fails and says so.
 //!
-//! Needs root (`ip netns add`): without it the test fails and says so.
+//! The seam it goes through, without root: a library `Reconnecting` asks
+//! its `Resolve` where to reconnect.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tessera_client::{ClientConfig, Reconnecting, Resolve, Resolved};
 
 use tessera_tests::{
     check_batch_json, eventually,
+    inproc::Cluster,
     netns::{HostSpec, Lan, Logs, key_file, require_root},
     numbered_photos,
 };
@@ -111,4 +119,46 @@ async fn tessera_run_finds_a_master_restarted_on_another_port_by_mdns() {
 
     // Every image once, pixel-exact.
     check_batch_json(&stdout, &inputs, &output);
+}
+
+/// A resolver whose answer the test changes.
+#[derive(Debug)]
+struct Moved(Arc<Mutex<String>>);
+
+impl Resolve for Moved {
+    fn resolve(&self) -> Resolved<'_> {
+        let addr = self.0.lock().unwrap().clone();
+        Box::pin(async move { Ok(vec![addr]) })
+    }
+}
+
+#[tokio::test]
+async fn a_reconnection_goes_where_the_resolver_says() {
+    let first = Cluster::start(0).await;
+    let key = first.key.clone();
+    let second = Cluster::start_with(0, |m| m.key = key.clone(), |_| {}).await;
+    let now_at = Arc::new(Mutex::new(first.addr.clone()));
+    let conn = Reconnecting::connect(
+        &first.addr,
+        &key,
+        ClientConfig::default(),
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap()
+    .with_resolver(Box::new(Moved(now_at.clone())));
+    let first_id = master_id(&conn).await;
+
+    // The first master goes away; the resolver now names the second.
+    drop(first);
+    *now_at.lock().unwrap() = second.addr.clone();
+    let second_id = master_id(&conn).await;
+    assert_ne!(second_id, first_id, "still the first master");
+    assert_eq!(conn.addr(), second.addr);
+}
+
+/// The id of the master `conn` reaches (reconnecting if need be).
+async fn master_id(conn: &Reconnecting) -> String {
+    let info = conn.run(|c| async move { c.cluster().await }).await;
+    info.unwrap().master_id
 }
