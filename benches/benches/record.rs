@@ -11,7 +11,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use tessera_benches::{figure, repeat};
+use tessera_benches::{figure, machine, repeat};
 use tessera_client::Client;
 use tessera_node::master::{self, MasterConfig};
 use tokio::task::JoinSet;
@@ -73,6 +73,7 @@ async fn submit_many(addr: &str, n: usize, clients: usize) -> anyhow::Result<Dur
 }
 
 fn main() -> anyhow::Result<()> {
+    machine("record");
     let n = repeat(2000);
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {

@@ -7,10 +7,11 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use tessera_benches::{figure, repeat};
+use tessera_benches::{figure, machine, repeat};
 use tessera_proto::{FrameReader, FrameWriter, Msg, stream::Collector};
 
 fn main() -> anyhow::Result<()> {
+    machine("wire");
     let mib = repeat(256);
     let size = mib * 1024 * 1024;
     let data = Bytes::from((0..size).map(|i| i as u8).collect::<Vec<u8>>());

@@ -397,9 +397,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await?;
             let info = conn.run(|c| async move { c.cluster().await }).await?;
             if json {
-                println!("{}", cluster_view::json(&info, conn.addr()));
+                println!("{}", cluster_view::json(&info, &conn.addr()));
             } else {
-                print!("{}", cluster_view::render(&info, conn.addr()));
+                print!("{}", cluster_view::render(&info, &conn.addr()));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -416,7 +416,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Duration::from_secs(24 * 3600),
             )
             .await?;
-            let addr = conn.addr().to_string();
+            let addr = conn.addr();
             top::run(Arc::new(conn), addr, refresh).await?;
             Ok(ExitCode::SUCCESS)
         }

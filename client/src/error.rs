@@ -14,6 +14,10 @@ pub enum ClientError {
         addr: String,
         source: std::io::Error,
     },
+    /// No master to be seen where it is looked for (mDNS shows no live
+    /// master of the cluster): it may come back.
+    #[error("cannot find the master: {0}")]
+    NotFound(String),
     /// The master refused the handshake (version mismatch, at capacity,
     /// `Unauthorized`: our key is not the master's...).
     #[error("master refused the connection: {0}")]
@@ -89,6 +93,7 @@ impl ClientError {
             }
             ClientError::Disconnected
             | ClientError::Connect { .. }
+            | ClientError::NotFound(_)
             | ClientError::Timeout(_)
             | ClientError::MasterSilent(_) => true,
             ClientError::Refused(Refusal::Busy { .. }) => true,

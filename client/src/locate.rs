@@ -13,7 +13,7 @@ use tessera_node::discovery::{
 
 use tessera_proto::ClusterKey;
 
-use crate::{Client, ClientConfig, ClientError, Reconnecting};
+use crate::{Client, ClientConfig, ClientError, Reconnecting, Resolve, Resolved};
 
 /// How long a command waits for mDNS to show its master.
 const FIND_WITHIN: Duration = Duration::from_secs(5);
@@ -37,31 +37,48 @@ pub async fn connect(
 }
 
 /// Like [`connect`], but the connection comes back: operations retry on a
-/// new connection to the same address for up to `max_outage` (a restarted
-/// master on the same address is picked up again).
+/// new connection for up to `max_outage`, to wherever the master is then:
+/// found again by mDNS (a master restarted on another address or host is
+/// picked up), or the `--master` address again (a fixed address cannot move).
 pub async fn connect_reconnecting(
     master: Option<&str>,
     cluster: &str,
     key: &ClusterKey,
     max_outage: Duration,
 ) -> anyhow::Result<Reconnecting> {
-    let found = match master {
-        Some(addr) => StaticAddr::new(addr, "--master").find(FIND_WITHIN).await?,
-        None => {
-            let mdns = MdnsDiscovery::start(cluster).context("cannot start mDNS discovery")?;
-            mdns.find(FIND_WITHIN).await?
-        }
+    let discovery: Box<dyn Discovery> = match master {
+        Some(addr) => Box::new(StaticAddr::new(addr, "--master")),
+        None => Box::new(MdnsDiscovery::start(cluster).context("cannot start mDNS discovery")?),
     };
+    let found = discovery.find(FIND_WITHIN).await?;
     tracing::info!("master: {found}");
     let mut failures: Vec<ClientError> = Vec::new();
     for addr in &found.addrs {
         match Reconnecting::connect(addr, key, ClientConfig::default(), max_outage).await {
-            Ok(c) => return Ok(c),
+            Ok(c) => return Ok(c.with_resolver(Box::new(Rediscover(discovery)))),
             Err(e @ ClientError::Connect { .. }) => failures.push(e),
             Err(e) => return Err(e.into()),
         }
     }
     Err(all_failed(&found, failures))
+}
+
+/// A reconnection's master, found again the way the first one was.
+#[derive(Debug)]
+struct Rediscover(Box<dyn Discovery>);
+
+impl Resolve for Rediscover {
+    fn resolve(&self) -> Resolved<'_> {
+        Box::pin(async move {
+            match self.0.find(FIND_WITHIN).await {
+                Ok(found) => {
+                    tracing::info!("master: {found}");
+                    Ok(found.addrs)
+                }
+                Err(e) => Err(ClientError::NotFound(e.to_string())),
+            }
+        })
+    }
 }
 
 /// Every address of `found` refused or timed out: the one error as it is,

@@ -3,8 +3,15 @@
 //! jittered exponential backoff, for up to `max_outage`. Operations must be
 //! safe to repeat: submissions carry an idempotency key, and waits, fetches
 //! and confirmations are naturally repeatable.
+//!
+//! Where to reconnect is asked of a [`Resolve`] before every reconnection,
+//! so a master that came back on another address is reached. This library
+//! finds nothing itself ([`FixedAddr`] is the address it was given); the
+//! `tessera` command line supplies one over mDNS discovery.
 
 use std::{
+    fmt::Debug,
+    pin::Pin,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -18,10 +25,34 @@ use tracing::{info, warn};
 
 use crate::{Client, ClientConfig, ClientError};
 
+/// The addresses a [`Resolve`] gives, in the order to try them.
+pub type Resolved<'a> = Pin<Box<dyn Future<Output = Result<Vec<String>, ClientError>> + Send + 'a>>;
+
+/// Where the master is now, asked before every reconnection.
+pub trait Resolve: Send + Sync + Debug {
+    /// The addresses to try, in order; [`ClientError::NotFound`] if there is
+    /// no master to be seen now (it may come back).
+    fn resolve(&self) -> Resolved<'_>;
+}
+
+/// A master at a fixed address: it cannot move, so a reconnection tries
+/// that address again.
+#[derive(Debug, Clone)]
+pub struct FixedAddr(pub String);
+
+impl Resolve for FixedAddr {
+    fn resolve(&self) -> Resolved<'_> {
+        let addr = self.0.clone();
+        Box::pin(async move { Ok(vec![addr]) })
+    }
+}
+
 /// See the module docs.
 #[derive(Debug)]
 pub struct Reconnecting {
-    addr: String,
+    /// The address of the connection made last.
+    addr: Mutex<String>,
+    resolver: Box<dyn Resolve>,
     key: ClusterKey,
     config: ClientConfig,
     current: Mutex<Option<Arc<Client>>>,
@@ -44,7 +75,8 @@ impl Reconnecting {
     ) -> Result<Self, ClientError> {
         let client = Client::connect_with(addr, key, config.clone()).await?;
         Ok(Reconnecting {
-            addr: addr.to_string(),
+            addr: Mutex::new(addr.to_string()),
+            resolver: Box::new(FixedAddr(addr.to_string())),
             key: key.clone(),
             config,
             current: Mutex::new(Some(Arc::new(client))),
@@ -54,9 +86,16 @@ impl Reconnecting {
         })
     }
 
-    /// The master's address.
-    pub fn addr(&self) -> &str {
-        &self.addr
+    /// Reconnects where `resolver` says the master is then, instead of at
+    /// the first connection's address.
+    pub fn with_resolver(mut self, resolver: Box<dyn Resolve>) -> Self {
+        self.resolver = resolver;
+        self
+    }
+
+    /// The address of the master's last connection.
+    pub fn addr(&self) -> String {
+        self.addr.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn cached(&self) -> Option<Arc<Client>> {
@@ -74,12 +113,27 @@ impl Reconnecting {
         if let Some(c) = self.cached() {
             return Ok(c);
         }
-        let client =
-            Arc::new(Client::connect_with(&self.addr, &self.key, self.config.clone()).await?);
-        info!(master = %self.addr, "reconnected to the master");
+        let (addr, client) = self.connect_resolved().await?;
+        let client = Arc::new(client);
+        info!(master = %addr, "reconnected to the master");
         self.reported.store(false, Ordering::Relaxed);
+        *self.addr.lock().unwrap_or_else(|e| e.into_inner()) = addr;
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(client.clone());
         Ok(client)
+    }
+
+    /// Connects to the first address the resolver gives that accepts.
+    async fn connect_resolved(&self) -> Result<(String, Client), ClientError> {
+        let mut unreachable = None;
+        for addr in self.resolver.resolve().await? {
+            match Client::connect_with(&addr, &self.key, self.config.clone()).await {
+                Ok(c) => return Ok((addr, c)),
+                // Another address of the same master may work; a refusal will not.
+                Err(e @ ClientError::Connect { .. }) => unreachable = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(unreachable.unwrap_or_else(|| ClientError::NotFound("no address given".into())))
     }
 
     /// Runs `op` on a live connection, retrying on a new one while the master
@@ -124,6 +178,7 @@ fn is_lost_master(e: &ClientError) -> bool {
         e,
         ClientError::Disconnected
             | ClientError::Connect { .. }
+            | ClientError::NotFound(_)
             | ClientError::Wire(_)
             | ClientError::Timeout(_)
             | ClientError::MasterSilent(_)

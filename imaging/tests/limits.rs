@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::{Chunk, assemble, encode, rgba16};
 use png::{BitDepth, ColorType};
 use tessera_imaging::{ErrorKind, Limits, Options, Path, process};
@@ -40,16 +38,11 @@ fn with_limits(limits: Limits) -> Options {
     }
 }
 
+/// Refused as too large (how fast: `cargo bench -p tessera-benches --bench
+/// limits`); returns the message.
 fn too_large(input: &[u8], opts: &Options) -> String {
-    let start = Instant::now();
     let err = process(input, opts).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::TooLarge, "{err}");
-    // Rejected from the header: no time spent decoding or allocating.
-    assert!(
-        start.elapsed() < Duration::from_secs(1),
-        "took {:?}",
-        start.elapsed()
-    );
     err.to_string()
 }
 

@@ -11,6 +11,10 @@ use tessera_proto::{ClusterKey, KEY_FILE_ENV, KEY_FILE_NAME, key::permissions_wa
 
 use crate::{master::MasterConfig, worker::WorkerConfig};
 
+/// The most `--max-message-bytes` may be: the fixed limit every message
+/// body is decoded under (`tessera_proto::wire::HEADER_DECODE_LIMIT`).
+const MAX_MESSAGE_BYTES: i64 = tessera_proto::wire::HEADER_DECODE_LIMIT as i64;
+
 /// `--key-file` (or `TESSERA_KEY_FILE`), the same on master, worker and client.
 #[derive(Debug, Clone, clap::Args)]
 pub struct KeyArgs {
@@ -41,9 +45,14 @@ pub struct MasterLimitArgs {
     /// answered Busy (the client backs off and retries).
     #[arg(long, default_value_t = 64)]
     pub max_uploads_per_client: usize,
-    /// Largest message other than an image chunk, in bytes (at least 8192:
-    /// an image name may take 4096).
-    #[arg(long, default_value_t = 64 * 1024, value_parser = clap::value_parser!(u32).range(8192..))]
+    /// Largest message other than an image chunk, in bytes: 8192 (an image
+    /// name may take 4096) to 65536 (every message body is also decoded,
+    /// here and by workers and clients, under that fixed limit).
+    #[arg(
+        long,
+        default_value_t = 64 * 1024,
+        value_parser = clap::value_parser!(u32).range(8192..=MAX_MESSAGE_BYTES)
+    )]
     pub max_message_bytes: u32,
 }
 

@@ -11,7 +11,7 @@ use tessera_node::{
     worker::{self, WorkerConfig},
 };
 use tessera_proto::{
-    ClusterKey, FrameReader, FrameWriter, ProtoError, Role,
+    ClusterKey, FrameReader, FrameWriter, Msg, ProtoError, Role, TaskId,
     dial::{DialOptions, Dialed, dial},
 };
 use tokio::net::{
@@ -93,13 +93,9 @@ impl Cluster {
         Client::connect(&self.addr, &self.key).await.unwrap()
     }
 
-    /// An authenticated connection as `role`, as raw frames.
+    /// An authenticated connection as `role` (named "raw"), as raw frames.
     pub async fn authed(&self, role: Role) -> Raw {
-        let Dialed { reader, writer, .. } =
-            dial(&self.addr, role, "raw", &self.key, DialOptions::default())
-                .await
-                .unwrap();
-        (reader, writer)
+        authed_to(&self.addr, role, "raw", &self.key).await
     }
 
     /// A bare TCP connection (no handshake), as raw frames.
@@ -123,6 +119,51 @@ impl Cluster {
             assert_eq!(info.state, TaskState::Done, "{info:?}");
         }
     }
+}
+
+/// An authenticated connection to the master at `addr` (any master, in
+/// this process or not) as `role`, named `node_id`, as raw frames.
+pub async fn authed_to(addr: &str, role: Role, node_id: &str, key: &ClusterKey) -> Raw {
+    let Dialed { reader, writer, .. } = dial(addr, role, node_id, key, DialOptions::default())
+        .await
+        .unwrap();
+    (reader, writer)
+}
+
+/// On a raw worker connection: reads the `Assign` of `task` and its
+/// input's chunks (all of it, within `deadline` each), reports the task
+/// started, and returns the attempt.
+pub async fn start_assigned(conn: &mut Raw, task: TaskId, deadline: Duration) -> u32 {
+    let (attempt, len) = match conn.0.recv_within(deadline).await.unwrap().msg {
+        Msg::Assign {
+            task: t,
+            attempt,
+            len,
+            ..
+        } if t == task => (attempt, len),
+        other => panic!("expected the Assign of {task}, got {other:?}"),
+    };
+    let mut received = 0;
+    while received < len {
+        let chunk = conn.0.recv_within(deadline).await.unwrap();
+        assert_eq!(chunk.msg, Msg::Chunk { stream: task.0 });
+        received += chunk.payload.len() as u64;
+    }
+    conn.1.send(&Msg::Started { task, attempt }).await.unwrap();
+    attempt
+}
+
+/// On a raw worker connection: sends `data` as the result of `task`'s
+/// `attempt` (`Done`, then its chunks).
+pub async fn send_result(conn: &mut Raw, task: TaskId, attempt: u32, data: &Bytes) {
+    let done = Msg::Done {
+        task,
+        attempt,
+        len: data.len() as u64,
+        checksum: tessera_proto::checksum(data),
+    };
+    conn.1.send(&done).await.unwrap();
+    conn.1.send_stream(task.0, data).await.unwrap();
 }
 
 /// Waits until the peer closes `reader`'s connection (clean close or reset),

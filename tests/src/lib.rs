@@ -13,6 +13,7 @@ pub mod netns;
 pub mod procstat;
 pub mod run;
 pub mod supervisor;
+pub mod reasons;
 
 use image::GenericImageView;
 use tokio::{
@@ -270,6 +271,40 @@ pub async fn eventually(deadline: Duration, what: &str, mut cond: impl FnMut() -
             "timed out after {deadline:?} waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// `n` images in `dir` (created): the Kodak photos over and over, under
+/// distinct names `img-00.png`, `img-01.png`, ...
+pub fn numbered_photos(dir: &Path, n: usize) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dir).unwrap();
+    let photos = photos();
+    (0..n)
+        .map(|i| {
+            let p = dir.join(format!("img-{i:02}.png"));
+            std::fs::copy(&photos[i % photos.len()], &p).unwrap();
+            p
+        })
+        .collect()
+}
+
+/// Checks what `tessera run --json` printed (`stdout`) and wrote to
+/// `output`: every one of `inputs` done exactly once (one distinct task
+/// each, none failed) and pixel-exact.
+pub fn check_batch_json(stdout: &str, inputs: &[PathBuf], output: &Path) {
+    let mut tasks = std::collections::BTreeSet::new();
+    for line in stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["event"] == "image" {
+            assert_eq!(v["ok"], true, "{line}");
+            assert!(tasks.insert(v["task"].as_u64().unwrap()), "twice: {line}");
+        }
+    }
+    assert_eq!(tasks.len(), inputs.len(), "one task per image:\n{stdout}");
+    for p in inputs {
+        let result = std::fs::read(output.join(p.file_name().unwrap())).unwrap();
+        check_swapped(&std::fs::read(p).unwrap(), &result)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     }
 }
 

@@ -13,7 +13,11 @@ use std::{
 
 use bytes::Bytes;
 use tessera_client::{Client, TaskId, TaskInfo, TaskState};
-use tessera_tests::{Proc, check_swapped, photos, spawn_master};
+use tessera_tests::{
+    Proc, check_swapped,
+    inproc::{authed_to, send_result, start_assigned},
+    photos, spawn_master,
+};
 
 const NODE: &str = env!("CARGO_BIN_EXE_tessera-node-under-test");
 const T: Duration = Duration::from_secs(60);
@@ -198,8 +202,89 @@ async fn a_worker_paused_past_its_lease_loses_the_task_and_its_late_result_is_no
         "re-leased after the timeout: {moved:?}"
     );
     paused.signal("CONT");
-
     check_all_done(&client, &ids, &images, &data).await;
+
+    // The late result itself. A resumed process rarely sends one: its first
+    // heartbeat names the expired lease, the master answers `Drop`, and the
+    // job ends before its image is done. So a worker connection driven by
+    // the test plays the paused worker on the wire: it takes a task, starts
+    // it, falls silent past its lease, and once another worker has finished
+    // the task sends its late result: the unswapped input, so that if the
+    // master kept it, the fetch below would show it.
+    for mut w in [paused, _other] {
+        w.child.kill().await.unwrap();
+    }
+    let late = late_result_after_another_worker_finished(&client, &addr, &key).await;
+    let results = std::fs::read_dir(data.join("results")).unwrap().count();
+    assert_eq!(results, ids.len() + 1, "exactly one stored result per task");
+    assert!(
+        !data.join(format!("results/{}.1", late.0)).exists(),
+        "the stale result's file was removed"
+    );
+}
+
+/// Connects a worker (to a master with no other) that takes one task and
+/// falls silent past its lease; starts a real worker that redoes the task;
+/// then sends the zombie's late result (attempt 1, wrong pixels) and waits
+/// for the master's answer to it, the evidence that the master has received
+/// and judged it. Checks that the task is unchanged and serves the real
+/// worker's pixels. Returns the task.
+async fn late_result_after_another_worker_finished(
+    client: &Client,
+    addr: &str,
+    key: &Path,
+) -> TaskId {
+    use tessera_proto::{Msg, Role};
+    let cluster_key = tessera_client::ClusterKey::load(key).unwrap();
+    let mut zombie = authed_to(addr, Role::Worker, "zombie", &cluster_key).await;
+    zombie.1.send(&Msg::Capacity { threads: 1 }).await.unwrap();
+    zombie.1.send(&Msg::Ready { credits: 1 }).await.unwrap();
+    let only_zombie = async {
+        loop {
+            let workers = client.cluster().await.unwrap().workers;
+            if workers.len() == 1 && workers[0].name == "zombie" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(T, only_zombie)
+        .await
+        .expect("the zombie to be the master's only worker");
+    let input = batch(1).remove(0).1;
+    let task = client.submit("late.png", input.clone()).await.unwrap();
+    let attempt = start_assigned(&mut zombie, task, T).await;
+    // Silent from here on (no heartbeat): a paused worker, seen from the master.
+    let _rescuer = worker(addr, key, "rescuer", &["--threads", "1"]);
+    let decided = tokio::time::timeout(T, client.wait(task))
+        .await
+        .expect("the task ends")
+        .unwrap();
+    assert_eq!(decided.state, TaskState::Done, "{decided:?}");
+    assert_eq!(decided.worker.as_deref(), Some("rescuer"), "{decided:?}");
+    assert_eq!(decided.attempts, 2, "{decided:?}");
+
+    send_result(&mut zombie, task, attempt, &input).await;
+    let answered = tokio::time::timeout(T, async {
+        loop {
+            match zombie.0.recv().await.unwrap().msg {
+                Msg::Accepted { task: t } if t == task => break,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(answered.is_ok(), "the master answered the late result");
+
+    let after = client.status(task).await.unwrap();
+    assert_eq!(
+        (after.state.clone(), after.worker.as_deref(), after.attempts),
+        (TaskState::Done, Some("rescuer"), 2),
+        "the late result changed nothing: {after:?}"
+    );
+    let out = client.fetch(task).await.unwrap();
+    check_swapped(&input, &out).unwrap_or_else(|e| panic!("the rescuer's pixels: {e}"));
+    task
 }
 
 /// Runs `images` on two fast workers and a slow one; returns the makespan and

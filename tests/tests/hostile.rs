@@ -8,14 +8,14 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tessera_client::{Client, ClientError, ErrorCode};
+use tessera_client::{Client, ClientError, ErrorCode, TaskState};
 use tessera_node::worker::{self, WorkerConfig};
 use tessera_proto::{
     Answer, ClusterKey, Hello, HelloReply, Msg, Refusal, Role, TaskId, auth, wire,
 };
 use tessera_tests::{
-    eventually,
-    inproc::{Cluster, Raw, until_closed},
+    data_dir, eventually,
+    inproc::{Cluster, Raw, send_result, start_assigned, until_closed},
 };
 use tokio::{io::AsyncWriteExt, net::tcp::OwnedWriteHalf};
 use tokio_util::sync::CancellationToken;
@@ -254,34 +254,81 @@ async fn a_valid_frame_at_the_wrong_time_is_refused() {
     c.assert_serving(true).await;
 }
 
+/// A worker's chunk for no result in progress is answered with a typed
+/// error and the connection goes on, as on a client connection: the worker
+/// keeps its lease and its result is taken (dropping the connection would
+/// cost every lease it holds).
+#[tokio::test]
+async fn a_worker_chunk_for_no_result_gets_a_typed_error_and_the_worker_keeps_its_lease() {
+    let c = Cluster::start(0).await;
+    let mut worker = c.authed(Role::Worker).await;
+    worker.1.send(&Msg::Capacity { threads: 1 }).await.unwrap();
+    worker.1.send(&Msg::Ready { credits: 1 }).await.unwrap();
+    let client = c.client().await;
+    let png = Bytes::from(std::fs::read(data_dir().join("pngsuite/basn2c08.png")).unwrap());
+    let task = client.submit("a.png", png.clone()).await.unwrap();
+    let attempt = start_assigned(&mut worker, task, T).await;
+
+    worker
+        .1
+        .feed_chunk(999, Bytes::from_static(b"xx"))
+        .await
+        .unwrap();
+    worker.1.flush().await.unwrap();
+    let message = "chunk for task 999, which has no result in progress";
+    expect_error(&mut worker, None, ErrorCode::UnexpectedMessage, message).await;
+
+    // Still its lease: the result is taken, on the first attempt.
+    send_result(&mut worker, task, attempt, &png).await;
+    assert_eq!(
+        worker.0.recv_within(T).await.unwrap().msg,
+        Msg::Accepted { task }
+    );
+    let info = client.wait_timeout(task, T).await.unwrap();
+    assert_eq!(
+        (info.state, info.attempts, info.worker.as_deref()),
+        (TaskState::Done, 1, Some("raw")),
+        "the first attempt's result"
+    );
+}
+
+/// An upload larger than one chunk streams to a temporary file on disk (a
+/// smaller one is collected in memory); a client that vanishes halfway
+/// leaves neither a task nor that file.
 #[tokio::test]
 async fn a_client_that_vanishes_mid_upload_leaves_no_task_and_no_file() {
     let c = Cluster::start(1).await;
+    let tmp = c.data.path().join("tmp");
+    let tmp_files = || std::fs::read_dir(&tmp).expect("the master's tmp/").count();
     {
         let mut conn = c.authed(Role::Client).await;
         conn.1
             .send(&Msg::Submit {
                 req: 1,
                 name: "half.png".into(),
-                len: 1_000_000,
+                len: 3 * tessera_proto::MAX_CHUNK as u64,
                 checksum: 0,
                 key: 0,
                 submitter: 0,
             })
             .await
             .unwrap();
-        conn.1
-            .feed_chunk(1, Bytes::from(vec![1u8; 300_000]))
-            .await
-            .unwrap();
+        for part in [tessera_proto::MAX_CHUNK, 300_000] {
+            conn.1
+                .feed_chunk(1, Bytes::from(vec![1u8; part]))
+                .await
+                .unwrap();
+        }
         conn.1.flush().await.unwrap();
+        // The upload is on disk, under tmp/.
+        eventually(T, "the upload's temporary file on disk", || {
+            tmp_files() == 1
+        })
+        .await;
         // Dropped here: the connection closes mid-upload.
     }
-    let tmp = c.data.path().join("tmp");
-    eventually(T, "the partial upload to be removed", || {
-        std::fs::read_dir(&tmp)
-            .map(|d| d.count() == 0)
-            .unwrap_or(false)
+    eventually(T, "the partial upload's file to be removed", || {
+        tmp_files() == 0
     })
     .await;
     let client = c.client().await;
@@ -335,17 +382,31 @@ async fn a_slowloris_is_cut_off_by_the_handshake_deadline() {
     c.assert_serving(true).await;
 }
 
-/// How many idle connections this process can hold open (two descriptors
-/// each: ours and the master's), up to 2,000.
-fn idle_connection_count() -> usize {
-    let soft = std::fs::read_to_string("/proc/self/limits")
-        .ok()
-        .and_then(|limits| {
-            let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-            line.split_whitespace().nth(3)?.parse::<usize>().ok()
-        })
-        .unwrap_or(4096);
-    (soft.saturating_sub(512) / 2).min(2000)
+/// The idle connections of the test below.
+const IDLE_CONNECTIONS: usize = 2000;
+
+/// Raises this process's soft limit of open files (1,024 on many systems)
+/// towards its hard limit, so it holds `IDLE_CONNECTIONS` connections at two
+/// descriptors each (ours and the in-process master's) and room for the
+/// other tests of this file. Fails, never scales down, if the hard limit is
+/// too low.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let want = (2 * IDLE_CONNECTIONS + 1024) as u64;
+    let limit = getrlimit(Resource::Nofile);
+    let hard = limit.maximum.unwrap_or(u64::MAX);
+    assert!(
+        hard >= want,
+        "this test opens {IDLE_CONNECTIONS} connections and needs {want} open files; \
+         the hard limit is {hard} (raise it: ulimit -Hn {want})"
+    );
+    if limit.current.is_some_and(|soft| soft < want) {
+        let raised = rustix::process::Rlimit {
+            current: Some(want),
+            maximum: limit.maximum,
+        };
+        setrlimit(Resource::Nofile, raised).expect("raise the soft limit of open files");
+    }
 }
 
 /// 2,000 connections that never say a word: those past the unauthenticated
@@ -353,8 +414,8 @@ fn idle_connection_count() -> usize {
 /// deadline, and the master serves normally afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_idle_connections_are_refused_or_timed_out() {
-    let n = idle_connection_count();
-    assert!(n >= 200, "fd limit too low for this test ({n} connections)");
+    raise_fd_limit();
+    let n = IDLE_CONNECTIONS;
     let limit = n / 2;
     let deadline = Duration::from_secs(3);
     let c = Cluster::start_with(

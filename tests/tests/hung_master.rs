@@ -76,13 +76,18 @@ async fn a_worker_gives_up_a_hung_master_and_rejoins_when_it_resumes() {
     .await;
     let worker = spawn_worker(NODE, &addr, &key_file, "w", &["--threads", "1"]);
     let client = Client::connect(&addr, &key(&key_file)).await.unwrap();
-    let before = loop {
-        let cluster = client.cluster().await.unwrap();
-        if let Some(w) = cluster.workers.first() {
-            break w.addr.clone();
+    let joined = async {
+        loop {
+            let cluster = client.cluster().await.unwrap();
+            if let Some(w) = cluster.workers.first() {
+                break w.addr.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
     };
+    let before = tokio::time::timeout(T, joined)
+        .await
+        .expect("the worker joined the master");
     let master_port = port_of(&addr);
     let first = port_of(&before);
     assert_eq!(

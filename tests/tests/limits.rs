@@ -1,7 +1,7 @@
 //! The master's limits on well-formed but excessive use, against a real
 //! master on 127.0.0.1:0 (in this process): idle connections, and
 //! submissions in flight per client (answered Busy, which the client library
-//! respects).
+//! respects); and the range of `--max-message-bytes` (a master process).
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,43 @@ use tessera_proto::{
 use tessera_tests::inproc::{Cluster, until_closed};
 
 const T: Duration = Duration::from_secs(30);
+const NODE: &str = env!("CARGO_BIN_EXE_tessera-node-under-test");
+
+/// `--max-message-bytes` can lower the message limit, not raise it: every
+/// message body is also decoded under a fixed 64 KiB limit (and peers read
+/// the master's messages under it), so a larger value would have no effect.
+/// The master refuses to start with one, naming the range; 64 KiB itself
+/// is accepted.
+#[tokio::test]
+async fn max_message_bytes_over_64_kib_is_refused_at_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let master = tokio::process::Command::new(NODE)
+        .args([
+            "master",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-mdns",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .args(["--max-message-bytes", "65537"])
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(T, master)
+        .await
+        .expect("the master exits at once")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("invalid value '65537' for '--max-message-bytes")
+            && stderr.contains("65537 is not in 8192..=65536"),
+        "{stderr}"
+    );
+    let (_master, _, _) =
+        tessera_tests::spawn_master(NODE, &data, &["--max-message-bytes", "65536"]).await;
+}
 
 /// An authenticated connection that says nothing is closed after the idle
 /// timeout; one waiting on a task is not idle, and neither is a worker (it

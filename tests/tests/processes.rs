@@ -5,8 +5,8 @@
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use tessera_tests::{
-    Proc, bad_pngs, check_swapped, copy_into, corrupt_pngsuite, photos, spawn_master,
-    valid_pngsuite,
+    Proc, bad_pngs, check_swapped, copy_into, corrupt_pngsuite, photos, reasons::corrupt_reason,
+    spawn_master, valid_pngsuite,
 };
 
 const NODE: &str = env!("CARGO_BIN_EXE_tessera-node-under-test");
@@ -100,7 +100,7 @@ async fn corpus_through_master_and_two_worker_processes_is_pixel_exact() {
         let reason = failures
             .get(&name)
             .unwrap_or_else(|| panic!("{name} not reported:\n{stdout}"));
-        assert!(reason.len() > 8, "{name}: reason too vague: {reason:?}");
+        assert_eq!(reason, corrupt_reason(&name), "{name}");
     }
     assert_eq!(
         failures.len(),

@@ -278,9 +278,15 @@ impl WorkerConn {
 
     async fn chunk(&mut self, task: TaskId, payload: Bytes) -> Result<(), String> {
         let Some(upload) = self.results.get_mut(&task) else {
-            return Err(format!(
-                "chunk for task {task}, which has no result in progress"
-            ));
+            // Answered and skipped, as on a client connection: closing the
+            // connection would cost the worker every lease it holds.
+            return self
+                .send(Msg::Error {
+                    req: None,
+                    code: ErrorCode::UnexpectedMessage,
+                    message: format!("chunk for task {task}, which has no result in progress"),
+                })
+                .await;
         };
         let complete = upload
             .progress
