@@ -11,9 +11,9 @@ pub mod chaos;
 pub mod inproc;
 pub mod netns;
 pub mod procstat;
+pub mod reasons;
 pub mod run;
 pub mod supervisor;
-pub mod reasons;
 
 use image::GenericImageView;
 use tokio::{
