@@ -26,7 +26,7 @@
 
 use tessera_proto::{FailureKind, TaskEvent, TaskId};
 
-use super::{Phase, Scheduler};
+use super::{Phase, Scheduler, WorkerId};
 
 /// How an attempt was lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,8 +84,22 @@ impl Scheduler {
             return false;
         };
         let attempt = lease.attempt;
-        let verdict = verdict(loss, lease.started);
+        let holder = lease.worker;
+        // A worker that times out twice on the same image is the suspect:
+        // its pool may be stuck, and would time out on anything.
+        let again = loss == Loss::TimedOut && task.timed_out_on.contains(&holder);
+        let verdict = if again {
+            Verdict::Innocent
+        } else {
+            verdict(loss, lease.started)
+        };
+        if loss == Loss::TimedOut && !again {
+            task.timed_out_on.push(holder);
+        }
         let what = match (verdict, loss) {
+            (Verdict::Innocent, Loss::TimedOut) => {
+                "again on this worker (the worker is suspect, not the image)"
+            }
             (Verdict::Innocent, _) if !lease.started => "before it started",
             (Verdict::Innocent, _) => "while it ran (not its fault: the worker went silent)",
             (Verdict::Suspect, _) => "while it ran beside other images",
@@ -162,6 +176,13 @@ impl Scheduler {
     /// The task is under suspicion: it must run where it executes alone.
     pub(super) fn suspect(&self, task: TaskId) -> bool {
         self.tasks.get(&task).is_some_and(|t| t.strikes > 0)
+    }
+
+    /// An attempt of `task` ran past the task timeout on `worker`.
+    pub(super) fn timed_out_on(&self, task: TaskId, worker: WorkerId) -> bool {
+        self.tasks
+            .get(&task)
+            .is_some_and(|t| t.timed_out_on.contains(&worker))
     }
 }
 

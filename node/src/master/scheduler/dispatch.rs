@@ -31,7 +31,7 @@ impl Scheduler {
         while let Some(&task_id) = self.queue.front() {
             let suspect = self.suspect(task_id);
             let worker = if suspect {
-                self.alone_worker()
+                self.alone_worker(task_id)
             } else {
                 self.best_worker()
             };
@@ -119,8 +119,9 @@ impl Scheduler {
 
     /// The worker where a suspect will execute alone, if one is free now: the
     /// reserved one once it is empty, else a worker of one thread (the one
-    /// with the fewest tasks waiting there), else an empty worker of several.
-    fn alone_worker(&self) -> Option<WorkerId> {
+    /// with the fewest tasks waiting there), else an empty worker of several;
+    /// a worker the task already timed out on only when no other will do.
+    fn alone_worker(&self, task: TaskId) -> Option<WorkerId> {
         self.workers
             .iter()
             .filter(|(_, s)| s.credits > 0 && Self::available(s) && !self.isolating(s))
@@ -135,7 +136,8 @@ impl Scheduler {
                 } else {
                     return None;
                 };
-                Some(((rank, s.leases.len()), *id))
+                let avoid = self.timed_out_on(task, *id);
+                Some(((avoid, rank, s.leases.len()), *id))
             })
             .min()
             .map(|(_, id)| id)

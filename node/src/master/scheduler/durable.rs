@@ -160,6 +160,7 @@ impl Scheduler {
             strikes: row.strikes,
             evidence: row.evidence,
             shadow: None,
+            timed_out_on: Vec::new(),
             history: row.history,
             last_worker,
             submitters: row.submitters,

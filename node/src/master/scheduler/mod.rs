@@ -141,6 +141,10 @@ struct Task {
     evidence: u32,
     /// The straggling attempt that a backup attempt replaced, while it runs.
     shadow: Option<Shadow>,
+    /// Workers on which an attempt of this task ran past the task timeout
+    /// (this run of the master): retried elsewhere if possible, and a second
+    /// timeout on the same worker blames the worker, not the image.
+    timed_out_on: Vec<WorkerId>,
     /// How earlier attempts ended, for the failure reason.
     history: Vec<String>,
     /// The name of the worker that last held the task (or produced its result).
@@ -295,6 +299,7 @@ impl Scheduler {
             strikes: 0,
             evidence: 0,
             shadow: None,
+            timed_out_on: Vec::new(),
             history: Vec::new(),
             last_worker: None,
             submitters: Vec::new(),

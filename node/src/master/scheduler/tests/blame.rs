@@ -280,3 +280,42 @@ fn blame_survives_a_restart() {
     assert!(again.suspect(t), "still runs alone after a restart");
     assert_eq!(again.row(t).unwrap().evidence, 1);
 }
+
+/// A worker whose pool is stuck heartbeats on while nothing finishes: its
+/// timeouts must not condemn the images it was given.
+#[test]
+fn a_worker_that_times_out_twice_is_the_suspect_and_the_task_goes_elsewhere() {
+    let t0 = Instant::now();
+    let task_timeout = Duration::from_secs(60);
+    let mut s = Scheduler::new(SchedulerConfig {
+        task_timeout,
+        lease_timeout: TIMEOUT,
+        ..SchedulerConfig::default()
+    });
+    let t = s.submit("photo".into(), 1);
+    let stuck = join(&mut s, 1, 1, 4);
+    let mut now = t0;
+    for round in 1..=5u32 {
+        let out = s.dispatch(now);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].0, stuck, "the only worker");
+        s.started(stuck, t, round, now);
+        now += task_timeout;
+        s.heartbeat(stuck, &[lr(t, round)], now - Duration::from_secs(1));
+        let e = s.expire(now);
+        assert_eq!(e.len(), 1);
+        assert!(!e[0].failed, "round {round}: the worker is to blame");
+        s.worker_ready(stuck, 1);
+    }
+    let r = s.row(t).unwrap();
+    assert_eq!(r.evidence, 1, "only the first timeout there counts");
+    assert!(
+        r.history[1].contains("again on this worker (the worker is suspect, not the image)"),
+        "{:?}",
+        r.history
+    );
+    // A healthy worker joins: the task goes there, not back to the stuck one.
+    let healthy = join(&mut s, 2, 1, 1);
+    let out = s.dispatch(now);
+    assert_eq!((out[0].0, out[0].1.task), (healthy, t));
+}
