@@ -144,8 +144,9 @@ pub enum Msg {
         task: TaskId,
         attempt: u32,
     },
-    /// Worker → master: (`task`, `attempt`) is given back unstarted (answering
-    /// `Release`, or while draining).
+    /// Worker → master: (`task`, `attempt`) is given back: unstarted
+    /// (answering `Release`, or while draining), or stopped by a drain whose
+    /// grace ran out. Never a strike against the task.
     Released {
         task: TaskId,
         attempt: u32,

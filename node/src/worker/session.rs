@@ -216,10 +216,10 @@ pub async fn run(
                 () = grace => {
                     warn!(
                         running = s.local.running(),
-                        "drain grace period of {:?} is over; leaving tasks unfinished",
+                        "drain grace period of {:?} is over; handing unfinished tasks back",
                         config.drain_grace
                     );
-                    break Ok(());
+                    break s.hand_back_unfinished().await;
                 }
             }
         }
@@ -229,20 +229,12 @@ pub async fn run(
         silence = liveness.silent_for(silence_limit) => Err(SessionError::MasterSilent(silence)),
     };
     s.jobs.abort_all();
-    let Session { out, pending, .. } = s;
-    drop(out);
+    let Session { out, .. } = s;
+    drop((out, results));
     if result.is_ok() {
-        // Let the writer send what is queued (results of drained tasks).
-        let flush = async {
-            for u in pending {
-                if results.send(u).await.is_err() {
-                    break;
-                }
-            }
-            drop(results);
-            writer.await
-        };
-        let _ = tokio::time::timeout(Duration::from_secs(10), flush).await;
+        // Let the writer send what is queued (hand-backs, and results it
+        // has taken already).
+        let _ = tokio::time::timeout(Duration::from_secs(10), writer).await;
     } else {
         writer.abort();
     }
@@ -438,6 +430,30 @@ impl Session<'_> {
         self.pending
             .retain(|u| !(u.task == task && u.attempt == attempt));
         self.pending.len() < before
+    }
+
+    /// The drain's grace is over: every running task, and every finished one
+    /// whose result the writer has not taken, is handed back (`Released`, no
+    /// strike against it: the master queues it again at once) and dropped.
+    /// Results the writer already has are still sent.
+    async fn hand_back_unfinished(&mut self) -> Result<(), SessionError> {
+        let mut back = self.local.stop_all_running();
+        for u in std::mem::take(&mut self.pending) {
+            self.local.unreport(u.task, u.attempt);
+            back.push(tessera_proto::LeaseRef {
+                task: u.task,
+                attempt: u.attempt,
+            });
+        }
+        for l in back {
+            info!(task = %l.task, attempt = l.attempt, "handing an unfinished task back");
+            self.control(Msg::Released {
+                task: l.task,
+                attempt: l.attempt,
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// Stop taking work; give back every unstarted task at once.

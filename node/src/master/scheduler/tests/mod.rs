@@ -6,6 +6,7 @@ use crate::master::record::TaskRow;
 
 use super::*;
 
+mod drain;
 mod props;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
