@@ -160,9 +160,12 @@ pub enum Msg {
     /// Worker → master: the worker is shutting down: assign it nothing more.
     Draining,
     /// Worker → master, first after the handshake: how many images it
-    /// processes at once (so the master knows when it is idle).
+    /// processes at once (so the master knows when it is idle), and whether
+    /// it is a synthetic load-test worker (`--synthetic`: its "results" are
+    /// its inputs, unprocessed), so the master can say so.
     Capacity {
         threads: u32,
+        synthetic: bool,
     },
 
     // ---- durable record (client ↔ master) ----

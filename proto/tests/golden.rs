@@ -137,7 +137,13 @@ fn messages() -> Vec<(&'static str, Msg)> {
             },
         ),
         ("Draining", Msg::Draining),
-        ("Capacity", Msg::Capacity { threads: 4 }),
+        (
+            "Capacity",
+            Msg::Capacity {
+                threads: 4,
+                synthetic: true,
+            },
+        ),
         ("GetHistory", Msg::GetHistory { req: 6, task: t }),
         (
             "History",
@@ -203,6 +209,7 @@ fn cluster() -> ClusterInfo {
             failed: 0,
             heartbeat_age_ms: Some(250),
             draining: false,
+            synthetic: true,
         }],
         workers_total: 1,
         throughput: Throughput {
@@ -231,7 +238,7 @@ const GOLDEN_MSGS: &[(&str, &str)] = &[
     ("Released", "110702"),
     ("Drop", "120702"),
     ("Draining", "13"),
-    ("Capacity", "1404"),
+    ("Capacity", "140401"),
     ("Submit", "000105612e706e67fb2c01fbedfe05"),
     ("Result", "060407fc70110100fbedfe"),
     ("Done", "080701fb2c01fbedfe"),
@@ -245,7 +252,7 @@ const GOLDEN_MSGS: &[(&str, &str)] = &[
     ("GetCluster", "1b09"),
     (
         "Cluster",
-        "1c09016dfbe803010203040101770161020101030001fa0001fb102703fb2c0103010002",
+        "1c09016dfbe803010203040101770161020101030001fa000101fb102703fb2c0103010002",
     ),
     ("Ping", "1d03"),
     ("Pong", "1e03"),
@@ -282,7 +289,7 @@ fn every_message_encodes_to_its_golden_bytes() {
 #[test]
 fn handshake_encodes_to_its_golden_bytes() {
     assert_eq!(
-        PROTOCOL_VERSION, 6,
+        PROTOCOL_VERSION, 7,
         "bump the golden bytes with the version"
     );
     let mut hello = Hello::new(Role::Worker, "w1");
@@ -365,7 +372,7 @@ const GOLDEN_HANDSHAKE: &[(&str, &str)] = &[
     (
         "hello",
         concat!(
-            "545352410601027731",
+            "545352410701027731",
             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
         ),
     ),

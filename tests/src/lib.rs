@@ -11,6 +11,7 @@ pub mod inproc;
 pub mod netns;
 
 use image::GenericImageView;
+pub use tessera_node::cli::TEST_SWITCHES_ENV;
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::{Child, Command},
@@ -115,12 +116,14 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Starts `program args` with stdout piped and stderr inherited.
+    /// Starts `program args` with stdout piped and stderr inherited, and
+    /// the test-only switches enabled ([`TEST_SWITCHES_ENV`]).
     pub fn spawn(name: &str, program: &str, args: &[&str]) -> Proc {
         let log = std::env::var("TESSERA_TEST_LOG").unwrap_or_else(|_| "warn".into());
         let child = Command::new(program)
             .args(args)
             .env("RUST_LOG", log)
+            .env(TEST_SWITCHES_ENV, "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -140,6 +140,7 @@ pub async fn run(
     };
     s.control(Msg::Capacity {
         threads: config.threads as u32,
+        synthetic: config.synthetic,
     })
     .await?;
     s.control(Msg::Ready {
