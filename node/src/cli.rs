@@ -436,9 +436,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             config.listen = listen;
             config.data_dir = data_dir;
+            // Every worker option, through the same path as `worker`'s (so
+            // none is ignored); threads and prefetch default per dev worker.
+            work.apply(&mut config.worker)?;
             config.threads = work.threads;
-            config.options.compression = work.png_compression.into();
-            config.options.limits = work.image_limits.limits();
+            config.prefetch = work.prefetch;
             let cluster = DevCluster::start(config)
                 .await
                 .with_context(|| format!("cannot start a dev cluster on {listen}"))?;
