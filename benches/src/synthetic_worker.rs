@@ -88,7 +88,12 @@ pub async fn run(setup: Setup, name: String) -> anyhow::Result<WorkerReport> {
     let mut report = WorkerReport::default();
     let mut granted: VecDeque<Instant> = VecDeque::new();
     let mut held: HashMap<TaskId, Held> = HashMap::new();
-    writer.feed(&Msg::Capacity { threads: credits }).await?;
+    writer
+        .feed(&Msg::Capacity {
+            threads: credits,
+            synthetic: true,
+        })
+        .await?;
     writer.send(&Msg::Ready { credits }).await?;
     let now = Instant::now();
     granted.extend(std::iter::repeat_n(now, credits as usize));

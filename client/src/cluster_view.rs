@@ -54,10 +54,14 @@ pub fn worker_rows(info: &ClusterInfo) -> Vec<Vec<String>> {
     ];
     let mut rows = vec![header.map(String::from).to_vec()];
     rows.extend(info.workers.iter().map(|w| {
-        let name = if w.draining {
-            format!("{} (draining)", w.name)
-        } else {
+        let tags: Vec<&str> = [(w.synthetic, "synthetic"), (w.draining, "draining")]
+            .into_iter()
+            .filter_map(|(on, tag)| on.then_some(tag))
+            .collect();
+        let name = if tags.is_empty() {
             w.name.clone()
+        } else {
+            format!("{} ({})", w.name, tags.join(", "))
         };
         vec![
             name,
@@ -183,6 +187,7 @@ mod tests {
                 failed: 1,
                 heartbeat_age_ms: Some(400),
                 draining: false,
+                synthetic: false,
             }],
             workers_total: 1,
             throughput: Throughput {
@@ -206,6 +211,15 @@ mod tests {
              WORKER  ADDRESS         THREADS  RUNNING  PREFETCHED  DONE  FAILED  HEARTBEAT\n\
              w1      127.0.0.1:5000  2        2        1           60    1       0.4 s ago\n"
         );
+        let mut marked = info();
+        marked.workers[0].synthetic = true;
+        assert!(
+            render(&marked, "x").contains("\nw1 (synthetic)  "),
+            "{}",
+            render(&marked, "x")
+        );
+        marked.workers[0].draining = true;
+        assert!(render(&marked, "x").contains("\nw1 (synthetic, draining)  "));
         let mut empty = info();
         empty.workers.clear();
         empty.workers_total = 0;
@@ -222,6 +236,7 @@ mod tests {
         assert_eq!(v["throughput"]["per_second"][1], 3);
         assert_eq!(v["workers"][0]["name"], "w1");
         assert_eq!(v["workers"][0]["heartbeat_age_ms"], 400);
+        assert_eq!(v["workers"][0]["synthetic"], false);
     }
 
     #[test]

@@ -267,6 +267,7 @@ mod tests {
                 running: 1,
                 done: 7,
                 heartbeat_age_ms: Some(300),
+                synthetic: true,
                 ..WorkerInfo::default()
             }],
             workers_total: 1,
@@ -289,7 +290,7 @@ mod tests {
             "8/10 tasks finished (7 done, 1 failed)",
             "last 3 s (peak 5; now 0.8/s)",
             "workers: 1",
-            "alpha",
+            "alpha (synthetic)",
             "127.0.0.1:4000",
             "0.3 s ago",
             "q quit",

@@ -12,6 +12,8 @@ use crate::{
 };
 
 /// A running dev cluster. Dropping it does not stop it: call [`DevCluster::stop`].
+/// Stopping drains the workers first (each within its `drain_grace`), then
+/// stops the master, so a drain can hand its work back to a live master.
 #[derive(Debug)]
 pub struct DevCluster {
     pub addr: SocketAddr,
@@ -21,8 +23,12 @@ pub struct DevCluster {
     pub key: ClusterKey,
     /// Where the master keeps its files.
     pub data_dir: PathBuf,
-    shutdown: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
+    /// Stops the workers (they drain).
+    workers_shutdown: CancellationToken,
+    /// Stops the master, once the workers are gone.
+    master_shutdown: CancellationToken,
+    master: JoinHandle<()>,
+    workers: Vec<JoinHandle<()>>,
     /// Holds the temporary data directory, when the cluster made one.
     _tmp: Option<tempfile::TempDir>,
 }
@@ -34,22 +40,30 @@ pub struct DevConfig {
     pub workers: usize,
     /// Threads per worker; `None` shares the machine's cores among the workers.
     pub threads: Option<usize>,
+    /// Tasks each worker fetches ahead; `None`: as many as its threads, at
+    /// least 2.
+    pub prefetch: Option<usize>,
     /// `None`: a temporary directory removed on stop.
     pub data_dir: Option<PathBuf>,
-    pub options: tessera_imaging::Options,
+    /// Every other setting of the workers (image options and limits, drain
+    /// grace, test switches), applied to each; its master, key, threads,
+    /// prefetch and node id are the dev cluster's.
+    pub worker: WorkerConfig,
     /// The cluster key (default: a fresh one, known only to this process).
     pub key: ClusterKey,
 }
 
 impl DevConfig {
     pub fn new(workers: usize) -> Self {
+        let key = ClusterKey::generate();
         DevConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             workers,
             threads: None,
+            prefetch: None,
             data_dir: None,
-            options: Default::default(),
-            key: ClusterKey::generate(),
+            worker: WorkerConfig::new("", key.clone()),
+            key,
         }
     }
 }
@@ -65,29 +79,33 @@ impl DevCluster {
         };
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
-        let shutdown = CancellationToken::new();
-        let mut tasks = Vec::new();
+        let master_shutdown = CancellationToken::new();
+        let workers_shutdown = CancellationToken::new();
         let mut master_config = MasterConfig::new(data_dir.clone());
         master_config.key = config.key.clone();
         let master_id = master_config.master_id.clone();
-        let m = master::run(listener, master_config, shutdown.clone());
-        tasks.push(tokio::spawn(async move {
+        let m = master::run(listener, master_config, master_shutdown.clone());
+        let master = tokio::spawn(async move {
             if let Err(e) = m.await {
                 tracing::error!("dev master stopped: {e}");
             }
-        }));
+        });
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let threads = config
             .threads
             .unwrap_or_else(|| (cores / config.workers.max(1)).max(1));
+        let mut workers = Vec::new();
         for i in 0..config.workers {
-            let mut wc = WorkerConfig::new(addr.to_string(), config.key.clone());
-            wc.threads = threads;
-            wc.prefetch = threads.max(2);
-            wc.node_id = format!("dev-worker-{i}");
-            wc.options = config.options.clone();
-            let w = worker::run(wc, shutdown.clone());
-            tasks.push(tokio::spawn(async move {
+            let wc = WorkerConfig {
+                master: addr.to_string(),
+                key: config.key.clone(),
+                threads,
+                prefetch: config.prefetch.unwrap_or(threads.max(2)),
+                node_id: format!("dev-worker-{i}"),
+                ..config.worker.clone()
+            };
+            let w = worker::run(wc, workers_shutdown.clone());
+            workers.push(tokio::spawn(async move {
                 if let Err(e) = w.await {
                     tracing::error!("dev worker stopped: {e}");
                 }
@@ -98,17 +116,23 @@ impl DevCluster {
             master_id,
             key: config.key,
             data_dir,
-            shutdown,
-            tasks,
+            workers_shutdown,
+            master_shutdown,
+            master,
+            workers,
             _tmp: tmp,
         })
     }
 
-    /// Stops every node and waits for them.
+    /// Stops every node and waits for them: the workers first (they drain:
+    /// unstarted tasks go back at once, running ones finish within their
+    /// grace or are handed back), then the master.
     pub async fn stop(self) {
-        self.shutdown.cancel();
-        for t in self.tasks {
-            let _ = t.await;
+        self.workers_shutdown.cancel();
+        for w in self.workers {
+            let _ = w.await;
         }
+        self.master_shutdown.cancel();
+        let _ = self.master.await;
     }
 }

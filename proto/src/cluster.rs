@@ -64,6 +64,9 @@ pub struct WorkerInfo {
     pub heartbeat_age_ms: Option<u64>,
     /// It is shutting down and takes no new work.
     pub draining: bool,
+    /// A synthetic load-test worker (`--synthetic`): its results are its
+    /// inputs, unprocessed.
+    pub synthetic: bool,
 }
 
 /// Completed tasks over the last seconds.
@@ -118,6 +121,7 @@ mod tests {
             failed: u64::MAX,
             heartbeat_age_ms: Some(u64::MAX),
             draining: true,
+            synthetic: true,
         };
         let info = ClusterInfo {
             master_id: "m".repeat(MAX_LISTED_TEXT),

@@ -149,8 +149,9 @@ pub enum Msg {
         task: TaskId,
         attempt: u32,
     },
-    /// Worker → master: (`task`, `attempt`) is given back unstarted (answering
-    /// `Release`, or while draining).
+    /// Worker → master: (`task`, `attempt`) is given back: unstarted
+    /// (answering `Release`, or while draining), or stopped by a drain whose
+    /// grace ran out. Never a strike against the task.
     Released {
         task: TaskId,
         attempt: u32,
@@ -164,9 +165,12 @@ pub enum Msg {
     /// Worker → master: the worker is shutting down: assign it nothing more.
     Draining,
     /// Worker → master, first after the handshake: how many images it
-    /// processes at once (so the master knows when it is idle).
+    /// processes at once (so the master knows when it is idle), and whether
+    /// it is a synthetic load-test worker (`--synthetic`: its "results" are
+    /// its inputs, unprocessed), so the master can say so.
     Capacity {
         threads: u32,
+        synthetic: bool,
     },
 
     // ---- durable record (client ↔ master) ----

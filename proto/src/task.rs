@@ -127,7 +127,8 @@ pub enum TaskEvent {
         worker: String,
         why: String,
     },
-    /// The worker gave the task back unstarted (stealing, draining).
+    /// The worker gave the task back: unstarted (stealing, draining), or
+    /// stopped by a drain out of grace. Not a strike.
     Released { attempt: u32, worker: String },
     /// The attempt's result was stored and decided the task.
     Completed {
@@ -182,7 +183,7 @@ impl fmt::Display for TaskEvent {
                 write!(f, "attempt {attempt} on {worker} lost: {why}")
             }
             TaskEvent::Released { attempt, worker } => {
-                write!(f, "attempt {attempt} given back unstarted by {worker}")
+                write!(f, "attempt {attempt} given back by {worker}")
             }
             TaskEvent::Completed {
                 attempt,

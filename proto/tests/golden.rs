@@ -138,7 +138,13 @@ fn messages() -> Vec<(&'static str, Msg)> {
             },
         ),
         ("Draining", Msg::Draining),
-        ("Capacity", Msg::Capacity { threads: 4 }),
+        (
+            "Capacity",
+            Msg::Capacity {
+                threads: 4,
+                synthetic: true,
+            },
+        ),
         ("GetHistory", Msg::GetHistory { req: 6, task: t }),
         (
             "History",
@@ -212,6 +218,7 @@ fn cluster() -> ClusterInfo {
             failed: 0,
             heartbeat_age_ms: Some(250),
             draining: false,
+            synthetic: true,
         }],
         workers_total: 1,
         throughput: Throughput {
@@ -240,7 +247,7 @@ const GOLDEN_MSGS: &[(&str, &str)] = &[
     ("Released", "110702"),
     ("Drop", "120702"),
     ("Draining", "13"),
-    ("Capacity", "1404"),
+    ("Capacity", "140401"),
     ("Submit", "000105612e706e67fb2c01fbedfe05fbbc0a"),
     ("Result", "060407fc70110100fbedfe"),
     ("Done", "080701fb2c01fbedfe"),
@@ -254,7 +261,7 @@ const GOLDEN_MSGS: &[(&str, &str)] = &[
     ("GetCluster", "1b09"),
     (
         "Cluster",
-        "1c09016dfbe803010203040101770161020101030001fa0001fb102703fb2c0103010002",
+        "1c09016dfbe803010203040101770161020101030001fa000101fb102703fb2c0103010002",
     ),
     ("Ping", "1d03"),
     ("Pong", "1e03"),

@@ -16,6 +16,7 @@ pub mod run;
 pub mod supervisor;
 
 use image::GenericImageView;
+pub use tessera_node::cli::TEST_SWITCHES_ENV;
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::{Child, Command},
@@ -112,10 +113,6 @@ fn png_header(data: &[u8]) -> Result<Header, String> {
     Ok((info.width, info.height, info.color_type, info.bit_depth))
 }
 
-/// The environment variable that enables the binaries' test-only switches
-/// (`--test-delay`, `--test-crash-on`, `--test-panic-on`, `--synthetic`).
-pub const TEST_SWITCHES_ENV: &str = "TESSERA_TEST_SWITCHES";
-
 /// A child process killed when dropped, so a failing test leaves nothing behind.
 #[derive(Debug)]
 pub struct Proc {
@@ -124,9 +121,8 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Starts `program args` with stdout piped and stderr inherited, with
-    /// the test-only switches (`--test-delay`, ...) enabled
-    /// ([`TEST_SWITCHES_ENV`]).
+    /// Starts `program args` with stdout piped and stderr inherited, and
+    /// the test-only switches enabled ([`TEST_SWITCHES_ENV`]).
     pub fn spawn(name: &str, program: &str, args: &[&str]) -> Proc {
         let log = std::env::var("TESSERA_TEST_LOG").unwrap_or_else(|_| "warn".into());
         let child = Command::new(program)

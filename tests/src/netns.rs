@@ -168,12 +168,14 @@ impl Lan {
         format!("{}-{host}", self.prefix)
     }
 
-    /// `program args` to run in `host`'s namespace, with `RUST_LOG` and no colours.
+    /// `program args` to run in `host`'s namespace, with `RUST_LOG`, no
+    /// colours and the test-only switches enabled.
     pub fn command(&self, host: &str, program: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.ns(host), program])
             .args(args)
             .env("NO_COLOR", "1")
+            .env(crate::TEST_SWITCHES_ENV, "1")
             .env("RUST_LOG", "info,tessera_node::discovery=debug")
             .stdin(Stdio::null())
             .kill_on_drop(true);

@@ -237,7 +237,14 @@ async fn late_result_after_another_worker_finished(
     use tessera_proto::{Msg, Role};
     let cluster_key = tessera_client::ClusterKey::load(key).unwrap();
     let mut zombie = authed_to(addr, Role::Worker, "zombie", &cluster_key).await;
-    zombie.1.send(&Msg::Capacity { threads: 1 }).await.unwrap();
+    zombie
+        .1
+        .send(&Msg::Capacity {
+            threads: 1,
+            synthetic: false,
+        })
+        .await
+        .unwrap();
     zombie.1.send(&Msg::Ready { credits: 1 }).await.unwrap();
     let only_zombie = async {
         loop {
@@ -490,4 +497,80 @@ async fn a_draining_worker_hands_back_unstarted_tasks_and_finishes_its_running_o
     // The task it was running when told to stop, it finished itself.
     assert_eq!(by_id[&running.task].worker.as_deref(), Some("draining"));
     assert_eq!(by_id[&running.task].attempts, 1);
+}
+
+/// A drain that runs out of grace hands its running task back explicitly
+/// (`Released`) before the worker closes: the task's history shows a
+/// hand-back, not a lost attempt, and another worker completes it. With
+/// `--max-attempts 1`, a hand-back counted as a loss would fail the task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_out_of_grace_hands_its_running_task_back_without_a_strike() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (_m, addr, key) = spawn_master(
+        NODE,
+        &data,
+        &["--lease-timeout", "60s", "--max-attempts", "1"],
+    )
+    .await;
+    let mut slow = worker(
+        &addr,
+        &key,
+        "slow",
+        &[
+            "--threads",
+            "1",
+            "--prefetch",
+            "0",
+            "--test-delay",
+            "10m",
+            "--drain-grace",
+            "300ms",
+        ],
+    );
+    let client = connect(&addr, &key).await.unwrap();
+    let images = batch(1);
+    let ids = submit_all(&client, &images).await;
+    wait_for(&client, &ids, "the slow worker to start the task", |i| {
+        i.state == TaskState::Running && i.worker.as_deref() == Some("slow")
+    })
+    .await;
+    // Started, as the master sees it: it is the only running task.
+    let started = Instant::now();
+    loop {
+        let cluster = client.cluster().await.unwrap();
+        if cluster
+            .workers
+            .iter()
+            .any(|w| w.name == "slow" && w.running == 1)
+        {
+            break;
+        }
+        assert!(started.elapsed() < T, "the master never saw the start");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    slow.signal("TERM");
+    let status = tokio::time::timeout(T, slow.child.wait())
+        .await
+        .expect("the worker exits once its grace is over")
+        .unwrap();
+    assert!(status.success(), "a drained worker exits cleanly: {status}");
+    let _other = worker(&addr, &key, "other", &["--threads", "1"]);
+    let infos = check_all_done(&client, &ids, &images, &data).await;
+    assert_eq!(infos[0].worker.as_deref(), Some("other"));
+    let history: Vec<String> = client
+        .history(ids[0])
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.event.to_string())
+        .collect();
+    assert!(
+        history.iter().any(|e| e == "attempt 1 given back by slow"),
+        "{history:?}"
+    );
+    assert!(
+        !history.iter().any(|e| e.contains("lost")),
+        "no lost attempt: {history:?}"
+    );
 }

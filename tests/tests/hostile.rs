@@ -262,7 +262,14 @@ async fn a_valid_frame_at_the_wrong_time_is_refused() {
 async fn a_worker_chunk_for_no_result_gets_a_typed_error_and_the_worker_keeps_its_lease() {
     let c = Cluster::start(0).await;
     let mut worker = c.authed(Role::Worker).await;
-    worker.1.send(&Msg::Capacity { threads: 1 }).await.unwrap();
+    worker
+        .1
+        .send(&Msg::Capacity {
+            threads: 1,
+            synthetic: false,
+        })
+        .await
+        .unwrap();
     worker.1.send(&Msg::Ready { credits: 1 }).await.unwrap();
     let client = c.client().await;
     let png = Bytes::from(std::fs::read(data_dir().join("pngsuite/basn2c08.png")).unwrap());

@@ -12,15 +12,8 @@ use std::{
 };
 
 use futures::future::BoxFuture;
-use tessera_proto::{
-    ClusterKey, FrameReader, FrameWriter, Msg, PROTOCOL_VERSION, Welcome,
-    accept::{AcceptOptions, accept},
-    frame::FrameLimits,
-};
-use tokio::net::{
-    TcpListener,
-    tcp::{OwnedReadHalf, OwnedWriteHalf},
-};
+use tessera_proto::{ClusterKey, PROTOCOL_VERSION, Welcome};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// The key the fake master and the worker share.
@@ -29,7 +22,11 @@ fn test_key() -> ClusterKey {
 }
 
 use super::{Discovery, DiscoveryError, Found, How, MasterRecord};
-use crate::worker::{WorkerConfig, run_with};
+use crate::worker::{
+    WorkerConfig,
+    fake_master::{self, Conn, DEADLINE},
+    run_with,
+};
 
 /// Answers from a list, then `then` forever; counts the calls.
 #[derive(Debug)]
@@ -48,48 +45,16 @@ impl Discovery for Script {
     }
 }
 
-const DEADLINE: Duration = Duration::from_secs(10);
-
-/// The master's side of one worker connection; dropping it closes it.
-type Conn = (FrameReader<OwnedReadHalf>, FrameWriter<OwnedWriteHalf>);
-
-/// Accepts one worker, completes its handshake, and returns the connection
-/// once the worker has asked for work.
+/// Accepts one worker and returns the connection once it has asked for work.
 async fn accept_worker(listener: &TcpListener) -> Conn {
-    let (socket, _) = tokio::time::timeout(DEADLINE, listener.accept())
-        .await
-        .expect("the worker connects")
-        .unwrap();
-    let (read, write) = socket.into_split();
-    let max = tessera_proto::DEFAULT_MAX_FRAME;
-    let mut reader = FrameReader::new(read, max);
-    let mut writer = FrameWriter::new(write, max);
     let welcome = Welcome::new(
         "fake-master",
         Duration::from_secs(1),
         Duration::from_secs(10),
     );
-    let options = AcceptOptions {
-        timeout: DEADLINE,
-        limits: FrameLimits {
-            max_frame: max,
-            max_control: tessera_proto::DEFAULT_MAX_CONTROL_FRAME,
-        },
-    };
-    let hello = accept(&mut reader, &mut writer, &test_key(), welcome, options)
-        .await
-        .unwrap();
+    let (conn, hello, _) = fake_master::accept_worker(listener, &test_key(), welcome).await;
     assert_eq!(hello.node_id, "sim-worker");
-    // The worker announces its capacity, then asks for work.
-    let capacity = reader.recv_within(DEADLINE).await.unwrap();
-    assert!(
-        matches!(capacity.msg, Msg::Capacity { .. }),
-        "{:?}",
-        capacity.msg
-    );
-    let ready = reader.recv_within(DEADLINE).await.unwrap();
-    assert!(matches!(ready.msg, Msg::Ready { .. }), "{:?}", ready.msg);
-    (reader, writer)
+    conn
 }
 
 fn record(id: &str, addr: &str) -> MasterRecord {

@@ -172,7 +172,14 @@ impl WorkerConn {
                 Ok(())
             }
             Msg::Ping { seq } => self.send(Msg::Pong { seq }).await,
-            Msg::Capacity { threads } => {
+            Msg::Capacity { threads, synthetic } => {
+                if synthetic {
+                    warn!(
+                        worker = %self.id,
+                        "a synthetic worker joined (--synthetic, for load tests): its results are its inputs, NOT processed images"
+                    );
+                    self.ctx.state.worker_synthetic(self.id);
+                }
                 self.ctx.state.worker_capacity(self.id, threads);
                 Ok(())
             }

@@ -1,5 +1,8 @@
 //! The worker's own book of the tasks it holds: downloading, waiting for a
-//! thread (prefetched), and running. Plain data; the session does the I/O.
+//! thread (prefetched), running, and reported (finished: the result is
+//! uploading or the failure sent, until the master answers `Accepted`).
+//! Every one of them is named in heartbeats. Plain data; the session does
+//! the I/O.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -58,6 +61,19 @@ pub struct Local {
     downloading: HashMap<TaskId, Downloading>,
     waiting: VecDeque<Waiting>,
     running: HashMap<TaskId, (u32, CancellationToken)>,
+    /// Finished, its outcome on its way to the master: still leased to us
+    /// until the master says `Accepted` (or `Drop`), so still named in
+    /// heartbeats however long the upload takes.
+    reported: HashMap<TaskId, u32>,
+}
+
+/// What became of a finished run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    /// Report its outcome (under this attempt); it stays held until accepted.
+    Report { attempt: u32 },
+    /// It was dropped meanwhile: throw the outcome away.
+    Dropped,
 }
 
 impl Local {
@@ -158,11 +174,37 @@ impl Local {
         Some((w, dropped))
     }
 
-    /// A running task finished; returns whether it was dropped meanwhile.
-    pub fn finished(&mut self, task: TaskId) -> bool {
-        self.running
-            .remove(&task)
-            .is_some_and(|(_, d)| d.is_cancelled())
+    /// A running task finished: to report (and held until the master
+    /// accepts it), or dropped meanwhile.
+    pub fn finished(&mut self, task: TaskId) -> Finished {
+        match self.running.remove(&task) {
+            Some((attempt, dropped)) if !dropped.is_cancelled() => {
+                self.reported.insert(task, attempt);
+                Finished::Report { attempt }
+            }
+            _ => Finished::Dropped,
+        }
+    }
+
+    /// The master has the outcome of `task` (`Accepted`): no longer held.
+    pub fn accepted(&mut self, task: TaskId) -> bool {
+        self.reported.remove(&task).is_some()
+    }
+
+    /// Whether (`task`, `attempt`) is finished and its outcome on its way.
+    pub fn is_reported(&self, task: TaskId, attempt: u32) -> bool {
+        self.reported.get(&task) == Some(&attempt)
+    }
+
+    /// Forgets a reported (`task`, `attempt`) whose outcome will not be sent
+    /// after all (a drain out of time gives it back).
+    pub fn unreport(&mut self, task: TaskId, attempt: u32) -> bool {
+        if self.is_reported(task, attempt) {
+            self.reported.remove(&task);
+            true
+        } else {
+            false
+        }
     }
 
     /// Gives back (`task`, `attempt`) if it has not started. True when given
@@ -196,18 +238,37 @@ impl Local {
         Release::NotHeld
     }
 
-    /// Stops (`task`, `attempt`): given back if unstarted, cancelled if running.
+    /// Stops (`task`, `attempt`): given back if unstarted, cancelled if
+    /// running, forgotten if reported (its outcome is no longer wanted; one
+    /// already on its way is stale to the master).
     pub fn drop_task(&mut self, task: TaskId, attempt: u32) -> Release {
         match self.release(task, attempt) {
-            Release::NotHeld => match self.running.get(&task) {
-                Some((a, flag)) if *a == attempt => {
+            Release::NotHeld => {
+                if let Some((a, flag)) = self.running.get(&task)
+                    && *a == attempt
+                {
                     flag.cancel();
                     Release::Later
+                } else if self.unreport(task, attempt) {
+                    Release::Reported
+                } else {
+                    Release::NotHeld
                 }
-                _ => Release::NotHeld,
-            },
+            }
             other => other,
         }
+    }
+
+    /// Every running task, stopped: its job's token is cancelled and it is
+    /// no longer held (a drain out of time hands them back).
+    pub fn stop_all_running(&mut self) -> Vec<LeaseRef> {
+        self.running
+            .drain()
+            .map(|(task, (attempt, dropped))| {
+                dropped.cancel();
+                LeaseRef { task, attempt }
+            })
+            .collect()
     }
 
     /// Every unstarted task, given back (for draining).
@@ -255,7 +316,15 @@ impl Local {
                 task: *t,
                 attempt: *a,
             });
-        downloading.chain(waiting).chain(running).collect()
+        let reported = self.reported.iter().map(|(t, a)| LeaseRef {
+            task: *t,
+            attempt: *a,
+        });
+        downloading
+            .chain(waiting)
+            .chain(running)
+            .chain(reported)
+            .collect()
     }
 
     pub fn running(&self) -> usize {
@@ -263,7 +332,10 @@ impl Local {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.downloading.is_empty() && self.waiting.is_empty() && self.running.is_empty()
+        self.downloading.is_empty()
+            && self.waiting.is_empty()
+            && self.running.is_empty()
+            && self.reported.is_empty()
     }
 }
 
@@ -284,6 +356,9 @@ pub enum Release {
     Freed,
     /// Will be discarded when its download or run ends.
     Later,
+    /// Was finished and reported; now forgotten (nothing to free: a
+    /// reported task's slot was freed when it finished).
+    Reported,
     /// Not held (finished already, or started, for a release).
     NotHeld,
 }
@@ -324,7 +399,19 @@ mod tests {
         let (w, _) = l.start_next().unwrap();
         assert_eq!(&w.data[..], b"abcd");
         assert_eq!(l.running(), 1);
-        assert!(!l.finished(t(1)));
+        assert_eq!(l.finished(t(1)), Finished::Report { attempt: 1 });
+        assert_eq!(l.running(), 0);
+        assert_eq!(
+            l.leases(),
+            vec![LeaseRef {
+                task: t(1),
+                attempt: 1
+            }],
+            "held until the master accepts the result"
+        );
+        assert!(!l.is_empty());
+        assert!(l.accepted(t(1)));
+        assert!(l.leases().is_empty());
         assert!(l.is_empty());
     }
 
@@ -372,7 +459,8 @@ mod tests {
         assert_eq!(l.drop_task(t(1), 1), Release::Later);
         assert!(flag.is_cancelled());
         assert!(l.leases().is_empty());
-        assert!(l.finished(t(1)), "reported as dropped");
+        assert_eq!(l.finished(t(1)), Finished::Dropped);
+        assert!(l.is_empty());
     }
 
     #[test]
@@ -405,5 +493,36 @@ mod tests {
         let tasks: Vec<u64> = back.iter().map(|l| l.task.0).collect();
         assert_eq!(tasks, vec![2, 3, 4]);
         assert_eq!(l.running(), 1);
+    }
+
+    #[test]
+    fn a_reported_task_can_be_dropped_but_not_released() {
+        let mut l = Local::default();
+        l.assigned(t(1), 2, "a".into(), 0, 1, 100);
+        l.chunk(t(1), Bytes::from_static(b"a")).unwrap();
+        l.start_next().unwrap();
+        assert_eq!(l.finished(t(1)), Finished::Report { attempt: 2 });
+        assert_eq!(l.release(t(1), 2), Release::NotHeld, "its result is coming");
+        assert_eq!(l.drop_task(t(1), 1), Release::NotHeld, "wrong attempt");
+        assert_eq!(l.drop_task(t(1), 2), Release::Reported);
+        assert!(l.is_empty());
+        assert!(!l.accepted(t(1)));
+    }
+
+    #[test]
+    fn stopping_every_running_task_cancels_their_jobs() {
+        let mut l = Local::default();
+        for i in 1..=2 {
+            l.assigned(t(i), 1, "x".into(), 0, 1, 100);
+            l.chunk(t(i), Bytes::from_static(b"x")).unwrap();
+        }
+        let (_, first) = l.start_next().unwrap();
+        let (_, second) = l.start_next().unwrap();
+        let mut stopped = l.stop_all_running();
+        stopped.sort_by_key(|l| l.task);
+        assert_eq!(stopped.iter().map(|l| l.task.0).collect::<Vec<_>>(), [1, 2]);
+        assert!(first.is_cancelled() && second.is_cancelled());
+        assert!(l.is_empty());
+        assert_eq!(l.finished(t(1)), Finished::Dropped);
     }
 }

@@ -4,8 +4,12 @@
 //! each time.
 
 pub mod compute;
+#[cfg(test)]
+pub(crate) mod fake_master;
 pub mod local;
 pub mod session;
+#[cfg(test)]
+mod upload_tests;
 pub mod writer;
 
 use std::time::Duration;

@@ -3,8 +3,15 @@
 //! at once, stream results back, send heartbeats on a timer of the master's
 //! choosing, give unstarted tasks back when asked (stealing) or when
 //! draining.
+//!
+//! The session's loop never waits on an upload: finished results wait in
+//! its own queue (`pending`) and go to the writer one at a time as it takes
+//! them, so heartbeats, which name every task held until the master accepts
+//! its outcome, keep their interval however slowly the master reads. A
+//! result keeps its slot (no credit for it) until the writer takes it, so
+//! the results held in memory stay bounded by the slots.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use tessera_proto::{
@@ -18,7 +25,7 @@ use tracing::{debug, info, warn};
 use super::{
     WorkerConfig,
     compute::{Compute, TaskFailure},
-    local::{Downloaded, Local, Release, Waiting},
+    local::{Downloaded, Finished, Local, Release, Waiting},
     writer::{Outbox, ResultUpload, outbox},
 };
 
@@ -63,6 +70,10 @@ impl SessionError {
     }
 }
 
+/// The connection's socket send buffer (Linux doubles it for its own
+/// bookkeeping).
+const SEND_BUFFER: usize = 256 * 1024;
+
 /// A finished run of one task.
 struct JobDone {
     task: TaskId,
@@ -84,12 +95,21 @@ pub async fn run(
     };
     let Dialed {
         mut reader,
-        writer,
+        mut writer,
         welcome,
     } = tokio::select! {
         d = dial(&config.master, Role::Worker, &config.node_id, &config.key, options) => d?,
         () = shutdown.cancelled() => return Ok(()),
     };
+    // What the kernel queues ahead of a heartbeat is bounded by the send
+    // buffer; left to autotuning it grows to megabytes (seconds behind a
+    // master that reads slowly). This is still several times a LAN's
+    // bandwidth-delay product.
+    if let Err(e) =
+        socket2::SockRef::from(writer.get_mut().as_ref()).set_send_buffer_size(SEND_BUFFER)
+    {
+        debug!("cannot set the connection's send buffer: {e}");
+    }
     let heartbeat_every = Duration::from_millis(u64::from(welcome.heartbeat_interval_ms.max(10)));
     info!(
         master = %config.master,
@@ -104,7 +124,10 @@ pub async fn run(
         Duration::from_millis(u64::from(welcome.lease_timeout_ms)).max(3 * heartbeat_every);
     let liveness = Arc::new(Liveness::new());
     let slots = config.threads + config.prefetch;
-    let (out, writer) = outbox(writer, 4 * slots + 16, config.threads + 1, liveness.clone());
+    // The writer holds at most one result beyond the one it is sending; the
+    // rest wait in the session's `pending`.
+    let (out, writer) = outbox(writer, 4 * slots + 16, 1, liveness.clone());
+    let results = out.results.clone();
     let writer = tokio::spawn(writer);
     let mut s = Session {
         config,
@@ -112,10 +135,12 @@ pub async fn run(
         out,
         local: Local::default(),
         jobs: JoinSet::new(),
+        pending: VecDeque::new(),
         draining: false,
     };
     s.control(Msg::Capacity {
         threads: config.threads as u32,
+        synthetic: config.synthetic,
     })
     .await?;
     s.control(Msg::Ready {
@@ -161,6 +186,16 @@ pub async fn run(
                         Err(e) => warn!("a task's job ended abnormally: {e}"),
                     }
                 }
+                permit = results.reserve(), if !s.pending.is_empty() => {
+                    let Ok(permit) = permit else {
+                        break Err(SessionError::Connection(ProtoError::Closed));
+                    };
+                    permit.send(s.pending.pop_front().expect("not empty"));
+                    // Its slot is free now: ask for the next task.
+                    if let Err(e) = s.credit().await {
+                        break Err(e);
+                    }
+                }
                 _ = heartbeat.tick() => {
                     if let Err(e) = s.control(Msg::Heartbeat { leases: s.local.leases() }).await {
                         break Err(e);
@@ -182,10 +217,10 @@ pub async fn run(
                 () = grace => {
                     warn!(
                         running = s.local.running(),
-                        "drain grace period of {:?} is over; leaving tasks unfinished",
+                        "drain grace period of {:?} is over; handing unfinished tasks back",
                         config.drain_grace
                     );
-                    break Ok(());
+                    break s.hand_back_unfinished().await;
                 }
             }
         }
@@ -196,9 +231,10 @@ pub async fn run(
     };
     s.jobs.abort_all();
     let Session { out, .. } = s;
-    drop(out);
+    drop((out, results));
     if result.is_ok() {
-        // Let the writer send what is queued (results of drained tasks).
+        // Let the writer send what is queued (hand-backs, and results it
+        // has taken already).
         let _ = tokio::time::timeout(Duration::from_secs(10), writer).await;
     } else {
         writer.abort();
@@ -212,6 +248,8 @@ struct Session<'a> {
     out: Outbox,
     local: Local,
     jobs: JoinSet<JobDone>,
+    /// Finished results the writer has not taken yet, oldest first.
+    pending: VecDeque<ResultUpload>,
     draining: bool,
 }
 
@@ -268,15 +306,28 @@ impl Session<'_> {
                     self.credit().await?;
                 }
                 Release::Later => self.control(Msg::Released { task, attempt }).await?,
-                Release::NotHeld => {}
+                Release::NotHeld | Release::Reported => {}
             },
-            Msg::Drop { task, attempt } => {
-                info!(%task, attempt, "master says drop the task");
-                if self.local.drop_task(task, attempt) == Release::Freed {
+            Msg::Drop { task, attempt } => match self.local.drop_task(task, attempt) {
+                Release::Freed => {
+                    info!(%task, attempt, "master says drop the task");
                     self.credit().await?;
                 }
+                Release::Later => info!(%task, attempt, "master says drop the task"),
+                Release::Reported => {
+                    // Decided meanwhile (e.g. by this very result, named in a
+                    // heartbeat before the master's `Accepted` arrived).
+                    debug!(%task, attempt, "master says drop a finished task");
+                    if self.unqueue(task, attempt) {
+                        self.credit().await?;
+                    }
+                }
+                Release::NotHeld => {}
+            },
+            Msg::Accepted { task } => {
+                debug!(%task, "master stored the outcome");
+                self.local.accepted(task);
             }
-            Msg::Accepted { task } => debug!(%task, "master stored the outcome"),
             Msg::Pong { .. } => {}
             Msg::Error { code, message, .. } => warn!(?code, "master reported an error: {message}"),
             other => warn!("unexpected {} from master", other.name()),
@@ -343,36 +394,64 @@ impl Session<'_> {
             attempt,
             result,
         } = done;
-        if self.local.finished(task) {
-            debug!(%task, "finished a dropped task; result discarded");
-        } else {
-            match result {
-                Ok(data) => {
-                    let upload = ResultUpload {
-                        task,
-                        attempt,
-                        data,
-                    };
-                    self.out
-                        .results
-                        .send(upload)
-                        .await
-                        .map_err(|_| SessionError::Connection(ProtoError::Closed))?;
-                }
-                Err(f) => {
-                    info!(%task, "cannot process: {}", f.reason);
-                    self.control(Msg::Failed {
-                        task,
-                        attempt,
-                        kind: f.kind,
-                        reason: f.reason,
-                    })
-                    .await?;
-                }
+        match (self.local.finished(task), result) {
+            (Finished::Dropped, _) => {
+                debug!(%task, "finished a dropped task; result discarded");
+            }
+            (Finished::Report { .. }, Ok(data)) => {
+                // Its slot is credited when the writer takes it.
+                self.pending.push_back(ResultUpload {
+                    task,
+                    attempt,
+                    data,
+                });
+                return self.start_ready().await;
+            }
+            (Finished::Report { .. }, Err(f)) => {
+                info!(%task, "cannot process: {}", f.reason);
+                self.control(Msg::Failed {
+                    task,
+                    attempt,
+                    kind: f.kind,
+                    reason: f.reason,
+                })
+                .await?;
             }
         }
         self.credit().await?;
         self.start_ready().await
+    }
+
+    /// Takes (`task`, `attempt`)'s result out of `pending`, if it is still there.
+    fn unqueue(&mut self, task: TaskId, attempt: u32) -> bool {
+        let before = self.pending.len();
+        self.pending
+            .retain(|u| !(u.task == task && u.attempt == attempt));
+        self.pending.len() < before
+    }
+
+    /// The drain's grace is over: every running task, and every finished one
+    /// whose result the writer has not taken, is handed back (`Released`, no
+    /// strike against it: the master queues it again at once) and dropped.
+    /// Results the writer already has are still sent.
+    async fn hand_back_unfinished(&mut self) -> Result<(), SessionError> {
+        let mut back = self.local.stop_all_running();
+        for u in std::mem::take(&mut self.pending) {
+            self.local.unreport(u.task, u.attempt);
+            back.push(tessera_proto::LeaseRef {
+                task: u.task,
+                attempt: u.attempt,
+            });
+        }
+        for l in back {
+            info!(task = %l.task, attempt = l.attempt, "handing an unfinished task back");
+            self.control(Msg::Released {
+                task: l.task,
+                attempt: l.attempt,
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// Stop taking work; give back every unstarted task at once.

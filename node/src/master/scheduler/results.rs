@@ -1,5 +1,5 @@
 //! What workers report about their leases: a result (the first one wins),
-//! a failure, a start, a task given back unstarted, or a result the master
+//! a failure, a start, a task given back, or a result the master
 //! could not store or deliver.
 
 use std::time::{Duration, Instant};
@@ -207,12 +207,16 @@ impl Scheduler {
         }
     }
 
-    /// The worker gave the task back unstarted (to be stolen, or because it is
-    /// draining): it goes to the front of the queue without losing an attempt.
-    /// Returns false when this is not the live, unstarted lease.
+    /// The worker gave the task back: unstarted (to be stolen, or because it
+    /// is draining), or started by a draining worker whose grace ran out
+    /// (it stopped the task and says so, so nothing about the image is
+    /// suspect). Either way the task goes to the front of the queue without
+    /// losing an attempt. Returns false when this is not the live lease, or
+    /// is a started one of a worker that is not draining.
     pub fn released(&mut self, worker: WorkerId, task_id: TaskId, attempt: u32) -> bool {
+        let draining = self.workers.get(&worker).is_some_and(|slot| slot.draining);
         match self.lease_mut(worker, task_id, attempt) {
-            Some(lease) if !lease.started => {
+            Some(lease) if !lease.started || draining => {
                 self.requeue_front(worker, task_id);
                 true
             }

@@ -20,6 +20,8 @@ pub struct WorkerStats {
     pub done: u64,
     /// Tasks it failed.
     pub failed: u64,
+    /// It declared itself a synthetic load-test worker (`--synthetic`).
+    pub synthetic: bool,
 }
 
 impl Scheduler {
@@ -27,6 +29,14 @@ impl Scheduler {
     pub fn worker_address(&mut self, worker: WorkerId, addr: String) {
         if let Some(slot) = self.workers.get_mut(&worker) {
             slot.stats.addr = Some(addr);
+        }
+    }
+
+    /// The worker declared itself synthetic (`--synthetic`: its results are
+    /// its inputs, unprocessed); the live view says so.
+    pub fn worker_synthetic(&mut self, worker: WorkerId) {
+        if let Some(slot) = self.workers.get_mut(&worker) {
+            slot.stats.synthetic = true;
         }
     }
 
@@ -70,6 +80,7 @@ impl Scheduler {
                         .last_heartbeat
                         .map(|t| now.saturating_duration_since(t).as_millis() as u64),
                     draining: slot.draining,
+                    synthetic: slot.stats.synthetic,
                 }
             })
             .collect();
@@ -113,6 +124,7 @@ mod tests {
         s.worker_ready(w, 3);
         let idle = WorkerId(2);
         s.worker_joined(idle, "node-2".into());
+        s.worker_synthetic(idle);
 
         let before = s.snapshot(t0);
         assert_eq!(before.workers[0].heartbeat_age_ms, None, "no heartbeat yet");
@@ -147,7 +159,9 @@ mod tests {
         assert_eq!((info.running, info.prefetched), (0, 1));
         assert_eq!((info.done, info.failed), (1, 1));
         assert_eq!(info.heartbeat_age_ms, Some(2750));
+        assert!(!info.synthetic);
         assert_eq!(snap.workers[1].addr, "?");
+        assert!(snap.workers[1].synthetic, "it said it was");
         assert_eq!(snap.throughput.images, 1);
         assert_eq!(snap.throughput.bytes, 100, "input bytes");
         assert_eq!(snap.throughput.window_ms, 1250);

@@ -20,4 +20,9 @@ impl Shared {
     pub fn worker_address(&self, worker: WorkerId, addr: String) {
         self.lock().scheduler.worker_address(worker, addr);
     }
+
+    /// Records that a worker declared itself synthetic (`--synthetic`).
+    pub fn worker_synthetic(&self, worker: WorkerId) {
+        self.lock().scheduler.worker_synthetic(worker);
+    }
 }

@@ -7,6 +7,7 @@ use crate::master::record::TaskRow;
 use super::*;
 
 mod blame;
+mod drain;
 mod fault_props;
 mod props;
 mod straggler;
