@@ -258,6 +258,20 @@ pub fn copy_into(dir: &Path, files: &[PathBuf]) {
     }
 }
 
+/// A task's recorded events, as `tessera history` prints them.
+pub async fn history_lines(
+    client: &tessera_client::Client,
+    task: tessera_client::TaskId,
+) -> Vec<String> {
+    client
+        .history(task)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.event.to_string())
+        .collect()
+}
+
 /// Waits up to `deadline` for `cond` to hold, checking every 10 ms.
 pub async fn eventually(deadline: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let start = std::time::Instant::now();

@@ -558,13 +558,7 @@ async fn a_drain_out_of_grace_hands_its_running_task_back_without_a_strike() {
     let _other = worker(&addr, &key, "other", &["--threads", "1"]);
     let infos = check_all_done(&client, &ids, &images, &data).await;
     assert_eq!(infos[0].worker.as_deref(), Some("other"));
-    let history: Vec<String> = client
-        .history(ids[0])
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.event.to_string())
-        .collect();
+    let history = tessera_tests::history_lines(&client, ids[0]).await;
     assert!(
         history.iter().any(|e| e == "attempt 1 given back by slow"),
         "{history:?}"

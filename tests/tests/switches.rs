@@ -230,13 +230,7 @@ async fn dev_applies_the_worker_options() {
     let client = Client::connect(&addr, &ClusterKey::load(&key_file).unwrap())
         .await
         .unwrap();
-    let history: Vec<String> = client
-        .history(running)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.event.to_string())
-        .collect();
+    let history = tessera_tests::history_lines(&client, running).await;
     assert!(
         history
             .iter()

@@ -151,13 +151,7 @@ async fn a_queued_task_is_cancelled_at_once_and_never_runs() {
     assert_eq!(info.state, TaskState::Done);
     let state = client.status(doomed).await.unwrap().state;
     assert!(is_cancelled(&state), "still cancelled: {state:?}");
-    let history: Vec<String> = client
-        .history(doomed)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.event.to_string())
-        .collect();
+    let history = tessera_tests::history_lines(&client, doomed).await;
     assert_eq!(history.len(), 2, "{history:?}");
     assert!(
         history[0].starts_with("submitted photo-0.png"),
@@ -245,13 +239,7 @@ async fn a_running_task_is_cancelled_and_its_worker_stops_on_it() {
         (1, 0),
         "the worker holds B only"
     );
-    let history: Vec<String> = client
-        .history(a)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.event.to_string())
-        .collect();
+    let history = tessera_tests::history_lines(&client, a).await;
     assert_eq!(
         history.last().map(String::as_str),
         Some("cancelled during attempt 1 on slow"),

@@ -74,6 +74,10 @@ impl SessionError {
 /// bookkeeping).
 const SEND_BUFFER: usize = 256 * 1024;
 
+/// After a drain out of grace, how long to wait for the master to confirm
+/// (`Pong`) that it has read the hand-backs.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
 /// A finished run of one task.
 struct JobDone {
     task: TaskId,
@@ -152,11 +156,14 @@ pub async fn run(
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut drain_deadline: Option<tokio::time::Instant> = None;
     let mut ping_seq = 0u64;
+    // After a drain out of grace: the ping whose pong says the master has
+    // read the hand-backs (it answers in order), so closing cannot race them.
+    let mut closing: Option<u64> = None;
     // The session's loop, raced against the master's silence: the watchdog
     // also ends a loop that is stuck sending to a master that stopped reading.
     let session = async {
         loop {
-            if drain_deadline.is_some() && s.local.is_empty() {
+            if drain_deadline.is_some() && s.local.is_empty() && closing.is_none() {
                 break Ok(());
             }
             let grace = async {
@@ -169,6 +176,11 @@ pub async fn run(
                 next = reader.recv() => match next {
                     Ok(incoming) => {
                         liveness.heard();
+                        if let (Msg::Pong { seq }, Some(want)) = (&incoming.msg, closing)
+                            && *seq == want
+                        {
+                            break Ok(());
+                        }
                         if let Err(e) = s.handle(incoming.msg, incoming.payload).await {
                             break Err(e);
                         }
@@ -215,12 +227,24 @@ pub async fn run(
                     }
                 }
                 () = grace => {
+                    if closing.is_some() {
+                        warn!("the master did not confirm the hand-backs in time; closing");
+                        break Ok(());
+                    }
                     warn!(
                         running = s.local.running(),
                         "drain grace period of {:?} is over; handing unfinished tasks back",
                         config.drain_grace
                     );
-                    break s.hand_back_unfinished().await;
+                    if let Err(e) = s.hand_back_unfinished().await {
+                        break Err(e);
+                    }
+                    ping_seq += 1;
+                    if let Err(e) = s.control(Msg::Ping { seq: ping_seq }).await {
+                        break Err(e);
+                    }
+                    closing = Some(ping_seq);
+                    drain_deadline = Some(tokio::time::Instant::now() + CLOSE_WAIT);
                 }
             }
         }
