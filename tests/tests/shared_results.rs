@@ -78,3 +78,50 @@ async fn two_runs_on_the_same_folder_at_once_both_get_every_image() {
     })
     .await;
 }
+
+fn cli(args: &[&str], addr: &str, key: &Path) -> std::process::Output {
+    std::process::Command::new(CLIENT)
+        .args(args)
+        .args(["--master", addr, "--key-file", key.to_str().unwrap()])
+        .output()
+        .unwrap()
+}
+
+/// `tessera fetch` exits only once the master has recorded its
+/// confirmation (before, the confirmation was queued and the process could
+/// exit before it was sent, leaving the result on the master).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_exits_only_once_its_confirmation_is_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (_master, addr, key) = spawn_master(NODE, &data, &[]).await;
+    let _worker = spawn_worker(NODE, &addr, &key, "w1", &[]);
+    let original = &valid_pngsuite()[0];
+    let client =
+        tessera_client::Client::connect(&addr, &tessera_proto::ClusterKey::load(&key).unwrap())
+            .await
+            .unwrap();
+    for round in 0..5 {
+        let submitted = cli(&["submit", original.to_str().unwrap()], &addr, &key);
+        assert!(submitted.status.success());
+        let id = String::from_utf8_lossy(&submitted.stdout).trim().to_string();
+        assert!(cli(&["wait", &id], &addr, &key).status.success());
+        let out = tmp.path().join(format!("out{round}.png"));
+        let fetched = cli(&["fetch", &id, "-o", out.to_str().unwrap()], &addr, &key);
+        assert!(
+            fetched.status.success(),
+            "{}",
+            String::from_utf8_lossy(&fetched.stderr)
+        );
+        check_swapped(&std::fs::read(original).unwrap(), &std::fs::read(&out).unwrap()).unwrap();
+        // At once: the confirmation is in the record.
+        let task = tessera_client::TaskId(id.parse().unwrap());
+        let events = client.history(task).await.unwrap();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e.event, tessera_proto::TaskEvent::Fetched)),
+            "round {round}: the confirmation of task {id} is not recorded: {events:?}"
+        );
+    }
+}
