@@ -278,3 +278,43 @@ async fn a_confirmation_that_cannot_be_recorded_keeps_the_result() {
     let (_, result) = f.ledger.fetchable(task).await.unwrap();
     assert!(result.unwrap().removed);
 }
+
+#[tokio::test]
+async fn a_task_out_of_attempts_is_announced_failed_only_once_durable_and_its_input_removed() {
+    let f = fixture().await;
+    let task = f.submit(7, 1).await.unwrap();
+    let mut waiting = f.ledger.wait(task).await.unwrap().unwrap();
+    let max = SchedulerConfig::default().max_attempts;
+    for i in 0..max {
+        let (w, mut rx) = f.worker();
+        next_assignment(&mut rx).await;
+        if i + 1 == max {
+            f.record.hold_writes(true);
+        }
+        f.ledger.state().worker_lost(w, "killed");
+    }
+    assert!(f.ledger.state().is_decided(task), "failed in memory");
+    let_others_run().await;
+    assert!(
+        waiting.try_recv().is_err(),
+        "told before the failure is durable"
+    );
+    f.record.hold_writes(false);
+    let info = waiting.await.unwrap();
+    assert!(matches!(
+        info.state,
+        TaskState::Failed {
+            kind: tessera_proto::FailureKind::WorkerLost,
+            ..
+        }
+    ));
+    let input = f
+        .ledger
+        .files()
+        .root()
+        .join("inputs")
+        .join(task.0.to_string());
+    while input.exists() {
+        tokio::task::yield_now().await;
+    }
+}
