@@ -2,6 +2,17 @@
 //!
 //! [`run`] serves a bound listener until `shutdown` fires, in the style of
 //! mini-redis: tests bind `127.0.0.1:0` and pass the listener in.
+//!
+//! Where a message goes, layer by layer:
+//!
+//! * **network**: this file (accept loop, limits, handshake), `client_conn`
+//!   and `client_upload`, `worker_conn`, `outbox` (a connection's writer),
+//!   `activity`, `failures`. Each message becomes one call below.
+//! * **core**: `ledger` (every step of an image's lifecycle, in order,
+//!   answered only once durable), `state` (the shared scheduler, its lock,
+//!   the channels to connections), `scheduler` (pure decisions).
+//! * **storage**: `record` (the durable record and its journal), `store`
+//!   (the image files), `retention`.
 
 pub mod activity;
 pub mod client_conn;

@@ -43,8 +43,8 @@ pub enum Out {
 pub enum IfUnreadable {
     /// Send this message (an error answering the request).
     Send(Msg),
-    /// Tell the sender (an assignment that was not delivered).
-    Call(Box<dyn FnOnce() + Send>),
+    /// Tell the sender why (an assignment that was not delivered).
+    Call(Box<dyn FnOnce(&OutboxError) + Send>),
 }
 
 impl std::fmt::Debug for IfUnreadable {
@@ -56,7 +56,7 @@ impl std::fmt::Debug for IfUnreadable {
     }
 }
 
-/// Why the writer stopped.
+/// Why the writer stopped, or a file was not sent.
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
     #[error(transparent)]
@@ -94,7 +94,7 @@ pub async fn run<W: AsyncWrite + Unpin>(
                     tracing::debug!("not sent: {e}");
                     match if_unreadable {
                         IfUnreadable::Send(msg) => writer.feed(&msg).await?,
-                        IfUnreadable::Call(f) => f(),
+                        IfUnreadable::Call(f) => f(&e),
                     }
                 }
                 Err(Broken(e)) => return Err(e),
@@ -183,4 +183,11 @@ async fn send_file<W: AsyncWrite + Unpin>(
     }
     super::metrics::bytes_sent(&header, len);
     Ok(())
+}
+
+impl OutboxError {
+    /// The file is not there at all (removed meanwhile, or lost).
+    pub fn is_missing_file(&self) -> bool {
+        matches!(self, OutboxError::File { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+    }
 }

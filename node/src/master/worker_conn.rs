@@ -75,14 +75,30 @@ pub async fn serve<R: AsyncRead + Unpin>(
                             len: input_len,
                             checksum,
                         };
-                        // An input removed meanwhile (the task was deleted or
-                        // cancelled): the assignment is undeliverable, and the
-                        // connection goes on.
-                        let state = ctx.state.clone();
+                        // An input that cannot be read does not end the
+                        // connection. Gone (the task was deleted or cancelled
+                        // meanwhile, or the file was lost): the attempt fails
+                        // through the ledger, which ignores it unless the lease
+                        // is still live. Unreadable otherwise: the assignment
+                        // was not delivered and the task is queued again.
+                        let ledger = ctx.ledger.clone();
                         let undelivered = a.clone();
-                        let report = move || {
-                            debug!(task = %undelivered.task, "input unreadable; assignment not delivered");
-                            state.undeliverable(id, &undelivered);
+                        let report = move |e: &super::outbox::OutboxError| {
+                            let (task, attempt) = (undelivered.task, undelivered.attempt);
+                            if !e.is_missing_file() {
+                                warn!(%task, "cannot read the input: {e}; queued again");
+                                ledger.state().undeliverable(id, &undelivered);
+                                return;
+                            }
+                            let reason = format!("the master lost the stored input: {e}");
+                            tokio::spawn(async move {
+                                let kind = tessera_proto::FailureKind::Internal;
+                                match ledger.accept_failure(id, task, attempt, kind, reason).await {
+                                    Ok(Some(obsolete)) => obsolete.remove().await,
+                                    Ok(None) => debug!(%task, "input gone with its task"),
+                                    Err(e) => warn!(%task, "cannot record a failure: {e}"),
+                                }
+                            });
                         };
                         (
                             Out::File {

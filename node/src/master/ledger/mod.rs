@@ -30,6 +30,8 @@
 mod input;
 mod removal;
 mod result;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 

@@ -136,6 +136,27 @@ struct TaskRowV1 {
     state: RowState,
 }
 
+/// Writing rows the way format 1 did, for tests of the migration.
+#[cfg(test)]
+pub mod tests_support {
+    use super::*;
+
+    pub fn encode_v1(row: &TaskRow) -> Vec<u8> {
+        let v1 = TaskRowV1 {
+            name: row.name.clone(),
+            input_len: row.input_len,
+            input_checksum: row.input_checksum,
+            key: row.key,
+            submitted_ms: row.submitted_ms,
+            attempts: row.attempts,
+            lost: row.lost,
+            history: row.history.clone(),
+            state: row.state.clone(),
+        };
+        wire::encode(&v1).unwrap()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

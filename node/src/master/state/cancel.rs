@@ -31,7 +31,9 @@ impl Shared {
             pending = Some(self.pending(&mut g, vec![(task, before)]));
         }
         self.settle(&mut g);
-        let info = g.scheduler.info(task)?;
-        Some((info, pending))
+        let info = g.scheduler.info(task);
+        // A `Pending` is never dropped under the lock (its guard takes it).
+        drop(g);
+        Some((info?, pending))
     }
 }

@@ -29,7 +29,8 @@ pub struct Pending {
     before: Vec<(TaskId, Option<TaskRow>)>,
 }
 
-/// While alive, its tasks are unsettled.
+/// While alive, its tasks are unsettled. Its drop takes the state's lock:
+/// never drop one while holding it.
 #[derive(Debug)]
 pub struct Settling {
     shared: Shared,

@@ -1,0 +1,320 @@
+//! The ledger over an in-memory record that a test can slow down or fail:
+//! nobody learns of a state before it is durable, and a record failure
+//! leaves the earlier state and tells nobody.
+
+use std::sync::Arc;
+
+use tessera_proto::{TaskId, TaskState};
+use tokio::sync::mpsc;
+
+use super::{Ledger, LedgerError, ResultAnswer, Submission};
+use crate::{
+    clock::SystemClock,
+    master::{
+        record::{Journal, MemStore, TaskStore},
+        scheduler::{Assignment, SchedulerConfig, WorkerId},
+        state::{Shared, ToWorker},
+        store::DataDir,
+    },
+};
+
+struct Fixture {
+    ledger: Ledger,
+    record: MemStore,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        // A test that failed while writes were held must not hang in the
+        // journal's shutdown.
+        self.record.hold_writes(false);
+    }
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let files = Arc::new(DataDir::open(dir.path()).await.unwrap());
+    let record = MemStore::new();
+    let loaded = record.load().unwrap();
+    let journal = Journal::start(record.clone(), true, Vec::new());
+    let state = Shared::new(
+        SchedulerConfig::default(),
+        Arc::new(SystemClock),
+        journal,
+        loaded,
+        files.clone(),
+    );
+    Fixture {
+        ledger: Ledger::new(state, files),
+        record,
+        _dir: dir,
+    }
+}
+
+fn submission(key: u128, submitter: u64) -> Submission {
+    Submission {
+        name: "a.png".into(),
+        len: 3,
+        checksum: tessera_proto::checksum(b"abc"),
+        key,
+        submitter,
+    }
+}
+
+impl Fixture {
+    async fn submit(&self, key: u128, submitter: u64) -> Result<TaskId, LedgerError> {
+        let mut tmp = self.ledger.files().create_tmp(3).await.unwrap();
+        tmp.write(b"abc").await.unwrap();
+        self.ledger
+            .accept_input(tmp, submission(key, submitter))
+            .await
+    }
+
+    async fn result(&self, worker: WorkerId, a: &Assignment) -> ResultAnswer {
+        let mut tmp = self.ledger.files().create_tmp(3).await.unwrap();
+        tmp.write(b"xyz").await.unwrap();
+        let ck = tessera_proto::checksum(b"xyz");
+        self.ledger
+            .accept_result(worker, a.task, a.attempt, tmp, 3, ck)
+            .await
+    }
+
+    fn worker(&self) -> (WorkerId, mpsc::Receiver<ToWorker>) {
+        let state = self.ledger.state();
+        let (id, rx) = state.join_worker("w".into(), 16);
+        state.worker_capacity(id, 1);
+        state.worker_ready(id, 4);
+        (id, rx)
+    }
+
+    /// The rows a restarted master would load.
+    fn durable_tasks(&self) -> Vec<TaskId> {
+        self.record
+            .load()
+            .unwrap()
+            .rows
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect()
+    }
+}
+
+async fn next_assignment(rx: &mut mpsc::Receiver<ToWorker>) -> Assignment {
+    loop {
+        match rx.recv().await.expect("worker channel open") {
+            ToWorker::Assign(a) => return a,
+            _ => continue,
+        }
+    }
+}
+
+/// Lets every other task run until it blocks.
+async fn let_others_run() {
+    for _ in 0..200 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn a_resubmission_is_answered_only_once_the_first_submission_is_durable() {
+    let f = Arc::new(fixture().await);
+    f.record.hold_writes(true);
+    let first = tokio::spawn({
+        let f = f.clone();
+        async move { f.submit(7, 1).await }
+    });
+    // The first submission is decided (its key is known) but not durable.
+    while f.ledger.state().joinable(7, 2).is_none() {
+        tokio::task::yield_now().await;
+    }
+    let second = tokio::spawn({
+        let f = f.clone();
+        async move { f.ledger.join_existing(7, 2).await }
+    });
+    let_others_run().await;
+    assert!(!second.is_finished(), "answered before the commit");
+    assert!(!first.is_finished());
+    f.record.hold_writes(false);
+    let task = first.await.unwrap().unwrap();
+    assert_eq!(second.await.unwrap().unwrap().unwrap(), task);
+    assert_eq!(f.durable_tasks(), vec![task]);
+}
+
+#[tokio::test]
+async fn a_resubmission_whose_first_submission_was_not_recorded_gets_no_id() {
+    let f = Arc::new(fixture().await);
+    f.record.hold_writes(true);
+    let first = tokio::spawn({
+        let f = f.clone();
+        async move { f.submit(7, 1).await }
+    });
+    while f.ledger.state().joinable(7, 2).is_none() {
+        tokio::task::yield_now().await;
+    }
+    let second = tokio::spawn({
+        let f = f.clone();
+        async move { f.ledger.join_existing(7, 2).await }
+    });
+    let_others_run().await;
+    f.record.fail_writes(true);
+    f.record.hold_writes(false);
+    assert!(matches!(first.await.unwrap(), Err(LedgerError::Record(_))));
+    // Nothing to share: the resubmission uploads its image as a new one.
+    assert!(second.await.unwrap().is_none());
+    assert!(f.ledger.state().joinable(7, 2).is_none());
+    assert!(f.durable_tasks().is_empty());
+    // The rolled-back task is not handed out either.
+    let (_w, mut rx) = f.worker();
+    assert!(rx.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn status_and_wait_answer_a_result_only_once_it_is_durable() {
+    let f = Arc::new(fixture().await);
+    let task = f.submit(7, 1).await.unwrap();
+    let (w, mut rx) = f.worker();
+    let a = next_assignment(&mut rx).await;
+    let waiting = f.ledger.wait(task).await.unwrap().unwrap();
+    f.record.hold_writes(true);
+    let result = tokio::spawn({
+        let f = f.clone();
+        let a = a.clone();
+        async move { f.result(w, &a).await }
+    });
+    while !f.ledger.state().is_decided(task) {
+        tokio::task::yield_now().await;
+    }
+    let status = tokio::spawn({
+        let f = f.clone();
+        async move { f.ledger.status(task).await }
+    });
+    let_others_run().await;
+    assert!(
+        !status.is_finished(),
+        "status answered a state not yet durable"
+    );
+    assert!(
+        !result.is_finished(),
+        "the worker was answered before the commit"
+    );
+    f.record.hold_writes(false);
+    assert!(matches!(result.await.unwrap(), ResultAnswer::Accepted(_)));
+    assert_eq!(status.await.unwrap().unwrap().state, TaskState::Done);
+    assert_eq!(waiting.await.unwrap().state, TaskState::Done);
+}
+
+#[tokio::test]
+async fn a_result_that_cannot_be_recorded_is_not_accepted_and_the_task_runs_again() {
+    let f = fixture().await;
+    let task = f.submit(7, 1).await.unwrap();
+    let (w, mut rx) = f.worker();
+    let a = next_assignment(&mut rx).await;
+    let mut waiting = f.ledger.wait(task).await.unwrap().unwrap();
+    f.record.fail_writes(true);
+    assert!(matches!(f.result(w, &a).await, ResultAnswer::NotStored));
+    assert!(waiting.try_recv().is_err(), "a waiting client was told");
+    // The earlier state: undecided (and at once handed out again).
+    let state = f.ledger.status(task).await.unwrap().state;
+    assert!(!state.is_terminal(), "{state:?}");
+    // No result file is left behind for the failed attempt.
+    let results = f.ledger.files().root().join("results");
+    assert_eq!(std::fs::read_dir(results).unwrap().count(), 0);
+    // Handed out again under a new attempt; once the record works, done.
+    f.record.fail_writes(false);
+    let again = next_assignment(&mut rx).await;
+    assert_eq!(again.task, task);
+    assert!(again.attempt > a.attempt);
+    assert!(matches!(
+        f.result(w, &again).await,
+        ResultAnswer::Accepted(_)
+    ));
+    assert_eq!(waiting.await.unwrap().state, TaskState::Done);
+}
+
+#[tokio::test]
+async fn a_cancel_that_cannot_be_recorded_fails_and_announces_nothing() {
+    let f = fixture().await;
+    let task = f.submit(7, 1).await.unwrap();
+    let mut waiting = f.ledger.wait(task).await.unwrap().unwrap();
+    f.record.fail_writes(true);
+    assert!(matches!(
+        f.ledger.cancel(task).await,
+        Err(LedgerError::Record(_))
+    ));
+    assert!(waiting.try_recv().is_err(), "a waiting client was told");
+    f.record.fail_writes(false);
+    assert_eq!(
+        f.ledger.status(task).await.unwrap().state,
+        TaskState::Queued
+    );
+    // And the input is still there to process.
+    let input = f
+        .ledger
+        .files()
+        .root()
+        .join("inputs")
+        .join(task.0.to_string());
+    assert!(input.exists());
+}
+
+#[tokio::test]
+async fn a_confirmation_that_cannot_be_recorded_keeps_the_result() {
+    let f = fixture().await;
+    let task = f.submit(7, 1).await.unwrap();
+    let (w, mut rx) = f.worker();
+    let a = next_assignment(&mut rx).await;
+    let ResultAnswer::Accepted(o) = f.result(w, &a).await else {
+        panic!("not accepted");
+    };
+    o.remove().await;
+    f.record.fail_writes(true);
+    assert!(f.ledger.confirm(task, 1).await.is_err());
+    f.record.fail_writes(false);
+    let (_, result) = f.ledger.fetchable(task).await.unwrap();
+    assert!(!result.unwrap().removed);
+    // Confirmed for real this time: removed.
+    f.ledger.confirm(task, 1).await.unwrap().remove().await;
+    let (_, result) = f.ledger.fetchable(task).await.unwrap();
+    assert!(result.unwrap().removed);
+}
+
+#[tokio::test]
+async fn a_task_out_of_attempts_is_announced_failed_only_once_durable_and_its_input_removed() {
+    let f = fixture().await;
+    let task = f.submit(7, 1).await.unwrap();
+    let mut waiting = f.ledger.wait(task).await.unwrap().unwrap();
+    let max = SchedulerConfig::default().max_attempts;
+    for i in 0..max {
+        let (w, mut rx) = f.worker();
+        next_assignment(&mut rx).await;
+        if i + 1 == max {
+            f.record.hold_writes(true);
+        }
+        f.ledger.state().worker_lost(w, "killed");
+    }
+    assert!(f.ledger.state().is_decided(task), "failed in memory");
+    let_others_run().await;
+    assert!(
+        waiting.try_recv().is_err(),
+        "told before the failure is durable"
+    );
+    f.record.hold_writes(false);
+    let info = waiting.await.unwrap();
+    assert!(matches!(
+        info.state,
+        TaskState::Failed {
+            kind: tessera_proto::FailureKind::WorkerLost,
+            ..
+        }
+    ));
+    let input = f
+        .ledger
+        .files()
+        .root()
+        .join("inputs")
+        .join(task.0.to_string());
+    while input.exists() {
+        tokio::task::yield_now().await;
+    }
+}

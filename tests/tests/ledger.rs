@@ -1,0 +1,174 @@
+//! The ledger's rules, against a real master over real TCP: a repeated
+//! report of the winning result leaves the stored result alone, a file
+//! missing under a connection's outbox does not end the connection, and a
+//! decided task's input is removed.
+
+use std::{path::Path, time::Duration};
+
+use bytes::Bytes;
+use tessera_client::{ClientError, ErrorCode, FailureKind, TaskId, TaskState};
+use tessera_proto::{Msg, Role, TaskEvent, checksum};
+use tessera_tests::{
+    corrupt_pngsuite, eventually,
+    inproc::{Cluster, Raw},
+};
+
+const T: Duration = Duration::from_secs(30);
+
+fn png() -> Bytes {
+    Bytes::from(std::fs::read(tessera_tests::data_dir().join("pngsuite/basn2c08.png")).unwrap())
+}
+
+/// A hand-driven worker: joins with one thread and `credits`.
+async fn raw_worker(c: &Cluster, credits: u32) -> Raw {
+    let mut w = c.authed(Role::Worker).await;
+    w.1.send(&Msg::Capacity {
+        threads: 1,
+        synthetic: false,
+    })
+    .await
+    .unwrap();
+    w.1.send(&Msg::Ready { credits }).await.unwrap();
+    w
+}
+
+/// The next message that is not a chunk or a heartbeat answer.
+async fn next_msg(w: &mut Raw) -> Msg {
+    loop {
+        let incoming = w.0.recv_within(T).await.unwrap();
+        match incoming.msg {
+            Msg::Chunk { .. } | Msg::Pong { .. } => continue,
+            m => return m,
+        }
+    }
+}
+
+async fn send_result(w: &mut Raw, task: TaskId, attempt: u32, data: &Bytes) {
+    w.1.send(&Msg::Done {
+        task,
+        attempt,
+        len: data.len() as u64,
+        checksum: checksum(data),
+    })
+    .await
+    .unwrap();
+    w.1.send_stream(task.0, data).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_done_for_the_winning_attempt_leaves_the_stored_result_alone() {
+    let c = Cluster::start(0).await;
+    let client = c.client().await;
+    let task = client.submit("a.png", png()).await.unwrap();
+    let mut w = raw_worker(&c, 1).await;
+    let Msg::Assign { attempt, .. } = next_msg(&mut w).await else {
+        panic!("expected an assignment");
+    };
+    let result = Bytes::from_static(b"the result bytes");
+    send_result(&mut w, task, attempt, &result).await;
+    assert_eq!(next_msg(&mut w).await, Msg::Accepted { task });
+    // The same report again (a worker that resent it after a reconnection).
+    send_result(&mut w, task, attempt, &result).await;
+    assert_eq!(next_msg(&mut w).await, Msg::Accepted { task });
+    // The result is still served, and served again.
+    for _ in 0..2 {
+        let got = client.fetch(task).await.unwrap();
+        assert_eq!(got, result);
+    }
+}
+
+/// The files under `dir`.
+fn names_in(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_input_fails_its_task_and_the_worker_connection_goes_on() {
+    let c = Cluster::start(0).await;
+    let client = c.client().await;
+    let lost = client.submit("lost.png", png()).await.unwrap();
+    // The stored input vanishes (a delete racing the assignment, a lost disk).
+    std::fs::remove_file(c.data.path().join("inputs").join(lost.0.to_string())).unwrap();
+    let mut w = raw_worker(&c, 2).await;
+    let info = client.wait_timeout(lost, T).await.unwrap();
+    match &info.state {
+        TaskState::Failed { kind, reason } => {
+            assert_eq!(*kind, FailureKind::Internal, "{reason}");
+            assert!(
+                reason.starts_with("the master lost the stored input"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    // The same connection still gets work and its results are taken.
+    let next = client.submit("next.png", png()).await.unwrap();
+    let Msg::Assign { task, attempt, .. } = next_msg(&mut w).await else {
+        panic!("expected an assignment");
+    };
+    assert_eq!(task, next);
+    send_result(&mut w, task, attempt, &png()).await;
+    assert_eq!(next_msg(&mut w).await, Msg::Accepted { task });
+    assert_eq!(
+        client.wait_timeout(next, T).await.unwrap().state,
+        TaskState::Done
+    );
+    // No attempt was lost to a dropped connection.
+    let lost_attempts = client
+        .history(next)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| matches!(e.event, TaskEvent::Lost { .. }))
+        .count();
+    assert_eq!(lost_attempts, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_of_a_result_removed_meanwhile_is_an_error_not_a_closed_connection() {
+    let c = Cluster::start(1).await;
+    let client = c.client().await;
+    let task = client.submit("a.png", png()).await.unwrap();
+    assert_eq!(
+        client.wait_timeout(task, T).await.unwrap().state,
+        TaskState::Done
+    );
+    for name in names_in(&c.data.path().join("results")) {
+        std::fs::remove_file(c.data.path().join("results").join(name)).unwrap();
+    }
+    match client.fetch(task).await {
+        Err(e @ ClientError::Master { .. }) => {
+            assert_eq!(e.code(), Some(ErrorCode::NotReady), "{e}")
+        }
+        other => panic!("expected an error answer, got {other:?}"),
+    }
+    assert!(client.is_connected());
+    c.assert_serving(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decided_task_s_input_is_removed() {
+    let c = Cluster::start(1).await;
+    let client = c.client().await;
+    let corrupt = Bytes::from(std::fs::read(&corrupt_pngsuite()[0]).unwrap());
+    let failed = client.submit("bad.png", corrupt).await.unwrap();
+    let done = client.submit("good.png", png()).await.unwrap();
+    assert!(matches!(
+        client.wait_timeout(failed, T).await.unwrap().state,
+        TaskState::Failed { .. }
+    ));
+    assert_eq!(
+        client.wait_timeout(done, T).await.unwrap().state,
+        TaskState::Done
+    );
+    let inputs = c.data.path().join("inputs");
+    eventually(T, "the inputs of decided tasks removed", || {
+        names_in(&inputs).is_empty()
+    })
+    .await;
+    // The done task's result is still there to fetch.
+    assert!(!client.fetch(done).await.unwrap().is_empty());
+}
