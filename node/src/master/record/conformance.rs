@@ -21,7 +21,7 @@ fn row(name: &str, state: RowState) -> TaskRow {
         lost: 0,
         history: Vec::new(),
         state,
-        strikes: 1,
+        strikes: 0,
         evidence: 0,
         submitters: vec![Submitter {
             id: 7,
