@@ -36,14 +36,6 @@ use tessera_tests::{Proc, check_swapped, corrupt_pngsuite, valid_pngsuite};
 const NODE: &str = env!("CARGO_BIN_EXE_tessera-node-under-test");
 const T: Duration = Duration::from_secs(60);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn master(addr: &str, data: &Path, failpoint: Option<&str>, retention: &str) -> Proc {
     let mut cmd = tokio::process::Command::new(NODE);
     cmd.args(["master", "--listen", addr, "--data-dir"])
@@ -271,7 +263,7 @@ async fn every_crash_point_leaves_a_master_that_keeps_every_promise() {
     for point in FAILPOINTS {
         let tmp = tempfile::tempdir().unwrap();
         let data = tmp.path().join("data");
-        let addr = format!("127.0.0.1:{}", free_port());
+        let addr = format!("127.0.0.1:{}", tessera_tests::supervisor::free_port());
         let expire_only = point.starts_with("expire:");
         let retention = if expire_only { "1s" } else { "24h" };
         let mut m = master(&addr, &data, Some(point), retention);

@@ -16,15 +16,6 @@ const NODE: &str = env!("CARGO_BIN_EXE_tessera-node-under-test");
 const CLIENT: &str = env!("CARGO_BIN_EXE_tessera-under-test");
 const T: Duration = Duration::from_secs(120);
 
-/// A free port on loopback (so a restarted master can take the same one).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn master_on(addr: &str, data: &Path) -> Proc {
     let args = [
         "master",
@@ -87,7 +78,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 async fn a_sigkilled_master_restarted_on_its_data_dir_loses_nothing_and_the_client_rides_through() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let addr = format!("127.0.0.1:{}", free_port());
+    let addr = format!("127.0.0.1:{}", tessera_tests::supervisor::free_port());
     let mut master = master_on(&addr, &data).await;
     let _w1 = worker(
         &addr,
@@ -328,7 +319,7 @@ impl Drop for SmallFs {
 async fn a_full_disk_refuses_new_submissions_and_keeps_what_was_accepted() {
     let fs = SmallFs::mount("4m");
     let data = fs.dir.path().join("data");
-    let addr = format!("127.0.0.1:{}", free_port());
+    let addr = format!("127.0.0.1:{}", tessera_tests::supervisor::free_port());
     let _master = master_on(&addr, &data).await;
     let client = Client::connect(&addr, &key(&data)).await.unwrap();
     let photos: Vec<Bytes> = photos()

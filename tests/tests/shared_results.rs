@@ -132,15 +132,6 @@ async fn fetch_exits_only_once_its_confirmation_is_recorded() {
     }
 }
 
-/// A free port on loopback (so a restarted master can take the same one).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn master_on(addr: &str, data: &Path) -> tessera_tests::Proc {
     let args = [
         "master",
@@ -163,7 +154,7 @@ async fn master_on(addr: &str, data: &Path) -> tessera_tests::Proc {
 async fn overlapping_runs_ride_through_repeated_master_kills() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let addr = format!("127.0.0.1:{}", free_port());
+    let addr = format!("127.0.0.1:{}", tessera_tests::supervisor::free_port());
     let mut master = master_on(&addr, &data).await;
     let key = data.join(tessera_proto::KEY_FILE_NAME);
     let _w1 = spawn_worker(NODE, &addr, &key, "w1", &["--test-delay", "50ms"]);
