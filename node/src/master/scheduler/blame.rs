@@ -52,6 +52,14 @@ pub enum Verdict {
     Evidence,
 }
 
+/// Whether a task that failed as `kind` frees its idempotency key: it failed
+/// for no fault of the image (machine faults, or cancelled on request), so the
+/// same image submitted again is new work. A task failed for its content
+/// keeps its key, and a resubmission is answered with that failure at once.
+pub fn frees_key(kind: FailureKind) -> bool {
+    matches!(kind, FailureKind::WorkerLost | FailureKind::Cancelled)
+}
+
 /// The plain decision: what `loss` of an attempt that had (`started`) or had
 /// not begun executing says about the image.
 pub fn verdict(loss: Loss, started: bool) -> Verdict {
@@ -163,6 +171,9 @@ impl Scheduler {
                 self.events.push((task_id, failed));
                 task.phase = Phase::Failed { kind, reason };
                 task.shadow = None;
+                if frees_key(kind) && self.by_key.get(&task.key) == Some(&task_id) {
+                    self.by_key.remove(&task.key);
+                }
                 true
             }
             None => {

@@ -51,6 +51,10 @@ impl Scheduler {
             kind: FailureKind::Cancelled,
             reason,
         };
+        // Cancelled for no fault of the image: submitted again, it is new work.
+        if self.by_key.get(&task.key) == Some(&task_id) {
+            self.by_key.remove(&task.key);
+        }
         match holder {
             None => self.queue.retain(|t| *t != task_id),
             Some((worker, _)) => {

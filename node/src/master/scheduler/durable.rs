@@ -120,8 +120,13 @@ impl Scheduler {
     /// Inserts the task a row describes (leased: queued again), with its
     /// idempotency key; true when it is to be queued (the caller queues it).
     fn insert_row(&mut self, id: TaskId, row: TaskRow) -> bool {
-        // A removed result's key no longer names anything fetchable.
-        let keep_key = !matches!(row.state, RowState::Done { removed: true, .. });
+        // A removed result's key no longer names anything fetchable, and a
+        // task failed for no fault of the image no longer answers for it.
+        let keep_key = match &row.state {
+            RowState::Done { removed, .. } => !removed,
+            RowState::Failed { kind, .. } => !super::blame::frees_key(*kind),
+            _ => true,
+        };
         let last_worker = match &row.state {
             RowState::Done { worker, .. } => Some(worker.as_str().into()),
             _ => None,

@@ -319,3 +319,46 @@ fn a_worker_that_times_out_twice_is_the_suspect_and_the_task_goes_elsewhere() {
     let out = s.dispatch(now);
     assert_eq!((out[0].0, out[0].1.task), (healthy, t));
 }
+
+/// A task failed by machine faults (or cancelled) frees its idempotency key,
+/// so the same image submitted again is processed; one failed for its
+/// content keeps it, so a resubmission gets that failure at once.
+#[test]
+fn only_a_failure_for_no_fault_of_the_image_frees_its_key() {
+    let now = Instant::now();
+    let mut s = Scheduler::new(SchedulerConfig {
+        max_lost: 1,
+        lease_timeout: TIMEOUT,
+        ..SchedulerConfig::default()
+    });
+    let lost = s.submit("lost".into(), 1);
+    let poison = s.submit("poison".into(), 1);
+    let cancelled = s.submit("cancelled".into(), 1);
+    let key = |s: &Scheduler, t: TaskId| s.row(t).unwrap().key;
+    let w = join(&mut s, 1, 1, 1);
+    s.dispatch(now);
+    s.worker_lost(w, "killed"); // `lost`, unstarted: one machine loss, the bound
+    assert_eq!(failed_kind(&s, lost), Some(FailureKind::WorkerLost));
+    assert_eq!(s.task_for_key(key(&s, lost)), None);
+    for round in 0..3u64 {
+        let w = join(&mut s, 10 + round, 1, 1);
+        let out = s.dispatch(now);
+        assert_eq!(out[0].1.task, poison);
+        s.started(w, poison, out[0].1.attempt, now);
+        s.worker_lost(w, "crashed");
+    }
+    assert_eq!(failed_kind(&s, poison), Some(FailureKind::Crashes));
+    assert_eq!(s.task_for_key(key(&s, poison)), Some(poison));
+    s.cancel(cancelled);
+    assert_eq!(s.task_for_key(key(&s, cancelled)), None);
+    // The same after a restart.
+    let rows: Vec<_> = [lost, poison, cancelled]
+        .iter()
+        .map(|t| (*t, s.row(*t).unwrap()))
+        .collect();
+    let mut again = sched();
+    again.restore(rows, 10);
+    assert_eq!(again.task_for_key(key(&s, lost)), None);
+    assert_eq!(again.task_for_key(key(&s, poison)), Some(poison));
+    assert_eq!(again.task_for_key(key(&s, cancelled)), None);
+}
