@@ -16,7 +16,7 @@ use super::{
     Ctx,
     activity::Activity,
     client_upload::Uploads,
-    ledger::LedgerError,
+    ledger::{LedgerError, WaitError},
     outbox::{IfUnreadable, Out},
     store::Kind,
 };
@@ -112,8 +112,9 @@ impl ClientConn {
             } => self.submit(req, name, len, checksum, key, submitter).await,
             Msg::Chunk { stream } => self.chunk(stream, incoming.payload).await,
             Msg::Status { req, task } => match self.ctx.ledger.status(task).await {
-                Some(info) => self.reply(Msg::Info { req, info }).await,
-                None => self.not_found(req, task).await,
+                Ok(Some(info)) => self.reply(Msg::Info { req, info }).await,
+                Ok(None) => self.not_found(req, task).await,
+                Err(e) => self.storage_error(req, &e).await,
             },
             Msg::Wait { req, task } => self.wait(req, task).await,
             Msg::Fetch { req, task } => self.fetch(req, task).await,
@@ -160,7 +161,10 @@ impl ClientConn {
         let rx = match self.ctx.ledger.wait(task).await {
             Ok(Some(rx)) => rx,
             Ok(None) => return self.not_found(req, task).await,
-            Err(e) => return self.error(Some(req), ErrorCode::Busy, e.to_string()).await,
+            Err(WaitError::TooManyWaiters(e)) => {
+                return self.error(Some(req), ErrorCode::Busy, e.to_string()).await;
+            }
+            Err(WaitError::Record(e)) => return self.storage_error(req, &e).await,
         };
         let out = self.out.clone();
         let waits = self.waits.clone();
@@ -189,8 +193,10 @@ impl ClientConn {
     }
 
     async fn fetch(&mut self, req: u64, task: TaskId) -> bool {
-        let Some((info, result)) = self.ctx.ledger.fetchable(task).await else {
-            return self.not_found(req, task).await;
+        let (info, result) = match self.ctx.ledger.fetchable(task).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return self.not_found(req, task).await,
+            Err(e) => return self.storage_error(req, &e).await,
         };
         match (&info.state, result) {
             (TaskState::Done, Some(r)) if r.removed => {

@@ -1,5 +1,7 @@
 //! Retention: results whose submitters never all confirmed the download
-//! are removed after `--retention`, with their inputs (through the ledger).
+//! are removed after `--retention`, with their inputs (through the ledger);
+//! tasks failed for their content are forgotten by their key then (the same
+//! image submitted again is tried again) and leave memory.
 
 use std::{sync::Arc, time::Duration};
 
@@ -24,6 +26,15 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) {
             Ok(0) => {}
             Ok(count) => info!(count, "removed results past their retention"),
             Err(e) => warn!("cannot record expired results: {e}"),
+        }
+        let retired = ctx
+            .state
+            .archive_old_failures(ctx.config.retention.as_millis() as u64);
+        if retired > 0 {
+            info!(
+                count = retired,
+                "failed tasks past their retention: their images may be submitted again"
+            );
         }
     }
 }

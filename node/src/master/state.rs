@@ -33,6 +33,7 @@ use super::{
 };
 use crate::clock::Clock;
 
+mod archive;
 mod cancel;
 mod pending;
 mod view;

@@ -110,33 +110,57 @@ impl Ledger {
         }
     }
 
-    /// The task's durable state.
-    pub async fn status(&self, task: TaskId) -> Option<TaskInfo> {
+    /// The task's durable state (from the record when it is at rest).
+    pub async fn status(&self, task: TaskId) -> Result<Option<TaskInfo>, StoreError> {
         self.state.settled(task).await;
-        self.state.info(task)
+        self.state.recorded_info(task).await
     }
 
     /// The task's durable state and, when done, its result.
-    pub async fn fetchable(&self, task: TaskId) -> Option<(TaskInfo, Option<ResultRef>)> {
+    pub async fn fetchable(
+        &self,
+        task: TaskId,
+    ) -> Result<Option<(TaskInfo, Option<ResultRef>)>, StoreError> {
         self.state.settled(task).await;
-        self.state.info_with_result(task)
+        self.state.recorded_result(task).await
     }
 
     /// Resolves (with durable state) once the task is decided.
     pub async fn wait(
         &self,
         task: TaskId,
-    ) -> Result<Option<oneshot::Receiver<TaskInfo>>, TooManyWaiters> {
+    ) -> Result<Option<oneshot::Receiver<TaskInfo>>, WaitError> {
         self.state.settled(task).await;
-        self.state.wait(task)
+        if let Some(rx) = self.state.wait(task)? {
+            return Ok(Some(rx));
+        }
+        // Not in memory: at rest (decided), or no such task.
+        let Some(info) = self.state.recorded_info(task).await? else {
+            return Ok(None);
+        };
+        let (tx, rx) = oneshot::channel();
+        let _ = tx.send(info);
+        Ok(Some(rx))
     }
 
     /// The task's recorded events (`None`: no such task).
     pub async fn history(&self, task: TaskId) -> Option<Result<Vec<EventEntry>, StoreError>> {
         self.state.settled(task).await;
-        self.state.info(task)?;
-        Some(self.state.history(task).await)
+        match self.state.recorded_info(task).await {
+            Ok(None) => None,
+            Ok(Some(_)) => Some(self.state.history(task).await),
+            Err(e) => Some(Err(e)),
+        }
     }
+}
+
+/// Why a `Wait` is not parked.
+#[derive(Debug, thiserror::Error)]
+pub enum WaitError {
+    #[error(transparent)]
+    TooManyWaiters(#[from] TooManyWaiters),
+    #[error(transparent)]
+    Record(#[from] StoreError),
 }
 
 /// The files of a task that a result removal makes obsolete.

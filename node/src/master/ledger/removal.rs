@@ -14,7 +14,9 @@ impl Ledger {
     pub async fn cancel(&self, task: TaskId) -> Result<Option<(TaskInfo, Obsolete)>, LedgerError> {
         self.state.settled(task).await;
         let Some((info, pending)) = self.state.cancel(task) else {
-            return Ok(None);
+            // At rest (decided, so left alone), or no such task.
+            let info = self.state.recorded_info(task).await?;
+            return Ok(info.map(|i| (i, self.obsolete("cancel:answered", Vec::new()))));
         };
         let Some(pending) = pending else {
             return Ok(Some((info, self.obsolete("cancel:answered", Vec::new()))));
@@ -55,6 +57,8 @@ impl Ledger {
     /// Removes a task with its events and files. `Ok(None)`: no such task.
     pub async fn delete(&self, task: TaskId) -> Result<Option<Obsolete>, LedgerError> {
         self.state.settled(task).await;
+        // A task at rest is in the record only: bring it back to delete it.
+        self.state.fault_in(task).await?;
         let Some((result, pending)) = self.state.delete(task) else {
             return Ok(None);
         };

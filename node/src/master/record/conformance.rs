@@ -72,6 +72,7 @@ fn starts_empty(store: &impl TaskStore) {
     assert!(loaded.rows.is_empty());
     assert_eq!(loaded.next_task, 1);
     assert!(store.history(TaskId(1)).unwrap().is_empty());
+    assert_eq!(store.row(TaskId(1)).unwrap(), None);
 }
 
 /// Rows, events (in order, per task) and the next id are what was applied,
@@ -117,6 +118,13 @@ fn keeps_what_was_applied(store: &mut impl TaskStore, reopen: impl Fn() -> Box<d
             true,
         )
         .unwrap();
+    // One row is read as the last write left it.
+    assert_eq!(store.row(TaskId(1)).unwrap(), Some(row("a", done())));
+    assert_eq!(
+        store.row(TaskId(2)).unwrap(),
+        Some(row("b", RowState::Queued))
+    );
+    assert_eq!(store.row(TaskId(3)).unwrap(), None);
     for s in [store as &dyn TaskStoreDyn, &*reopen()] {
         let loaded = s.load_dyn();
         assert_eq!(loaded.next_task, 3);
@@ -168,6 +176,12 @@ fn deletes_a_task_whole(store: &mut impl TaskStore) {
     assert_eq!(loaded.rows[0].0, TaskId(2));
     assert!(events(store, 1).is_empty());
     assert_eq!(events(store, 2), vec![submitted()]);
+    assert_eq!(
+        store.row(TaskId(1)).unwrap(),
+        None,
+        "a deleted task has no row"
+    );
+    assert!(store.row(TaskId(2)).unwrap().is_some());
 }
 
 /// Object-safe access for the reopened stores.

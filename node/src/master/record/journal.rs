@@ -19,7 +19,10 @@ use tessera_proto::{EventEntry, TaskId};
 use tokio::sync::oneshot;
 use tracing::error;
 
-use super::store::{Entry, StoreError, TaskStore};
+use super::{
+    row::TaskRow,
+    store::{Entry, StoreError, TaskStore},
+};
 
 type Reply = oneshot::Sender<Result<(), StoreError>>;
 
@@ -35,6 +38,17 @@ enum Job {
         task: TaskId,
         reply: oneshot::Sender<Result<Vec<EventEntry>, StoreError>>,
     },
+    Row {
+        task: TaskId,
+        reply: oneshot::Sender<Result<Option<TaskRow>, StoreError>>,
+    },
+}
+
+/// A read, answered after the writes queued before it.
+#[derive(Debug)]
+enum Read {
+    History(TaskId, oneshot::Sender<Result<Vec<EventEntry>, StoreError>>),
+    Row(TaskId, oneshot::Sender<Result<Option<TaskRow>, StoreError>>),
 }
 
 #[derive(Debug, Default)]
@@ -84,6 +98,9 @@ impl Journal {
                 Job::History { reply, .. } => {
                     let _ = reply.send(Err(StoreError::Io("the master is shutting down".into())));
                 }
+                Job::Row { reply, .. } => {
+                    let _ = reply.send(Err(StoreError::Io("the master is shutting down".into())));
+                }
                 Job::Write { reply: None, .. } => {}
             }
             return;
@@ -131,6 +148,15 @@ impl Journal {
     pub async fn history(&self, task: TaskId) -> Result<Vec<EventEntry>, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.push(Job::History { task, reply: tx });
+        rx.await
+            .map_err(|_| StoreError::Io("the journal stopped".into()))?
+    }
+
+    /// A task's current-state row, read after every change queued before
+    /// this call.
+    pub async fn row(&self, task: TaskId) -> Result<Option<TaskRow>, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.push(Job::Row { task, reply: tx });
         rx.await
             .map_err(|_| StoreError::Io("the journal stopped".into()))?
     }
@@ -210,7 +236,8 @@ fn write_grouped(store: &mut impl TaskStore, jobs: Vec<Job>, sync_dirs: &mut [Sy
                 durable |= d;
                 replies.extend(reply);
             }
-            Job::History { task, reply } => reads.push((task, reply)),
+            Job::History { task, reply } => reads.push(Read::History(task, reply)),
+            Job::Row { task, reply } => reads.push(Read::Row(task, reply)),
         }
     }
     if !entries.is_empty() || !replies.is_empty() {
@@ -227,8 +254,15 @@ fn write_grouped(store: &mut impl TaskStore, jobs: Vec<Job>, sync_dirs: &mut [Sy
             let _ = r.send(result.clone());
         }
     }
-    for (task, reply) in reads {
-        let _ = reply.send(store.history(task));
+    for read in reads {
+        match read {
+            Read::History(task, reply) => {
+                let _ = reply.send(store.history(task));
+            }
+            Read::Row(task, reply) => {
+                let _ = reply.send(store.row(task));
+            }
+        }
     }
 }
 

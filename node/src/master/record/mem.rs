@@ -120,4 +120,8 @@ impl TaskStore for MemStore {
             .map(|(_, e)| e.clone())
             .collect())
     }
+
+    fn row(&self, task: TaskId) -> Result<Option<TaskRow>, StoreError> {
+        Ok(self.state().rows.get(&task.0).cloned())
+    }
 }

@@ -50,6 +50,8 @@ pub trait TaskStore: Send + 'static {
     fn apply(&mut self, entries: &[Entry], next_task: u64, durable: bool)
     -> Result<(), StoreError>;
     fn history(&self, task: TaskId) -> Result<Vec<EventEntry>, StoreError>;
+    /// A task's current-state row (`None`: no such task, or deleted).
+    fn row(&self, task: TaskId) -> Result<Option<TaskRow>, StoreError>;
 }
 
 const EVENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("events");
@@ -190,5 +192,16 @@ impl TaskStore for RedbStore {
             );
         }
         Ok(out)
+    }
+
+    fn row(&self, task: TaskId) -> Result<Option<TaskRow>, StoreError> {
+        let tx = self.db.begin_read().map_err(io)?;
+        let tasks = tx.open_table(TASKS).map_err(io)?;
+        let Some(v) = tasks.get(task.0).map_err(io)? else {
+            return Ok(None);
+        };
+        row::decode_row(v.value())
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("task {task}: {e}")))
     }
 }

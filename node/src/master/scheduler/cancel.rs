@@ -207,10 +207,19 @@ mod tests {
         let mut s = sched();
         let a = s.submit("a".into(), 1);
         s.cancel(a);
-        let rows = vec![(a, s.row(a).unwrap())];
+        let row = s.row(a).unwrap();
         let mut again = sched();
-        again.restore(rows, 2);
-        assert!(cancelled(&again, a));
+        again.restore(vec![(a, row.clone())], 2);
+        // At rest: in the record only (see `archive.rs`), never queued again.
+        assert!(!again.holds(a));
         assert_eq!(again.queue_len(), 0);
+        assert_eq!(again.task_counts().failed, 1);
+        assert!(matches!(
+            Scheduler::info_of_row(a, row).state,
+            TaskState::Failed {
+                kind: FailureKind::Cancelled,
+                ..
+            }
+        ));
     }
 }

@@ -99,11 +99,16 @@ impl Scheduler {
 
     /// Rebuilds the tasks from their rows after a restart. Tasks that were
     /// leased when the master stopped are queued again (a `Recovered` event
-    /// each); the queue is in task-id order.
+    /// each); the queue is in task-id order. Tasks at rest stay in the
+    /// record only (see `archive.rs`): they are counted, not loaded.
     pub fn restore(&mut self, rows: Vec<(TaskId, TaskRow)>, next_task: u64) {
         let mut max_id = 0;
         for (id, row) in rows {
             max_id = max_id.max(id.0);
+            if super::archive::row_at_rest(&row.state) {
+                self.archived.add(&row.state);
+                continue;
+            }
             if let RowState::Leased { attempt } = row.state {
                 self.events.push((id, TaskEvent::Recovered { attempt }));
             }
@@ -119,7 +124,7 @@ impl Scheduler {
 
     /// Inserts the task a row describes (leased: queued again), with its
     /// idempotency key; true when it is to be queued (the caller queues it).
-    fn insert_row(&mut self, id: TaskId, row: TaskRow) -> bool {
+    pub(super) fn insert_row(&mut self, id: TaskId, row: TaskRow) -> bool {
         // A removed result's key no longer names anything fetchable, and a
         // task failed for no fault of the image no longer answers for it.
         let keep_key = match &row.state {
@@ -127,70 +132,18 @@ impl Scheduler {
             RowState::Failed { kind, .. } => !super::blame::frees_key(*kind),
             _ => true,
         };
-        let last_worker = match &row.state {
-            RowState::Done { worker, .. } => Some(worker.as_str().into()),
-            _ => None,
-        };
-        let phase = match row.state {
-            RowState::Queued | RowState::Leased { .. } => Phase::Queued,
-            RowState::Done {
-                attempt,
-                output_len,
-                output_checksum,
-                done_ms,
-                removed,
-                ..
-            } => Phase::Done {
-                output_len,
-                output_checksum,
-                attempt,
-                done_ms,
-                removed,
-            },
-            RowState::Failed { kind, reason } => Phase::Failed { kind, reason },
-        };
-        let queued = matches!(phase, Phase::Queued);
         if keep_key {
             self.by_key.insert(row.key, id);
         }
-        let task = Task {
-            name: row.name,
-            input_len: row.input_len,
-            input_checksum: row.input_checksum,
-            key: row.key,
-            submitted_ms: row.submitted_ms,
-            phase,
-            attempts: row.attempts,
-            lost: row.lost,
-            strikes: row.strikes,
-            evidence: row.evidence,
-            shadow: None,
-            timed_out_on: Vec::new(),
-            history: row.history,
-            last_worker,
-            submitters: row.submitters,
-        };
+        let task = task_from_row(row);
+        let queued = matches!(task.phase, Phase::Queued);
         self.tasks.insert(id, task);
         queued
     }
 
     /// The result of a done task.
     pub fn result_ref(&self, id: TaskId) -> Option<ResultRef> {
-        match self.tasks.get(&id)?.phase {
-            Phase::Done {
-                attempt,
-                output_len,
-                output_checksum,
-                removed,
-                ..
-            } => Some(ResultRef {
-                attempt,
-                len: output_len,
-                checksum: output_checksum,
-                removed,
-            }),
-            _ => None,
-        }
+        result_of(self.tasks.get(&id)?)
     }
 
     /// Marks a done task's result as removed (its idempotency key is freed).
@@ -235,6 +188,7 @@ impl Scheduler {
     /// drop the task.
     pub fn delete(&mut self, id: TaskId) -> Option<Option<(WorkerId, u32)>> {
         let task = self.tasks.remove(&id)?;
+        self.deletions += 1;
         if self.by_key.get(&task.key) == Some(&id) {
             self.by_key.remove(&task.key);
         }
@@ -258,5 +212,67 @@ impl Scheduler {
     /// Every task id that exists, for sweeping files that belong to none.
     pub fn task_ids(&self) -> BTreeSet<TaskId> {
         self.tasks.keys().copied().collect()
+    }
+}
+
+/// The task a durable row describes (a leased one is queued again).
+pub(super) fn task_from_row(row: TaskRow) -> Task {
+    let last_worker = match &row.state {
+        RowState::Done { worker, .. } => Some(worker.as_str().into()),
+        _ => None,
+    };
+    let phase = match row.state {
+        RowState::Queued | RowState::Leased { .. } => Phase::Queued,
+        RowState::Done {
+            attempt,
+            output_len,
+            output_checksum,
+            done_ms,
+            removed,
+            ..
+        } => Phase::Done {
+            output_len,
+            output_checksum,
+            attempt,
+            done_ms,
+            removed,
+        },
+        RowState::Failed { kind, reason } => Phase::Failed { kind, reason },
+    };
+    Task {
+        name: row.name,
+        input_len: row.input_len,
+        input_checksum: row.input_checksum,
+        key: row.key,
+        submitted_ms: row.submitted_ms,
+        phase,
+        attempts: row.attempts,
+        lost: row.lost,
+        strikes: row.strikes,
+        evidence: row.evidence,
+        shadow: None,
+        timed_out_on: Vec::new(),
+        history: row.history,
+        last_worker,
+        submitters: row.submitters,
+    }
+}
+
+/// A done task's result.
+pub(super) fn result_of(task: &Task) -> Option<ResultRef> {
+    match task.phase {
+        Phase::Done {
+            attempt,
+            output_len,
+            output_checksum,
+            removed,
+            ..
+        } => Some(ResultRef {
+            attempt,
+            len: output_len,
+            checksum: output_checksum,
+            removed,
+        }),
+        _ => None,
     }
 }

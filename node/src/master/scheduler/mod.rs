@@ -18,6 +18,7 @@
 //! lease; a decided task never changes; a worker's lease set and the tasks'
 //! phases agree; no task fails for a loss that did not point at it.
 
+pub mod archive;
 pub mod blame;
 pub mod cancel;
 mod dispatch;
@@ -231,6 +232,10 @@ pub struct Scheduler {
     reserved: Option<WorkerId>,
     /// How long recent tasks took, by size, to tell stragglers.
     durations: straggler::Durations,
+    /// Tasks at rest, in the record only ([`archive`]).
+    archived: archive::Archived,
+    /// Tasks deleted so far ([`Scheduler::deletions`]).
+    deletions: u64,
 }
 
 impl Scheduler {
@@ -247,6 +252,8 @@ impl Scheduler {
             recent: rate::Recent::default(),
             reserved: None,
             durations: straggler::Durations::default(),
+            archived: archive::Archived::default(),
+            deletions: 0,
         }
     }
 

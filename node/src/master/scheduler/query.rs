@@ -4,33 +4,11 @@ use std::collections::HashMap;
 
 use tessera_proto::{TaskId, TaskInfo, TaskState};
 
-use super::{Lease, Phase, Scheduler, WorkerId};
+use super::{Lease, Phase, Scheduler, Task, WorkerId};
 
 impl Scheduler {
     pub fn info(&self, task_id: TaskId) -> Option<TaskInfo> {
-        let task = self.tasks.get(&task_id)?;
-        let (state, output_len) = match &task.phase {
-            Phase::Queued => (TaskState::Queued, None),
-            Phase::Leased(_) => (TaskState::Running, None),
-            Phase::Done { output_len, .. } => (TaskState::Done, Some(*output_len)),
-            Phase::Failed { kind, reason } => (
-                TaskState::Failed {
-                    kind: *kind,
-                    reason: reason.clone(),
-                },
-                None,
-            ),
-        };
-        let worker = task.last_worker.as_deref().map(str::to_string);
-        Some(TaskInfo {
-            task: task_id,
-            name: task.name.clone(),
-            state,
-            input_len: task.input_len,
-            output_len,
-            attempts: task.attempts,
-            worker,
-        })
+        Some(info_of(task_id, self.tasks.get(&task_id)?))
     }
 
     /// The attempt whose result was accepted, for a done task.
@@ -58,6 +36,15 @@ impl Scheduler {
             };
             *m.entry(k).or_insert(0) += 1;
         }
+        // Tasks at rest are in the record only.
+        for (k, n) in [
+            ("done", self.archived.done),
+            ("failed", self.archived.failed),
+        ] {
+            if n > 0 {
+                *m.entry(k).or_insert(0) += n as usize;
+            }
+        }
         m
     }
 
@@ -77,5 +64,30 @@ impl Scheduler {
     /// The live lease of a task, if any.
     pub fn lease_of(&self, task: TaskId) -> Option<Lease> {
         self.live_lease(task).cloned()
+    }
+}
+
+/// What a client is told about a task.
+pub(super) fn info_of(task_id: TaskId, task: &Task) -> TaskInfo {
+    let (state, output_len) = match &task.phase {
+        Phase::Queued => (TaskState::Queued, None),
+        Phase::Leased(_) => (TaskState::Running, None),
+        Phase::Done { output_len, .. } => (TaskState::Done, Some(*output_len)),
+        Phase::Failed { kind, reason } => (
+            TaskState::Failed {
+                kind: *kind,
+                reason: reason.clone(),
+            },
+            None,
+        ),
+    };
+    TaskInfo {
+        task: task_id,
+        name: task.name.clone(),
+        state,
+        input_len: task.input_len,
+        output_len,
+        attempts: task.attempts,
+        worker: task.last_worker.as_deref().map(str::to_string),
     }
 }

@@ -51,6 +51,9 @@ impl Scheduler {
                 Phase::Failed { .. } => c.failed += 1,
             }
         }
+        // Tasks at rest are in the record only.
+        c.done += self.archived.done;
+        c.failed += self.archived.failed;
         c
     }
 

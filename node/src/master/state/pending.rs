@@ -81,6 +81,8 @@ impl Drop for Settling {
                 if u.count == 0
                     && let Some(u) = g.unsettled.remove(task)
                 {
+                    // Its row is durable now: a task at rest leaves memory.
+                    g.scheduler.archive(*task);
                     for w in u.waiters {
                         let _ = w.send(());
                     }

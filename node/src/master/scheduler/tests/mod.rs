@@ -6,6 +6,7 @@ use crate::master::record::TaskRow;
 
 use super::*;
 
+mod archive;
 mod blame;
 mod drain;
 mod fault_props;
