@@ -14,7 +14,7 @@ use crate::{
         record::{Journal, MemStore, TaskStore},
         scheduler::{Assignment, SchedulerConfig, WorkerId},
         state::{Shared, ToWorker},
-        store::DataDir,
+        store::{DataDir, Kind},
     },
 };
 
@@ -340,7 +340,14 @@ async fn a_task_at_rest_leaves_memory_and_is_still_answered_from_the_record() {
     let f = fixture().await;
     let (task, a) = f.done(7, 1).await;
     assert!(in_memory(&f, task), "a result nobody confirmed stays");
+    let result_file = f
+        .ledger
+        .files()
+        .path(Kind::Result { attempt: a.attempt }, task);
+    assert!(result_file.exists(), "kept until confirmed");
     f.ledger.confirm(task, 1).await.unwrap().remove().await;
+    assert!(!result_file.exists(), "obsolete once confirmed: removed");
+    assert!(!f.ledger.files().path(Kind::Input, task).exists());
     assert!(
         !in_memory(&f, task),
         "confirmed by all: at rest, in the record only"

@@ -58,10 +58,16 @@ const EVENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("events"
 const TASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("tasks");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
-/// The record in a redb file.
-/// Memory redb may use to cache the record's pages.
-pub const RECORD_CACHE_BYTES: usize = 32 * 1024 * 1024;
+/// Memory redb may use to cache the record's pages (redb gives 90% to
+/// reading and 10% to writing). The master writes at the right edge of its
+/// tables (task ids and event sequences only grow) and reads a row or a
+/// history now and then, so the interior pages and the edge are all it
+/// needs hot. redb's default of 1 GiB let the master's memory grow with its
+/// record, and so did 32 MiB, filling at about 1.3 MiB a minute in the
+/// soak; 4 MiB fills within its first minutes and stays.
+pub const RECORD_CACHE_BYTES: usize = 4 * 1024 * 1024;
 
+/// The record in a redb file.
 #[derive(Debug)]
 pub struct RedbStore {
     db: Database,

@@ -257,10 +257,6 @@ impl Scheduler {
         }
     }
 
-    pub fn config(&self) -> &SchedulerConfig {
-        &self.config
-    }
-
     /// Accepts a stored image as a new queued task (tests: no checksum, a
     /// key derived from the id).
     pub fn submit(&mut self, name: String, input_len: u64) -> TaskId {

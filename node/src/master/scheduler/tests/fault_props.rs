@@ -204,9 +204,9 @@ proptest! {
             if m.poison.contains(t) {
                 let crashed = matches!(state, TaskState::Failed { kind: FailureKind::Crashes, .. });
                 prop_assert!(crashed, "poison {} ended {:?}", t, state);
-                prop_assert_eq!(deaths_alone.get(t).copied().unwrap_or(0), m.s.config().max_attempts,
+                prop_assert_eq!(deaths_alone.get(t).copied().unwrap_or(0), MAX_ATTEMPTS,
                     "poison {} failed after other than max_attempts deaths alone", t);
-            } else if m.kills_alone.get(t).copied().unwrap_or(0) < m.s.config().max_attempts {
+            } else if m.kills_alone.get(t).copied().unwrap_or(0) < MAX_ATTEMPTS {
                 prop_assert_eq!(&state, &TaskState::Done, "innocent task {} ended {:?}", t, state);
             } else {
                 prop_assert!(state.is_terminal());

@@ -15,9 +15,12 @@ mod straggler;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Deaths pointing at an image alone before it fails, in [`sched`].
+const MAX_ATTEMPTS: u32 = 3;
+
 fn sched() -> Scheduler {
     Scheduler::new(SchedulerConfig {
-        max_attempts: 3,
+        max_attempts: MAX_ATTEMPTS,
         max_credits: 8,
         lease_timeout: TIMEOUT,
         stealing: true,
@@ -35,6 +38,11 @@ fn join(s: &mut Scheduler, w: u64, threads: u32, credits: u32) -> WorkerId {
 
 fn lr(task: TaskId, attempt: u32) -> LeaseRef {
     LeaseRef { task, attempt }
+}
+
+#[test]
+fn a_worker_id_reads_as_in_the_logs() {
+    assert_eq!(WorkerId(3).to_string(), "w3");
 }
 
 #[test]
