@@ -45,11 +45,18 @@ pub enum Decision {
     Duplicate(MasterRecord, MasterRecord),
 }
 
-/// Decides among the candidates that accepted a connection. Records with the
-/// same id are one master (re-registered, or seen on two interfaces).
+/// Decides among the candidates that accepted a connection, each with the
+/// address that answered first in `addrs`. Records with the same id are one
+/// master (re-registered, or seen on two interfaces); so are records that
+/// answered at the same address, since only one process listens there: a
+/// master killed without a goodbye leaves its record for minutes, and when
+/// it comes back on the same port the new record and the stale one both
+/// answer, from the one live master.
 pub fn decide(mut live: Vec<MasterRecord>) -> Decision {
     live.sort_by(|a, b| a.id.cmp(&b.id));
     live.dedup_by(|a, b| a.id == b.id);
+    let mut answering = std::collections::BTreeSet::new();
+    live.retain(|r| r.addrs.first().is_none_or(|a| answering.insert(*a)));
     let mut it = live.into_iter();
     match (it.next(), it.next()) {
         (None, _) => Decision::NoneLive,
@@ -143,6 +150,24 @@ mod tests {
         let mut again = a.clone();
         again.fullname = "m-a (2)._tessera._tcp.local.".into();
         assert_eq!(decide(vec![a.clone(), again]), Decision::One(a));
+    }
+
+    #[test]
+    fn a_stale_record_answering_at_the_live_masters_address_is_not_a_duplicate() {
+        // A master SIGKILLed and started again on its port: its old record
+        // lingers, and the probe reaches the new master through both.
+        let stale = rec("m-1", "lab", Some(1), "198.18.0.1:7878");
+        let restarted = rec("m-2", "lab", Some(1), "198.18.0.1:7878");
+        assert_eq!(
+            decide(vec![restarted.clone(), stale.clone()]),
+            Decision::One(stale.clone())
+        );
+        // Two masters answering at two addresses are still two.
+        let elsewhere = rec("m-3", "lab", Some(1), "198.18.0.2:7878");
+        assert!(matches!(
+            decide(vec![restarted, elsewhere, stale]),
+            Decision::Duplicate(..)
+        ));
     }
 
     #[test]
