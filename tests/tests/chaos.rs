@@ -51,7 +51,11 @@ const CI_SEEDS: &[u64] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
 /// it by mDNS on loopback (`--cluster`): workers and `tessera run` follow it
 /// (about 20-35 s a seed, discovery included). `TESSERA_CHAOS_NEW_PORT=1`
 /// runs [`CI_SEEDS`] (or the seeds given) that way too.
-const CI_NEW_PORT_SEEDS: &[u64] = &[21, 22];
+///
+/// Seeds 13 and 20 failed an innocent image before discovery took a stale
+/// record answering at the live master's address for a second master (the
+/// master restarted on its own port): kept as regressions.
+const CI_NEW_PORT_SEEDS: &[u64] = &[13, 20, 21, 22];
 
 fn new_port() -> bool {
     std::env::var("TESSERA_CHAOS_NEW_PORT").is_ok_and(|v| v == "1")

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use tessera_proto::{TaskId, TaskState};
+use tessera_proto::{FailureKind, TaskId, TaskState};
 use tokio::sync::mpsc;
 
 use super::{Ledger, LedgerError, ResultAnswer, Submission};
@@ -447,4 +447,63 @@ async fn a_cancelled_task_leaves_memory_once_its_cancellation_is_durable() {
             ..
         }
     ));
+}
+
+#[tokio::test]
+async fn a_failure_report_is_recorded_announced_and_its_input_removed_and_a_stale_one_changes_nothing()
+ {
+    let f = fixture().await;
+    let task = f.submit(7, 1).await.unwrap();
+    let mut waiting = f.ledger.wait(task).await.unwrap().unwrap();
+    let (w, mut rx) = f.worker();
+    let a = next_assignment(&mut rx).await;
+    let stale = f
+        .ledger
+        .accept_failure(w, task, a.attempt + 1, FailureKind::Corrupt, "no".into())
+        .await
+        .unwrap();
+    assert!(stale.is_none(), "not the live lease: changes nothing");
+    assert!(!f.ledger.state().is_decided(task));
+    let obsolete = f
+        .ledger
+        .accept_failure(w, task, a.attempt, FailureKind::Corrupt, "bad CRC".into())
+        .await
+        .unwrap()
+        .expect("the live lease's failure decides the task");
+    let told = waiting.try_recv().expect("announced once durable");
+    assert!(matches!(
+        told.state,
+        TaskState::Failed {
+            kind: FailureKind::Corrupt,
+            ref reason,
+        } if reason.contains("bad CRC")
+    ));
+    let input = f.ledger.files().path(Kind::Input, task);
+    assert!(input.exists());
+    obsolete.remove().await;
+    assert!(!input.exists(), "a failed task's input is removed");
+}
+
+#[tokio::test]
+async fn results_past_retention_are_expired_and_counted() {
+    let f = fixture().await;
+    let (task, a) = f.done(7, 1).await;
+    let (kept, _) = f.done(8, 1).await;
+    let result_file = f
+        .ledger
+        .files()
+        .path(Kind::Result { attempt: a.attempt }, task);
+    assert_eq!(
+        f.ledger.expire(u64::MAX).await.unwrap(),
+        0,
+        "none is that old"
+    );
+    assert!(result_file.exists());
+    f.ledger.confirm(kept, 1).await.unwrap().remove().await;
+    assert_eq!(f.ledger.expire(0).await.unwrap(), 1, "the one still kept");
+    assert!(!result_file.exists());
+    let (_, result) = f.ledger.fetchable(task).await.unwrap().unwrap();
+    assert!(result.unwrap().removed);
+    assert!(!in_memory(&f, task), "at rest");
+    assert_eq!(f.ledger.expire(0).await.unwrap(), 0, "once");
 }
