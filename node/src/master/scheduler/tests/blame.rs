@@ -106,15 +106,18 @@ fn a_death_beside_other_images_suspects_them_and_each_then_runs_alone() {
     assert!(s.lease_of(a).unwrap().isolated);
     assert_eq!(s.info(b).unwrap().state, TaskState::Queued);
     assert_eq!(s.info(ordinary).unwrap().state, TaskState::Queued);
-    assert!(s.steal().is_empty(), "an isolating worker is not idle");
     // A worker of one thread takes the other suspect (it runs alone there)
     // and the ordinary task.
     let narrow = join(&mut s, 3, 1, 2);
     let out = s.dispatch(now);
     let got: Vec<(WorkerId, TaskId)> = out.iter().map(|(w, a)| (*w, a.task)).collect();
     assert_eq!(got, vec![(narrow, b), (narrow, ordinary)]);
-    // The isolated one dies alone: now that is evidence against it.
+    // Nothing is queued now, and the wide worker has a free thread and
+    // credits, but it is isolating a suspect: it is not idle, so nothing of
+    // the narrow worker's is stolen for it.
     s.started(w2, a, 2, now);
+    assert!(s.steal().is_empty(), "an isolating worker is not idle");
+    // The isolated one dies alone: now that is evidence against it.
     s.worker_lost(w2, "connection closed");
     let r = s.row(a).unwrap();
     assert_eq!((r.strikes, r.evidence), (2, 1));

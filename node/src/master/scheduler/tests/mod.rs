@@ -10,6 +10,7 @@ mod archive;
 mod blame;
 mod drain;
 mod fault_props;
+mod idle;
 mod props;
 mod straggler;
 

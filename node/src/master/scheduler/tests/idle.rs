@@ -1,0 +1,90 @@
+//! Who has idle threads, for stealing and backups (`Scheduler::idle_threads`):
+//! only an available worker with credits, nothing unstarted of its own, and
+//! fewer images executing (leases and straggling attempts) than threads.
+
+use super::*;
+
+/// A one-thread worker holding `n` tasks, the first started.
+fn busy_worker(s: &mut Scheduler, w: u64, n: u32) -> (WorkerId, Vec<TaskId>) {
+    let tasks: Vec<TaskId> = (0..n).map(|i| s.submit(format!("v{w}-{i}"), 1)).collect();
+    let id = join(s, w, 1, n);
+    assert_eq!(s.dispatch(Instant::now()).len(), n as usize);
+    s.started(id, tasks[0], 1, Instant::now());
+    (id, tasks)
+}
+
+#[test]
+fn a_silent_worker_with_credits_is_not_idle() {
+    let t0 = Instant::now();
+    let mut s = sched();
+    let lost = s.submit("lost".into(), 1);
+    let quiet = join(&mut s, 1, 1, 1);
+    assert_eq!(s.dispatch(t0).len(), 1);
+    let (victim, held) = busy_worker(&mut s, 2, 3);
+    // The victim heartbeats; the quiet worker does not: its lease expires
+    // and it goes silent, its task going to a third worker.
+    let refs: Vec<LeaseRef> = held.iter().map(|t| lr(*t, 1)).collect();
+    s.heartbeat(victim, &refs, t0 + TIMEOUT / 2);
+    s.expire(t0 + TIMEOUT + Duration::from_millis(1));
+    assert!(s.is_silent(quiet));
+    join(&mut s, 3, 1, 1);
+    s.dispatch(t0 + TIMEOUT);
+    assert_eq!(s.queue_len(), 0);
+    assert_eq!(s.lease_of(lost).unwrap().worker, WorkerId(3));
+    // Credits a silent worker is granted stay frozen: it is not idle.
+    s.worker_ready(quiet, 2);
+    assert!(
+        s.steal().is_empty(),
+        "nothing is stolen for a silent worker"
+    );
+}
+
+#[test]
+fn a_worker_has_as_many_idle_threads_as_it_has_threads_not_executing() {
+    let now = Instant::now();
+    let mut s = sched();
+    let first = s.submit("first".into(), 1);
+    let wide = join(&mut s, 1, 2, 1);
+    assert_eq!(s.dispatch(now).len(), 1);
+    s.started(wide, first, 1, now);
+    let (victim, _) = busy_worker(&mut s, 2, 4);
+    s.worker_ready(wide, 2);
+    let orders = s.steal();
+    assert_eq!(
+        orders.len(),
+        1,
+        "one of its two threads executes: {orders:?}"
+    );
+    assert!(orders.iter().all(|o| o.victim == victim));
+}
+
+#[test]
+fn a_thread_still_running_a_straggling_attempt_is_not_idle() {
+    let t0 = Instant::now();
+    let mut s = sched();
+    let slow = join(&mut s, 1, 1, 1);
+    for i in 0..5 {
+        let t = s.submit(format!("h{i}"), 1000);
+        assert_eq!(s.dispatch(t0).len(), 1);
+        s.started(slow, t, 1, t0);
+        s.complete(slow, t, 1, 1, 0, t0 + Duration::from_millis(100));
+        s.worker_ready(slow, 1);
+    }
+    let big = s.submit("big".into(), 1000);
+    s.dispatch(t0);
+    s.started(slow, big, 1, t0);
+    let fast = join(&mut s, 2, 1, 1);
+    let at = t0 + Duration::from_secs(2);
+    assert_eq!(s.backups(at).len(), 1, "the backup goes to the fast worker");
+    assert_eq!(s.lease_of(big).unwrap().worker, fast);
+    // The slow worker holds no lease now, but its one thread still runs the
+    // straggling attempt: with credits, it is still not idle.
+    let (_, _) = busy_worker(&mut s, 3, 3);
+    s.worker_ready(slow, 2);
+    assert!(s.steal().is_empty(), "nothing is stolen for a busy thread");
+    // The straggler's own death is no evidence, and it is no longer busy
+    // once the task is decided.
+    s.started(fast, big, 2, at);
+    s.complete(fast, big, 2, 1, 0, at);
+    assert_eq!(s.steal().len(), 1, "its thread is free again");
+}
