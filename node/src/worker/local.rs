@@ -174,11 +174,19 @@ impl Local {
         Some((w, dropped))
     }
 
-    /// A running task finished: to report (and held until the master
-    /// accepts it), or dropped meanwhile.
-    pub fn finished(&mut self, task: TaskId) -> Finished {
-        match self.running.remove(&task) {
-            Some((attempt, dropped)) if !dropped.is_cancelled() => {
+    /// The run of (`task`, `attempt`) finished: to report (and held until
+    /// the master accepts it), or dropped meanwhile. A newer attempt of the
+    /// same task may be running here by now (the master handed the task out
+    /// again, e.g. after this worker went silent): that one is left running,
+    /// and this outcome is never reported under its attempt.
+    pub fn finished(&mut self, task: TaskId, attempt: u32) -> Finished {
+        match self.running.get(&task) {
+            Some((a, dropped)) if *a == attempt => {
+                let dropped = dropped.is_cancelled();
+                self.running.remove(&task);
+                if dropped {
+                    return Finished::Dropped;
+                }
                 self.reported.insert(task, attempt);
                 Finished::Report { attempt }
             }
@@ -399,7 +407,7 @@ mod tests {
         let (w, _) = l.start_next().unwrap();
         assert_eq!(&w.data[..], b"abcd");
         assert_eq!(l.running(), 1);
-        assert_eq!(l.finished(t(1)), Finished::Report { attempt: 1 });
+        assert_eq!(l.finished(t(1), 1), Finished::Report { attempt: 1 });
         assert_eq!(l.running(), 0);
         assert_eq!(
             l.leases(),
@@ -459,7 +467,7 @@ mod tests {
         assert_eq!(l.drop_task(t(1), 1), Release::Later);
         assert!(flag.is_cancelled());
         assert!(l.leases().is_empty());
-        assert_eq!(l.finished(t(1)), Finished::Dropped);
+        assert_eq!(l.finished(t(1), 1), Finished::Dropped);
         assert!(l.is_empty());
     }
 
@@ -501,7 +509,7 @@ mod tests {
         l.assigned(t(1), 2, "a".into(), 0, 1, 100);
         l.chunk(t(1), Bytes::from_static(b"a")).unwrap();
         l.start_next().unwrap();
-        assert_eq!(l.finished(t(1)), Finished::Report { attempt: 2 });
+        assert_eq!(l.finished(t(1), 2), Finished::Report { attempt: 2 });
         assert_eq!(l.release(t(1), 2), Release::NotHeld, "its result is coming");
         assert_eq!(l.drop_task(t(1), 1), Release::NotHeld, "wrong attempt");
         assert_eq!(l.drop_task(t(1), 2), Release::Reported);
@@ -523,6 +531,29 @@ mod tests {
         assert_eq!(stopped.iter().map(|l| l.task.0).collect::<Vec<_>>(), [1, 2]);
         assert!(first.is_cancelled() && second.is_cancelled());
         assert!(l.is_empty());
-        assert_eq!(l.finished(t(1)), Finished::Dropped);
+        assert_eq!(l.finished(t(1), 1), Finished::Dropped);
+    }
+
+    #[test]
+    fn a_dropped_attempt_never_reports_under_a_newer_attempt_of_the_same_task() {
+        // Attempt 1 runs; the master drops it (this worker was silent) and
+        // hands the task out again, to this same worker, as attempt 2.
+        let mut l = Local::default();
+        l.assigned(t(1), 1, "a".into(), 0, 1, 100);
+        l.chunk(t(1), Bytes::from_static(b"a")).unwrap();
+        let (_, first) = l.start_next().unwrap();
+        assert_eq!(l.drop_task(t(1), 1), Release::Later);
+        assert!(first.is_cancelled());
+        l.assigned(t(1), 2, "a".into(), 0, 1, 100);
+        l.chunk(t(1), Bytes::from_static(b"a")).unwrap();
+        let (w, second) = l.start_next().unwrap();
+        assert_eq!(w.attempt, 2);
+        // The stopped first run ends: nothing to report, and the second
+        // attempt keeps running (before, it was reported as attempt 2 with
+        // the stopped run's empty output).
+        assert_eq!(l.finished(t(1), 1), Finished::Dropped);
+        assert_eq!(l.running(), 1);
+        assert!(!second.is_cancelled());
+        assert_eq!(l.finished(t(1), 2), Finished::Report { attempt: 2 });
     }
 }

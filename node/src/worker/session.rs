@@ -82,7 +82,9 @@ const CLOSE_WAIT: Duration = Duration::from_secs(5);
 struct JobDone {
     task: TaskId,
     attempt: u32,
-    result: Result<Bytes, TaskFailure>,
+    /// `None`: stopped because the master dropped the attempt (there is no
+    /// outcome, and nothing to report).
+    result: Option<Result<Bytes, TaskFailure>>,
 }
 
 /// Connects, handshakes, and works until the connection ends, or until
@@ -418,11 +420,11 @@ impl Session<'_> {
             attempt,
             result,
         } = done;
-        match (self.local.finished(task), result) {
-            (Finished::Dropped, _) => {
-                debug!(%task, "finished a dropped task; result discarded");
+        match (self.local.finished(task, attempt), result) {
+            (Finished::Dropped, _) | (_, None) => {
+                debug!(%task, attempt, "finished a dropped attempt; result discarded");
             }
-            (Finished::Report { .. }, Ok(data)) => {
+            (Finished::Report { .. }, Some(Ok(data))) => {
                 // Its slot is credited when the writer takes it.
                 self.pending.push_back(ResultUpload {
                     task,
@@ -431,7 +433,7 @@ impl Session<'_> {
                 });
                 return self.start_ready().await;
             }
-            (Finished::Report { .. }, Err(f)) => {
+            (Finished::Report { .. }, Some(Err(f))) => {
                 info!(%task, "cannot process: {}", f.reason);
                 self.control(Msg::Failed {
                     task,
@@ -544,10 +546,10 @@ async fn run_job(
         r
     };
     let result = tokio::select! {
-        r = work => r,
+        r = work => Some(r),
         () = dropped.cancelled() => {
             info!(%task, attempt, "stopped working on a dropped task");
-            Ok(Bytes::new())
+            None
         }
     };
     JobDone {

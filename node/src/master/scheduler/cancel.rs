@@ -51,6 +51,9 @@ impl Scheduler {
             kind: FailureKind::Cancelled,
             reason,
         };
+        // A decided task has no straggling attempt (its worker's thread is
+        // free for the scheduler, and its late result is stale).
+        task.shadow = None;
         // Cancelled for no fault of the image: submitted again, it is new work.
         if self.by_key.get(&task.key) == Some(&task_id) {
             self.by_key.remove(&task.key);

@@ -62,10 +62,11 @@ impl Scheduler {
     }
 
     /// Whether (`task`, `attempt`) is the straggling attempt of `worker` that
-    /// a backup replaced and that still runs.
+    /// a backup replaced and that still runs: its task is undecided (leased
+    /// to the backup, or queued again when the backup was lost).
     fn is_shadow(&self, worker: WorkerId, task: TaskId, attempt: u32) -> bool {
         self.tasks.get(&task).is_some_and(|t| {
-            matches!(t.phase, super::Phase::Leased(_))
+            matches!(t.phase, super::Phase::Queued | super::Phase::Leased(_))
                 && t.shadow == Some(super::Shadow { worker, attempt })
         })
     }

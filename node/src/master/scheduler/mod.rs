@@ -335,8 +335,10 @@ impl Scheduler {
         slot.shadows
             .iter()
             .filter(|t| {
+                // Queued too: the backup's worker may have died, and the
+                // straggling attempt still runs here until the task is decided.
                 self.tasks.get(t).is_some_and(|task| {
-                    matches!(task.phase, Phase::Leased(_))
+                    matches!(task.phase, Phase::Queued | Phase::Leased(_))
                         && task.shadow.is_some_and(|s| s.worker == worker)
                 })
             })

@@ -88,3 +88,43 @@ fn a_thread_still_running_a_straggling_attempt_is_not_idle() {
     s.complete(fast, big, 2, 1, 0, at);
     assert_eq!(s.steal().len(), 1, "its thread is free again");
 }
+
+#[test]
+fn a_straggling_attempt_still_executes_while_its_task_waits_for_another_backup() {
+    // A two-thread worker runs a straggler (its backup's worker died before
+    // starting it, so the task waits in the queue) and an innocent image.
+    // When it dies, the innocent image was not alone: a strike, no evidence.
+    let t0 = Instant::now();
+    let mut s = sched();
+    let wide = join(&mut s, 1, 2, 1);
+    for i in 0..5 {
+        let t = s.submit(format!("h{i}"), 1000);
+        assert_eq!(s.dispatch(t0).len(), 1);
+        s.started(wide, t, 1, t0);
+        s.complete(wide, t, 1, 1, 0, t0 + Duration::from_millis(100));
+        s.worker_ready(wide, 1);
+    }
+    let big = s.submit("big".into(), 1000);
+    s.dispatch(t0);
+    s.started(wide, big, 1, t0);
+    let backup = join(&mut s, 2, 1, 1);
+    let at = t0 + Duration::from_secs(2);
+    assert_eq!(s.backups(at).len(), 1);
+    assert_eq!(s.lease_of(big).unwrap().worker, backup);
+    let innocent = s.submit("innocent".into(), 1);
+    s.worker_ready(wide, 1);
+    let out = s.dispatch(at);
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].0, out[0].1.task), (wide, innocent));
+    s.started(wide, innocent, out[0].1.attempt, at);
+    s.worker_lost(backup, "connection closed");
+    assert_eq!(s.info(big).unwrap().state, TaskState::Queued);
+    s.worker_lost(wide, "connection closed");
+    let r = s.row(innocent).unwrap();
+    assert_eq!(
+        (r.strikes, r.evidence),
+        (1, 0),
+        "it ran beside the straggler: {:?}",
+        r.history
+    );
+}

@@ -133,3 +133,39 @@ fn the_percentile_needs_samples_of_the_same_size_class() {
         "old samples age out"
     );
 }
+
+#[test]
+fn the_straggler_runs_on_when_its_backup_is_lost_and_stops_when_cancelled() {
+    let t0 = Instant::now();
+    let mut s = sched();
+    let slow = join(&mut s, 1, 1, 1);
+    history(&mut s, slow, t0);
+    let t = s.submit("big".into(), 1000);
+    s.dispatch(t0);
+    s.started(slow, t, 1, t0);
+    let fast = join(&mut s, 2, 1, 1);
+    let at = t0 + Duration::from_secs(2);
+    assert_eq!(s.backups(at).len(), 1);
+    s.worker_lost(fast, "connection closed");
+    assert_eq!(s.info(t).unwrap().state, TaskState::Queued);
+    assert!(
+        s.heartbeat(slow, &[lr(t, 1)], at).is_empty(),
+        "the straggling attempt may still win: not dropped"
+    );
+    assert_eq!(s.complete(slow, t, 1, 1, 0, at).0, Outcome::Accepted);
+
+    let u = s.submit("big2".into(), 1000);
+    s.worker_ready(slow, 1);
+    s.dispatch(at);
+    s.started(slow, u, 1, at);
+    let fast = join(&mut s, 3, 1, 1);
+    let later = at + Duration::from_secs(2);
+    assert_eq!(s.backups(later).len(), 1);
+    assert_eq!(s.lease_of(u).unwrap().worker, fast);
+    s.cancel(u);
+    assert_eq!(
+        s.heartbeat(slow, &[lr(u, 1)], later),
+        vec![lr(u, 1)],
+        "cancelled: the straggling attempt is dropped too"
+    );
+}
