@@ -299,6 +299,35 @@ async fn a_worker_chunk_for_no_result_gets_a_typed_error_and_the_worker_keeps_it
     );
 }
 
+/// An empty result is never a task's output: the worker's connection is
+/// closed (its task queued again) and nothing is accepted.
+#[tokio::test]
+async fn an_empty_result_is_refused_and_the_task_runs_again() {
+    let c = Cluster::start(0).await;
+    let mut worker = c.authed(Role::Worker).await;
+    worker
+        .1
+        .send(&Msg::Capacity {
+            threads: 1,
+            synthetic: false,
+        })
+        .await
+        .unwrap();
+    worker.1.send(&Msg::Ready { credits: 1 }).await.unwrap();
+    let client = c.client().await;
+    let png = Bytes::from(std::fs::read(data_dir().join("pngsuite/basn2c08.png")).unwrap());
+    let task = client.submit("a.png", png.clone()).await.unwrap();
+    let attempt = start_assigned(&mut worker, task, T).await;
+    send_result(&mut worker, task, attempt, &Bytes::new()).await;
+    until_closed(&mut worker.0, T).await;
+    let info = client.status(task).await.unwrap();
+    assert_eq!(
+        info.state,
+        TaskState::Queued,
+        "queued again, not done: {info:?}"
+    );
+}
+
 /// An upload larger than one chunk streams to a temporary file on disk (a
 /// smaller one is collected in memory); a client that vanishes halfway
 /// leaves neither a task nor that file.

@@ -270,6 +270,13 @@ impl WorkerConn {
         len: u64,
         checksum: u64,
     ) -> Result<(), String> {
+        if len == 0 {
+            // An image is never empty: a worker that says so is broken
+            // (a stopped run's missing outcome sent as a result). Never
+            // accept it as the task's output: drop the connection, which
+            // requeues its tasks.
+            return Err(format!("an empty result for task {task} attempt {attempt}"));
+        }
         if len > self.ctx.config.max_image_bytes {
             // Cannot skip the stream cheaply and a worker never should send
             // this: drop the connection, which requeues its tasks.
@@ -292,11 +299,7 @@ impl WorkerConn {
             checksum,
         };
         self.results.insert(task, upload);
-        if len == 0 {
-            self.finish_result(task).await
-        } else {
-            Ok(())
-        }
+        Ok(())
     }
 
     async fn chunk(&mut self, task: TaskId, payload: Bytes) -> Result<(), String> {
