@@ -180,6 +180,13 @@ async fn a_poison_image_fails_alone_and_the_images_prefetched_beside_it_are_done
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let out = run.finish(T).await.unwrap();
+    // The batch can end (the poison failed) a moment before the supervisor
+    // has reaped the worker whose death decided it: wait for the evidence.
+    let reaped_by = Instant::now() + Duration::from_secs(5);
+    while deaths.len() < max_attempts && Instant::now() < reaped_by {
+        deaths.extend(workers.reap());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let expected = Expected {
         input_dir: input.clone(),
         output_dir: output.clone(),

@@ -60,6 +60,7 @@ fn a_cancelled_task_is_at_rest_and_a_content_failure_after_retention() {
     s.set_wall_ms(1_000);
     let cancelled = s.submit("x".into(), 1);
     s.cancel(cancelled);
+    let cancelled_row = s.row(cancelled).unwrap();
     assert!(s.archive(cancelled));
     let bad = s.submit("bad".into(), 1);
     let w = join(&mut s, 1, 1, 1);
@@ -80,6 +81,11 @@ fn a_cancelled_task_is_at_rest_and_a_content_failure_after_retention() {
     assert_eq!(s.task_for_key(u128::from(bad.0)), None, "its key is free");
     assert_eq!(s.archived(), Archived { done: 0, failed: 2 });
     assert_eq!(s.task_counts().failed, 2);
+    // Brought back to be deleted: counted once, then not at all.
+    assert!(s.fault_in(cancelled, cancelled_row));
+    assert_eq!(s.task_counts().failed, 2);
+    assert!(s.delete(cancelled).is_some());
+    assert_eq!(s.task_counts().failed, 1);
 }
 
 #[test]
