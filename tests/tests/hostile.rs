@@ -254,12 +254,9 @@ async fn a_valid_frame_at_the_wrong_time_is_refused() {
     c.assert_serving(true).await;
 }
 
-/// A worker's chunk for no result in progress is answered with a typed
-/// error and the connection goes on, as on a client connection: the worker
-/// keeps its lease and its result is taken (dropping the connection would
-/// cost every lease it holds).
-#[tokio::test]
-async fn a_worker_chunk_for_no_result_gets_a_typed_error_and_the_worker_keeps_its_lease() {
+/// A master with no worker but a raw worker connection (one thread, one
+/// credit) that has been assigned and has started a task of a client's.
+async fn raw_worker_with_a_task() -> (Cluster, Raw, Client, Bytes, TaskId, u32) {
     let c = Cluster::start(0).await;
     let mut worker = c.authed(Role::Worker).await;
     worker
@@ -275,6 +272,16 @@ async fn a_worker_chunk_for_no_result_gets_a_typed_error_and_the_worker_keeps_it
     let png = Bytes::from(std::fs::read(data_dir().join("pngsuite/basn2c08.png")).unwrap());
     let task = client.submit("a.png", png.clone()).await.unwrap();
     let attempt = start_assigned(&mut worker, task, T).await;
+    (c, worker, client, png, task, attempt)
+}
+
+/// A worker's chunk for no result in progress is answered with a typed
+/// error and the connection goes on, as on a client connection: the worker
+/// keeps its lease and its result is taken (dropping the connection would
+/// cost every lease it holds).
+#[tokio::test]
+async fn a_worker_chunk_for_no_result_gets_a_typed_error_and_the_worker_keeps_its_lease() {
+    let (_c, mut worker, client, png, task, attempt) = raw_worker_with_a_task().await;
 
     worker
         .1
@@ -303,21 +310,7 @@ async fn a_worker_chunk_for_no_result_gets_a_typed_error_and_the_worker_keeps_it
 /// closed (its task queued again) and nothing is accepted.
 #[tokio::test]
 async fn an_empty_result_is_refused_and_the_task_runs_again() {
-    let c = Cluster::start(0).await;
-    let mut worker = c.authed(Role::Worker).await;
-    worker
-        .1
-        .send(&Msg::Capacity {
-            threads: 1,
-            synthetic: false,
-        })
-        .await
-        .unwrap();
-    worker.1.send(&Msg::Ready { credits: 1 }).await.unwrap();
-    let client = c.client().await;
-    let png = Bytes::from(std::fs::read(data_dir().join("pngsuite/basn2c08.png")).unwrap());
-    let task = client.submit("a.png", png.clone()).await.unwrap();
-    let attempt = start_assigned(&mut worker, task, T).await;
+    let (_c, mut worker, client, png, task, attempt) = raw_worker_with_a_task().await;
     send_result(&mut worker, task, attempt, &Bytes::new()).await;
     until_closed(&mut worker.0, T).await;
     let info = client.status(task).await.unwrap();

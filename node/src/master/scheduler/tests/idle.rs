@@ -2,7 +2,7 @@
 //! only an available worker with credits, nothing unstarted of its own, and
 //! fewer images executing (leases and straggling attempts) than threads.
 
-use super::*;
+use super::{straggler::history, *};
 
 /// A one-thread worker holding `n` tasks, the first started.
 fn busy_worker(s: &mut Scheduler, w: u64, n: u32) -> (WorkerId, Vec<TaskId>) {
@@ -63,13 +63,7 @@ fn a_thread_still_running_a_straggling_attempt_is_not_idle() {
     let t0 = Instant::now();
     let mut s = sched();
     let slow = join(&mut s, 1, 1, 1);
-    for i in 0..5 {
-        let t = s.submit(format!("h{i}"), 1000);
-        assert_eq!(s.dispatch(t0).len(), 1);
-        s.started(slow, t, 1, t0);
-        s.complete(slow, t, 1, 1, 0, t0 + Duration::from_millis(100));
-        s.worker_ready(slow, 1);
-    }
+    history(&mut s, slow, t0);
     let big = s.submit("big".into(), 1000);
     s.dispatch(t0);
     s.started(slow, big, 1, t0);
@@ -97,13 +91,7 @@ fn a_straggling_attempt_still_executes_while_its_task_waits_for_another_backup()
     let t0 = Instant::now();
     let mut s = sched();
     let wide = join(&mut s, 1, 2, 1);
-    for i in 0..5 {
-        let t = s.submit(format!("h{i}"), 1000);
-        assert_eq!(s.dispatch(t0).len(), 1);
-        s.started(wide, t, 1, t0);
-        s.complete(wide, t, 1, 1, 0, t0 + Duration::from_millis(100));
-        s.worker_ready(wide, 1);
-    }
+    history(&mut s, wide, t0);
     let big = s.submit("big".into(), 1000);
     s.dispatch(t0);
     s.started(wide, big, 1, t0);

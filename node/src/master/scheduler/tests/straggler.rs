@@ -3,7 +3,7 @@
 use super::*;
 
 /// Five tasks of the same size that took 100 ms each, on `w`.
-fn history(s: &mut Scheduler, w: WorkerId, now: Instant) {
+pub(super) fn history(s: &mut Scheduler, w: WorkerId, now: Instant) {
     for i in 0..5 {
         let t = s.submit(format!("h{i}"), 1000);
         let out = s.dispatch(now);
