@@ -310,7 +310,7 @@ async fn a_worker_chunk_for_no_result_gets_a_typed_error_and_the_worker_keeps_it
 /// closed (its task queued again) and nothing is accepted.
 #[tokio::test]
 async fn an_empty_result_is_refused_and_the_task_runs_again() {
-    let (_c, mut worker, client, png, task, attempt) = raw_worker_with_a_task().await;
+    let (_c, mut worker, client, _, task, attempt) = raw_worker_with_a_task().await;
     send_result(&mut worker, task, attempt, &Bytes::new()).await;
     until_closed(&mut worker.0, T).await;
     let info = client.status(task).await.unwrap();
