@@ -31,7 +31,7 @@ use super::{
     },
     store::{DataDir, Kind},
 };
-use crate::clock::Clock;
+use crate::clock::{Clock, SteadyWall};
 
 mod archive;
 mod cancel;
@@ -84,6 +84,8 @@ pub struct Core {
     inner: Mutex<Inner>,
     next_worker: AtomicU64,
     clock: Arc<dyn Clock>,
+    /// The record's timestamps (see [`SteadyWall`]).
+    wall: SteadyWall,
     journal: Journal,
     /// The image files, for removing what a lease decision made obsolete.
     files: Arc<DataDir>,
@@ -115,8 +117,9 @@ impl Shared {
         loaded: Loaded,
         files: Arc<DataDir>,
     ) -> Self {
+        let wall = SteadyWall::new(clock.as_ref());
         let mut scheduler = Scheduler::new(config);
-        scheduler.set_wall_ms(clock.wall_ms());
+        scheduler.set_wall_ms(wall.at(clock.now()));
         scheduler.restore(loaded.rows, loaded.next_task);
         let shared = Shared {
             core: Arc::new(Core {
@@ -129,6 +132,7 @@ impl Shared {
                 }),
                 next_worker: AtomicU64::new(1),
                 started: clock.now(),
+                wall,
                 clock,
                 journal,
                 files,
@@ -141,17 +145,22 @@ impl Shared {
         shared
     }
 
+    /// Now on the record's clock (ms since the Unix epoch).
+    fn wall_ms(&self) -> u64 {
+        self.wall.at(self.clock.now())
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // Keep serving after a panic elsewhere: every scheduler method leaves
         // the state consistent before it can panic.
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        g.scheduler.set_wall_ms(self.clock.wall_ms());
+        g.scheduler.set_wall_ms(self.wall_ms());
         g
     }
 
     /// The scheduler's new events, as journal entries with their rows.
     fn entries(&self, g: &mut Inner) -> Vec<Entry> {
-        let at_ms = self.clock.wall_ms();
+        let at_ms = self.wall_ms();
         g.scheduler
             .take_events()
             .into_iter()

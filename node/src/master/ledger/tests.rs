@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::{Ledger, LedgerError, ResultAnswer, Submission};
 use crate::{
-    clock::SystemClock,
+    clock::{Clock, ManualClock, SystemClock},
     master::{
         record::{Journal, MemStore, TaskStore},
         scheduler::{Assignment, SchedulerConfig, WorkerId},
@@ -33,6 +33,10 @@ impl Drop for Fixture {
 }
 
 async fn fixture() -> Fixture {
+    fixture_with(Arc::new(SystemClock)).await
+}
+
+async fn fixture_with(clock: Arc<dyn Clock>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let files = Arc::new(DataDir::open(dir.path()).await.unwrap());
     let record = MemStore::new();
@@ -40,7 +44,7 @@ async fn fixture() -> Fixture {
     let journal = Journal::start(record.clone(), true, Vec::new());
     let state = Shared::new(
         SchedulerConfig::default(),
-        Arc::new(SystemClock),
+        clock,
         journal,
         loaded,
         files.clone(),
@@ -482,6 +486,33 @@ async fn a_failure_report_is_recorded_announced_and_its_input_removed_and_a_stal
     assert!(input.exists());
     obsolete.remove().await;
     assert!(!input.exists(), "a failed task's input is removed");
+}
+
+/// Retention counts the time that passed, not what the system clock says:
+/// a step of a day forward removes nothing, a step back keeps nothing longer.
+#[tokio::test]
+async fn retention_is_not_fooled_by_steps_of_the_system_clock() {
+    let clock = Arc::new(ManualClock::new());
+    let f = fixture_with(clock.clone()).await;
+    let (task, a) = f.done(7, 1).await;
+    let result_file = f
+        .ledger
+        .files()
+        .path(Kind::Result { attempt: a.attempt }, task);
+    let hour = 3_600_000;
+    clock.step_wall(24 * hour as i64);
+    assert_eq!(f.ledger.expire(hour).await.unwrap(), 0, "a step forward");
+    assert!(result_file.exists());
+    clock.step_wall(-48 * hour as i64);
+    clock.advance(std::time::Duration::from_millis(hour - 1));
+    assert_eq!(f.ledger.expire(hour).await.unwrap(), 0, "not yet an hour");
+    clock.advance(std::time::Duration::from_millis(2));
+    assert_eq!(
+        f.ledger.expire(hour).await.unwrap(),
+        1,
+        "an hour passed, whatever the system clock says"
+    );
+    assert!(!result_file.exists());
 }
 
 #[tokio::test]
