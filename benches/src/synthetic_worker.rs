@@ -25,6 +25,7 @@ use bytes::{Bytes, BytesMut};
 use tessera_proto::{
     ClusterKey, LeaseRef, Msg, ProtoError, Role, TaskId,
     dial::{DialOptions, Dialed, dial},
+    net::Tcp,
 };
 use tokio::sync::{Barrier, watch};
 
@@ -73,7 +74,15 @@ pub async fn run(setup: Setup, name: String) -> anyhow::Result<WorkerReport> {
         accepted,
         mut stop,
     } = setup;
-    let dialed = dial(&addr, Role::Worker, &name, &key, DialOptions::default()).await;
+    let dialed = dial(
+        &Tcp::default(),
+        &addr,
+        Role::Worker,
+        &name,
+        &key,
+        DialOptions::default(),
+    )
+    .await;
     // Reach the barrier even when dialing failed, so the others are not stuck.
     start.wait().await;
     let Dialed {

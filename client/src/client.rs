@@ -14,6 +14,7 @@ use bytes::Bytes;
 use tessera_proto::{
     ClusterInfo, ClusterKey, EventEntry, FrameWriter, Liveness, Msg, Role, TaskId, TaskInfo,
     dial::{DialError, DialOptions, Dialed, dial},
+    net::{Dialer, Tcp, WriteHalf},
 };
 use tokio::{
     sync::{mpsc, oneshot},
@@ -29,6 +30,8 @@ use crate::{
 /// Connection settings.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
+    /// How the connection is opened (TCP; a simulation's own).
+    pub dialer: Arc<dyn Dialer>,
     pub connect_timeout: Duration,
     pub handshake_timeout: Duration,
     /// Largest result accepted from the master.
@@ -50,6 +53,7 @@ pub struct ClientConfig {
 impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
+            dialer: Arc::new(Tcp::default()),
             connect_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
             max_result_bytes: 1024 * 1024 * 1024,
@@ -130,17 +134,24 @@ impl Client {
             reader,
             writer,
             welcome,
-        } = dial(addr, Role::Client, &config.node_id, key, options)
-            .await
-            .map_err(|e| match e {
-                DialError::Connect { addr, source } => ClientError::Connect { addr, source },
-                DialError::Refused(r) => ClientError::Refused(r),
-                DialError::Unauthenticated { addr, fingerprint } => {
-                    ClientError::Unauthenticated { addr, fingerprint }
-                }
-                e @ DialError::UnexpectedReply { .. } => ClientError::Protocol(e.to_string()),
-                DialError::Proto(p) => ClientError::Wire(p),
-            })?;
+        } = dial(
+            &*config.dialer,
+            addr,
+            Role::Client,
+            &config.node_id,
+            key,
+            options,
+        )
+        .await
+        .map_err(|e| match e {
+            DialError::Connect { addr, source } => ClientError::Connect { addr, source },
+            DialError::Refused(r) => ClientError::Refused(r),
+            DialError::Unauthenticated { addr, fingerprint } => {
+                ClientError::Unauthenticated { addr, fingerprint }
+            }
+            e @ DialError::UnexpectedReply { .. } => ClientError::Protocol(e.to_string()),
+            DialError::Proto(p) => ClientError::Wire(p),
+        })?;
         let pending = Pending::new();
         let liveness = Arc::new(Liveness::new());
         let (out, rx) = mpsc::channel(16);
@@ -349,7 +360,7 @@ impl Client {
 }
 
 async fn write_loop(
-    mut writer: FrameWriter<tokio::net::tcp::OwnedWriteHalf>,
+    mut writer: FrameWriter<WriteHalf>,
     mut rx: mpsc::Receiver<Out>,
     liveness: Arc<Liveness>,
 ) {
@@ -372,7 +383,7 @@ async fn write_loop(
 /// Sends a submission's header and its chunks; every chunk the master takes
 /// counts as a sign of life (it answers only at the end).
 async fn upload(
-    writer: &mut FrameWriter<tokio::net::tcp::OwnedWriteHalf>,
+    writer: &mut FrameWriter<WriteHalf>,
     header: Msg,
     stream: u64,
     data: &Bytes,

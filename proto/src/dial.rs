@@ -3,22 +3,27 @@
 
 use std::time::Duration;
 
-use tokio::net::{
-    TcpStream,
-    tcp::{OwnedReadHalf, OwnedWriteHalf},
-};
-
 use crate::{
     FrameReader, FrameWriter, Hello, HelloReply, ProtoError, Refusal, Role, Welcome, auth,
-    frame::FrameLimits, handshake::Answer, key::ClusterKey,
+    frame::FrameLimits,
+    handshake::Answer,
+    key::ClusterKey,
+    net::{Connection, Dialer, ReadHalf, WriteHalf},
 };
 
 /// An open, accepted connection.
-#[derive(Debug)]
 pub struct Dialed {
-    pub reader: FrameReader<OwnedReadHalf>,
-    pub writer: FrameWriter<OwnedWriteHalf>,
+    pub reader: FrameReader<ReadHalf>,
+    pub writer: FrameWriter<WriteHalf>,
     pub welcome: Welcome,
+}
+
+impl std::fmt::Debug for Dialed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dialed")
+            .field("welcome", &self.welcome)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Deadlines and limits for [`dial`].
@@ -93,9 +98,11 @@ fn reply_name(reply: &HelloReply) -> &'static str {
     }
 }
 
-/// Connects to `addr` (`host:port`) and completes the handshake as `role`,
-/// proving we hold `key` and checking that the master does too.
+/// Connects to `addr` (`host:port`) through `dialer` and completes the
+/// handshake as `role`, proving we hold `key` and checking that the master
+/// does too.
 pub async fn dial(
+    dialer: &dyn Dialer,
     addr: &str,
     role: Role,
     node_id: &str,
@@ -106,12 +113,11 @@ pub async fn dial(
         addr: addr.to_string(),
         source,
     };
-    let socket = tokio::time::timeout(options.connect_timeout, TcpStream::connect(addr))
-        .await
-        .map_err(|_| connect_err(std::io::ErrorKind::TimedOut.into()))?
-        .map_err(connect_err)?;
-    let _ = socket.set_nodelay(true);
-    let (read, write) = socket.into_split();
+    let Connection { read, write, .. } =
+        tokio::time::timeout(options.connect_timeout, dialer.connect(addr))
+            .await
+            .map_err(|_| connect_err(std::io::ErrorKind::TimedOut.into()))?
+            .map_err(connect_err)?;
     let mut reader = FrameReader::with_limits(read, FrameLimits::HANDSHAKE);
     let mut writer = FrameWriter::new(write, options.limits.max_frame);
     let welcome = tokio::time::timeout(
@@ -133,8 +139,8 @@ async fn handshake(
     role: Role,
     node_id: &str,
     key: &ClusterKey,
-    reader: &mut FrameReader<OwnedReadHalf>,
-    writer: &mut FrameWriter<OwnedWriteHalf>,
+    reader: &mut FrameReader<ReadHalf>,
+    writer: &mut FrameWriter<WriteHalf>,
 ) -> Result<Welcome, DialError> {
     let hello = Hello::new(role, node_id);
     writer.send_hello(&hello).await?;

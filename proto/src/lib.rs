@@ -10,6 +10,7 @@
 //! * [`task`]: task ids, states and failure kinds.
 //! * [`cluster`]: the live view of a cluster (`tessera cluster`, `tessera top`).
 //! * [`conn`]: typed frame reader and writer over any async byte stream.
+//! * [`net`]: the network seam (dialer, listener, connection; TCP by default).
 //! * [`dial`]: connect to a master and handshake, with deadlines.
 //! * [`checksum`]: the end-to-end checksum and the default idempotency key.
 //! * [`stream`]: reassembly of chunked byte streams with a declared length.
@@ -27,6 +28,7 @@ pub mod handshake;
 pub mod key;
 pub mod liveness;
 pub mod message;
+pub mod net;
 pub mod stream;
 pub mod task;
 pub mod wire;

@@ -10,6 +10,7 @@ use tessera_proto::{
     accept::{AcceptError, AcceptOptions, accept},
     auth,
     dial::{DialError, DialOptions, dial},
+    net::Tcp,
     wire,
 };
 use tokio::{
@@ -47,9 +48,16 @@ const T: Duration = Duration::from_secs(10);
 async fn the_same_key_on_both_sides_is_welcomed() {
     let key = ClusterKey::generate();
     let (addr, master) = one_master(key.clone(), T).await;
-    let dialed = dial(&addr, Role::Worker, "w1", &key, DialOptions::default())
-        .await
-        .unwrap();
+    let dialed = dial(
+        &Tcp::default(),
+        &addr,
+        Role::Worker,
+        "w1",
+        &key,
+        DialOptions::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(dialed.welcome, welcome());
     let hello = master.await.unwrap().unwrap();
     assert_eq!((hello.role, hello.node_id.as_str()), (Role::Worker, "w1"));
@@ -59,9 +67,16 @@ async fn the_same_key_on_both_sides_is_welcomed() {
 async fn different_keys_fail_on_both_sides_with_errors_that_name_the_key() {
     let (addr, master) = one_master(ClusterKey::generate(), T).await;
     let ours = ClusterKey::generate();
-    let err = dial(&addr, Role::Client, "c", &ours, DialOptions::default())
-        .await
-        .unwrap_err();
+    let err = dial(
+        &Tcp::default(),
+        &addr,
+        Role::Client,
+        "c",
+        &ours,
+        DialOptions::default(),
+    )
+    .await
+    .unwrap_err();
     assert!(err.is_wrong_key(), "{err:?}");
     assert_eq!(
         err.to_string(),
@@ -158,6 +173,7 @@ async fn a_spoofed_master_fails_the_dial_with_a_wrong_key_error() {
             r.next_frame().await.ok().map(|f| f.to_vec())
         });
         let err = dial(
+            &Tcp::default(),
             &addr,
             Role::Worker,
             "w",

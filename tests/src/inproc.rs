@@ -13,15 +13,13 @@ use tessera_node::{
 use tessera_proto::{
     ClusterKey, FrameReader, FrameWriter, Msg, ProtoError, Role, TaskId,
     dial::{DialOptions, Dialed, dial},
+    net::{ReadHalf, Tcp, WriteHalf},
 };
-use tokio::net::{
-    TcpStream,
-    tcp::{OwnedReadHalf, OwnedWriteHalf},
-};
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 /// The two halves of a connection, as frames.
-pub type Raw = (FrameReader<OwnedReadHalf>, FrameWriter<OwnedWriteHalf>);
+pub type Raw = (FrameReader<ReadHalf>, FrameWriter<WriteHalf>);
 
 /// A running in-process cluster; stopped when dropped.
 #[derive(Debug)]
@@ -101,8 +99,11 @@ impl Cluster {
     /// A bare TCP connection (no handshake), as raw frames.
     pub async fn tcp(&self) -> Raw {
         let s = TcpStream::connect(&self.addr).await.unwrap();
-        let (r, w) = s.into_split();
-        (FrameReader::new(r, 1 << 21), FrameWriter::new(w, 1 << 21))
+        let c = Tcp::connection(s, None);
+        (
+            FrameReader::new(c.read, 1 << 21),
+            FrameWriter::new(c.write, 1 << 21),
+        )
     }
 
     /// Proves the cluster still serves: a fresh client submits a small
@@ -124,9 +125,16 @@ impl Cluster {
 /// An authenticated connection to the master at `addr` (any master, in
 /// this process or not) as `role`, named `node_id`, as raw frames.
 pub async fn authed_to(addr: &str, role: Role, node_id: &str, key: &ClusterKey) -> Raw {
-    let Dialed { reader, writer, .. } = dial(addr, role, node_id, key, DialOptions::default())
-        .await
-        .unwrap();
+    let Dialed { reader, writer, .. } = dial(
+        &Tcp::default(),
+        addr,
+        role,
+        node_id,
+        key,
+        DialOptions::default(),
+    )
+    .await
+    .unwrap();
     (reader, writer)
 }
 
@@ -168,7 +176,7 @@ pub async fn send_result(conn: &mut Raw, task: TaskId, attempt: u32, data: &Byte
 
 /// Waits until the peer closes `reader`'s connection (clean close or reset),
 /// skipping frames; panics after `deadline`. Returns the frames skipped.
-pub async fn until_closed(reader: &mut FrameReader<OwnedReadHalf>, deadline: Duration) -> usize {
+pub async fn until_closed(reader: &mut FrameReader<ReadHalf>, deadline: Duration) -> usize {
     let mut skipped = 0;
     let closed = tokio::time::timeout(deadline, async {
         loop {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tessera_client::{Client, ClientError, ErrorCode, TaskState};
 use tessera_node::worker::{self, WorkerConfig};
+use tessera_proto::net::WriteHalf;
 use tessera_proto::{
     Answer, ClusterKey, Hello, HelloReply, Msg, Refusal, Role, TaskId, auth, wire,
 };
@@ -17,7 +18,7 @@ use tessera_tests::{
     data_dir, eventually,
     inproc::{Cluster, Raw, send_result, start_assigned, until_closed},
 };
-use tokio::{io::AsyncWriteExt, net::tcp::OwnedWriteHalf};
+use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 const T: Duration = Duration::from_secs(10);
@@ -375,7 +376,7 @@ async fn a_slowloris_is_cut_off_by_the_handshake_deadline() {
     let deadline = Duration::from_millis(1500);
     let c = Cluster::start_with(1, |m| m.handshake_timeout = deadline, |_| {}).await;
     let hello = wire::encode(&Hello::new(Role::Client, "slow")).unwrap();
-    let trickle = |bytes: Vec<u8>, mut w: tessera_proto::FrameWriter<OwnedWriteHalf>| {
+    let trickle = |bytes: Vec<u8>, mut w: tessera_proto::FrameWriter<WriteHalf>| {
         tokio::spawn(async move {
             for b in bytes {
                 if w.get_mut().write_all(&[b]).await.is_err() {

@@ -29,16 +29,14 @@ pub mod state;
 pub mod store;
 pub mod worker_conn;
 
-use std::{collections::HashMap, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{collections::HashMap, path::PathBuf, sync::Arc, time::Duration};
 
 use tessera_proto::{
     ClusterKey, FrameLimits, FrameReader, FrameWriter, HelloReply, Refusal, Role, Welcome,
     accept::{AcceptOptions, accept},
+    net::{Connection, Listener, WriteHalf},
 };
-use tokio::{
-    net::{TcpListener, TcpStream},
-    sync::{Semaphore, mpsc},
-};
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -150,7 +148,7 @@ pub enum MasterError {
 
 /// Serves `listener` until `shutdown` is cancelled.
 pub async fn run(
-    listener: TcpListener,
+    mut listener: impl Listener,
     config: MasterConfig,
     shutdown: CancellationToken,
 ) -> Result<(), MasterError> {
@@ -242,7 +240,7 @@ pub async fn run(
         info!(%addr, data_dir = %ctx.config.data_dir.display(), "master listening");
     }
     loop {
-        let (socket, peer) = tokio::select! {
+        let conn = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -268,11 +266,11 @@ pub async fn run(
                 _ => None,
             };
             if let Some(limit) = limit {
-                debug!(%peer, limit, "refusing a connection: at the limit");
-                refuse_busy(socket, limit, ctx.config.max_frame).await;
+                debug!(peer = %conn.peer, limit, "refusing a connection: at the limit");
+                refuse_busy(conn.write, limit, ctx.config.max_frame).await;
                 return;
             }
-            serve_connection(ctx, socket, peer, shutdown, handshaking).await;
+            serve_connection(ctx, conn, shutdown, handshaking).await;
         });
     }
     ctx.state.close();
@@ -295,8 +293,8 @@ async fn expire_leases(ctx: Arc<Ctx>, shutdown: CancellationToken) {
     }
 }
 
-async fn refuse_busy(socket: TcpStream, limit: usize, max_frame: usize) {
-    let mut writer = FrameWriter::new(socket, max_frame);
+async fn refuse_busy(write: WriteHalf, limit: usize, max_frame: usize) {
+    let mut writer = FrameWriter::new(write, max_frame);
     let reply = HelloReply::Refused(Refusal::Busy {
         limit: limit as u32,
     });
@@ -305,13 +303,10 @@ async fn refuse_busy(socket: TcpStream, limit: usize, max_frame: usize) {
 
 async fn serve_connection(
     ctx: Arc<Ctx>,
-    socket: TcpStream,
-    peer: SocketAddr,
+    Connection { read, write, peer }: Connection,
     shutdown: CancellationToken,
     handshaking: Option<tokio::sync::OwnedSemaphorePermit>,
 ) {
-    let _ = socket.set_nodelay(true);
-    let (read, write) = socket.into_split();
     let activity = Activity::new();
     let mut reader =
         FrameReader::with_limits(Tracked::new(read, activity.clone()), FrameLimits::HANDSHAKE);

@@ -12,10 +12,14 @@ pub mod session;
 mod upload_tests;
 pub mod writer;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use tessera_imaging::Options;
-use tessera_proto::{ClusterKey, dial::DialError};
+use tessera_proto::{
+    ClusterKey,
+    dial::DialError,
+    net::{Dialer, Tcp},
+};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
@@ -38,6 +42,8 @@ pub struct WorkerConfig {
     pub node_id: String,
     pub max_image_bytes: u64,
     pub options: Options,
+    /// How connections to the master are opened (TCP; a simulation's own).
+    pub dialer: Arc<dyn Dialer>,
     pub connect_timeout: Duration,
     pub handshake_timeout: Duration,
     /// First and longest pause between reconnect attempts.
@@ -68,6 +74,9 @@ impl WorkerConfig {
             node_id: crate::node_id("worker"),
             max_image_bytes: 256 * 1024 * 1024,
             options: Options::default(),
+            dialer: Arc::new(Tcp {
+                send_buffer: Some(SEND_BUFFER),
+            }),
             connect_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
             backoff_base: Duration::from_millis(100),
@@ -80,6 +89,13 @@ impl WorkerConfig {
         }
     }
 }
+
+/// The connection's socket send buffer (Linux doubles it for its own
+/// bookkeeping). What the kernel queues ahead of a heartbeat is bounded by
+/// it; left to autotuning it grows to megabytes (seconds behind a master
+/// that reads slowly). This is still several times a LAN's bandwidth-delay
+/// product.
+pub const SEND_BUFFER: usize = 256 * 1024;
 
 /// The worker cannot go on.
 #[derive(Debug, thiserror::Error)]

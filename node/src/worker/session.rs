@@ -70,10 +70,6 @@ impl SessionError {
     }
 }
 
-/// The connection's socket send buffer (Linux doubles it for its own
-/// bookkeeping).
-const SEND_BUFFER: usize = 256 * 1024;
-
 /// After a drain out of grace, how long to wait for the master to confirm
 /// (`Pong`) that it has read the hand-backs.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
@@ -101,21 +97,12 @@ pub async fn run(
     };
     let Dialed {
         mut reader,
-        mut writer,
+        writer,
         welcome,
     } = tokio::select! {
-        d = dial(&config.master, Role::Worker, &config.node_id, &config.key, options) => d?,
+        d = dial(&*config.dialer, &config.master, Role::Worker, &config.node_id, &config.key, options) => d?,
         () = shutdown.cancelled() => return Ok(()),
     };
-    // What the kernel queues ahead of a heartbeat is bounded by the send
-    // buffer; left to autotuning it grows to megabytes (seconds behind a
-    // master that reads slowly). This is still several times a LAN's
-    // bandwidth-delay product.
-    if let Err(e) =
-        socket2::SockRef::from(writer.get_mut().as_ref()).set_send_buffer_size(SEND_BUFFER)
-    {
-        debug!("cannot set the connection's send buffer: {e}");
-    }
     let heartbeat_every = Duration::from_millis(u64::from(welcome.heartbeat_interval_ms.max(10)));
     info!(
         master = %config.master,
