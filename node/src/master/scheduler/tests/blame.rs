@@ -182,6 +182,11 @@ fn a_silent_worker_gets_no_new_work_until_it_shows_life() {
     // Started, but silence is not evidence: no strike.
     let r = s.row(t).unwrap();
     assert_eq!((r.strikes, r.evidence, r.lost), (0, 0, 1));
+    assert!(
+        r.history[0].contains("while it ran (not its fault: the worker went silent)"),
+        "{:?}",
+        r.history
+    );
     let out = s.dispatch(later);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].0, small, "not back to the silent worker");
@@ -321,6 +326,42 @@ fn a_worker_that_times_out_twice_is_the_suspect_and_the_task_goes_elsewhere() {
     let healthy = join(&mut s, 2, 1, 1);
     let out = s.dispatch(now);
     assert_eq!((out[0].0, out[0].1.task), (healthy, t));
+}
+
+/// Only a timeout marks a worker as one the task timed out on: a worker
+/// that went silent and came back is not suspect, so the task's first real
+/// timeout there is evidence.
+#[test]
+fn a_silent_loss_is_not_a_timeout_on_that_worker() {
+    let t0 = Instant::now();
+    let task_timeout = Duration::from_secs(60);
+    let mut s = Scheduler::new(SchedulerConfig {
+        task_timeout,
+        lease_timeout: TIMEOUT,
+        ..SchedulerConfig::default()
+    });
+    let t = s.submit("photo".into(), 1);
+    let w = join(&mut s, 1, 1, 1);
+    assert_eq!(s.dispatch(t0)[0].0, w);
+    s.started(w, t, 1, t0);
+    let mut now = t0 + TIMEOUT;
+    assert_eq!(s.expire(now).len(), 1, "silent");
+    assert_eq!(s.heartbeat(w, &[lr(t, 1)], now), vec![lr(t, 1)]);
+    s.worker_ready(w, 1);
+    let out = s.dispatch(now);
+    assert_eq!((out[0].0, out[0].1.attempt), (w, 2));
+    s.started(w, t, 2, now);
+    now += task_timeout;
+    s.heartbeat(w, &[lr(t, 2)], now - Duration::from_secs(1));
+    let e = s.expire(now);
+    assert!(e.len() == 1 && e[0].timed_out);
+    let r = s.row(t).unwrap();
+    assert_eq!(
+        (r.lost, r.evidence),
+        (2, 1),
+        "the first timeout there is evidence: {:?}",
+        r.history
+    );
 }
 
 /// A task failed by machine faults (or cancelled) frees its idempotency key,
