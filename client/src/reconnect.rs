@@ -16,11 +16,11 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use tessera_proto::ClusterKey;
-use tokio::sync::Semaphore;
+use tokio::{sync::Semaphore, time::Instant};
 use tracing::{info, warn};
 
 use crate::{Client, ClientConfig, ClientError};

@@ -51,13 +51,16 @@ impl SteadyWall {
     }
 }
 
-/// The process's monotonic clock.
+/// The process's monotonic clock, read through tokio's: the same as the
+/// system's in a real runtime, and the simulated time in a runtime whose
+/// time is paused or simulated (tokio's test utilities, turmoil), so timers
+/// (`tokio::time::sleep`) and decisions (`now`) always agree.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Instant {
-        Instant::now()
+        tokio::time::Instant::now().into_std()
     }
 }
 

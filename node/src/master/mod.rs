@@ -158,7 +158,7 @@ pub async fn run(
             path: config.data_dir.clone(),
             source,
         })?;
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let record_path = config.data_dir.join("record.redb");
     let record_err = |source| MasterError::Record {
         path: record_path.clone(),
@@ -312,7 +312,7 @@ async fn serve_connection(
         FrameReader::with_limits(Tracked::new(read, activity.clone()), FrameLimits::HANDSHAKE);
     let mut writer = FrameWriter::new(Tracked::new(write, activity.clone()), ctx.config.max_frame);
     // An address whose handshakes keep failing waits before it is answered.
-    let delay = ctx.failures.delay(peer.ip(), std::time::Instant::now());
+    let delay = ctx.failures.delay(peer.ip(), ctx.config.clock.now());
     if !delay.is_zero() {
         debug!(%peer, ?delay, "slowing down an address with failed handshakes");
         tokio::select! {
@@ -338,7 +338,7 @@ async fn serve_connection(
             hello
         }
         Err(e) => {
-            ctx.failures.failed(peer.ip(), std::time::Instant::now());
+            ctx.failures.failed(peer.ip(), ctx.config.clock.now());
             match e {
                 tessera_proto::accept::AcceptError::Proto(e) => {
                     debug!(%peer, "no handshake: {e}")

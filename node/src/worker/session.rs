@@ -518,7 +518,7 @@ async fn run_job(
         if let Some(d) = delay {
             tokio::time::sleep(d).await;
         }
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let r = match how {
             Work::Process => compute.process(w.data, w.checksum).await,
             Work::Synthetic => Ok(w.data),
