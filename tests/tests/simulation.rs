@@ -1,20 +1,34 @@
 //! The real master, workers and client on turmoil's simulated hosts and
-//! TCP (the network seam, `tessera_proto::net`; `tessera_tests::sim_net`).
+//! TCP (the network seam, `tessera_proto::net`; `tessera_tests::sim_net`),
+//! under faults drawn from a seed.
 //!
-//! This is the first step of the deterministic simulation: the same code
-//! that runs over real sockets runs over simulated ones, with simulated
-//! time, and an image comes back pixel-exact. Faults drawn from a seed and
-//! the oracle over many seeds build on it.
+//! `TESSERA_SIM_SEEDS=N` runs seeds 1..=N (default 16); `TESSERA_SIM_SEED=S`
+//! runs one and prints its faults. Each run ends with the line
+//! `simulation: N seeds passed, 0 failed (F faults injected)`.
+//!
+//! What is not simulated yet (issue 15): the master's files and record are
+//! real files (a crash loses nothing unsynced), the imaging runs on the
+//! worker's rayon pool and blocking work on tokio's pool, and the code's own
+//! randomness (backoff jitter, nonces) is not seeded, so a seed fixes the
+//! faults and their times but not every interleaving.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
-use bytes::Bytes;
-use tessera_client::{Client, ClientConfig};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use tessera_client::{
+    ClientConfig, Reconnecting,
+    batch::{self, BatchOptions},
+    files::Input,
+};
 use tessera_node::{
     master::{self, MasterConfig},
     worker::{self, WorkerConfig},
 };
-use tessera_proto::{ClusterKey, TaskState};
+use tessera_proto::ClusterKey;
 use tessera_tests::{
     check_swapped,
     sim_net::{SimDialer, SimListener},
@@ -23,83 +37,275 @@ use tessera_tests::{
 use tokio_util::sync::CancellationToken;
 
 const PORT: u16 = 7878;
+const MASTER: &str = "master";
 
-/// Small colour images of the corpus (the imaging runs for real).
-fn images() -> Vec<(String, Vec<u8>)> {
-    valid_pngsuite()
-        .into_iter()
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy();
-            name.starts_with("basn2c") || name.starts_with("basn6a")
-        })
-        .map(|p: PathBuf| {
-            (
-                p.file_name().unwrap().to_string_lossy().into_owned(),
-                std::fs::read(&p).unwrap(),
-            )
+/// One seed's run: what was injected, and what the oracle found.
+struct Run {
+    faults: Vec<String>,
+    problems: Vec<String>,
+}
+
+/// The corpus: every valid PngSuite image, twice under two names (the
+/// imaging runs for real).
+fn inputs(dir: &Path) -> Vec<Input> {
+    let suite = valid_pngsuite();
+    ["a", "b"]
+        .iter()
+        .flat_map(|copy| {
+            suite.iter().map(move |p: &PathBuf| {
+                let name = PathBuf::from(format!(
+                    "{copy}-{}",
+                    p.file_name().unwrap().to_string_lossy()
+                ));
+                let path = dir.join(&name);
+                std::fs::copy(p, &path).unwrap();
+                Input { path, name }
+            })
         })
         .collect()
 }
 
-#[test]
-fn images_come_back_pixel_exact_over_simulated_tcp() {
-    let data = tempfile::tempdir().unwrap();
+fn run_seed(seed: u64, trace: bool) -> Run {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, in_dir, out_dir) = (
+        tmp.path().join("data"),
+        tmp.path().join("in"),
+        tmp.path().join("out"),
+    );
+    for d in [&data, &in_dir, &out_dir] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let inputs = inputs(&in_dir);
     let key = ClusterKey::generate();
     let mut sim = turmoil::Builder::new()
-        .simulation_duration(Duration::from_secs(120))
+        .simulation_duration(Duration::from_secs(900))
+        .min_message_latency(Duration::from_millis(rng.random_range(0..2)))
+        .max_message_latency(Duration::from_millis(rng.random_range(2..30)))
+        .rng_seed(seed)
         .build();
 
-    let (dir, master_key) = (data.path().to_path_buf(), key.clone());
-    sim.host("master", move || {
-        let (dir, key) = (dir.clone(), master_key.clone());
+    let master_key = key.clone();
+    sim.host(MASTER, move || {
+        let (dir, key) = (data.clone(), master_key.clone());
         async move {
             let mut config = MasterConfig::new(dir);
             config.key = key;
+            config.heartbeat_interval = Duration::from_millis(200);
+            config.scheduler.lease_timeout = Duration::from_secs(1);
             let listener = SimListener::bind(PORT).await?;
             master::run(listener, config, CancellationToken::new()).await?;
             Ok(())
         }
     });
-    for name in ["worker1", "worker2"] {
-        let key = key.clone();
-        sim.host(name, move || {
-            let key = key.clone();
+    let workers: Vec<String> = (1..=rng.random_range(3..=6))
+        .map(|i| format!("worker{i}"))
+        .collect();
+    for (i, name) in workers.iter().enumerate() {
+        let (key, host, name) = (key.clone(), name.clone(), name.clone());
+        let threads = 1 + i % 2;
+        // The imaging itself takes no simulated time: each image also
+        // takes this long, so faults find workers busy.
+        let delay = Duration::from_millis(rng.random_range(20..300));
+        sim.host(host.as_str(), move || {
+            let (key, name) = (key.clone(), name.clone());
             async move {
-                let mut config = WorkerConfig::new(format!("master:{PORT}"), key);
-                config.threads = 1;
-                config.node_id = name.to_string();
+                let mut config = WorkerConfig::new(format!("{MASTER}:{PORT}"), key);
+                config.threads = threads;
+                config.node_id = name;
                 config.dialer = Arc::new(SimDialer);
+                config.test_delay = Some(delay);
                 worker::run(config, CancellationToken::new()).await?;
                 Ok(())
             }
         });
     }
 
-    let inputs = images();
-    assert!(inputs.len() >= 4, "the corpus has colour images");
-    let expected = inputs.clone();
+    let (batch_inputs, batch_out) = (inputs.clone(), out_dir.clone());
+    let report = Arc::new(std::sync::Mutex::new(None));
+    let reported = report.clone();
     sim.client("client", async move {
         let config = ClientConfig {
             dialer: Arc::new(SimDialer),
             ..ClientConfig::default()
         };
-        let client = Client::connect_with(&format!("master:{PORT}"), &key, config).await?;
-        let mut tasks = Vec::new();
-        for (name, bytes) in &inputs {
-            tasks.push(client.submit(name, Bytes::from(bytes.clone())).await?);
-        }
-        for (task, (name, input)) in tasks.into_iter().zip(&expected) {
-            let info = client.wait(task).await?;
-            assert!(
-                matches!(info.state, TaskState::Done),
-                "{name}: {:?}",
-                info.state
-            );
-            let output = client.fetch(task).await?;
-            check_swapped(input, &output).map_err(|e| format!("{name}: {e}"))?;
-            client.confirm(task).await?;
-        }
+        let conn = Reconnecting::connect(
+            &format!("{MASTER}:{PORT}"),
+            &key,
+            config,
+            Duration::from_secs(600),
+        )
+        .await?;
+        let options = BatchOptions {
+            out_dir: batch_out,
+            in_flight: 16,
+        };
+        let r = batch::run(Arc::new(conn), batch_inputs, &options, |_| {}).await;
+        *reported.lock().unwrap() = Some(r);
         Ok(())
     });
-    sim.run().unwrap();
+
+    // Faults, one at a time per worker, each undone after a while.
+    let mut faults = Vec::new();
+    let mut undo: Vec<(Duration, String, Fault)> = Vec::new();
+    let mut next = Duration::from_millis(rng.random_range(200..1500));
+    let mut problems = Vec::new();
+    loop {
+        match sim.step() {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(e) => {
+                problems.push(format!("the simulation stopped: {e}"));
+                break;
+            }
+        }
+        let now = sim.elapsed();
+        undo.retain(|(at, host, fault)| {
+            if *at > now {
+                return true;
+            }
+            match fault {
+                Fault::Crash => sim.bounce(host.as_str()),
+                Fault::Partition | Fault::OneWay => sim.repair(host.as_str(), MASTER),
+                Fault::Hold => sim.release(host.as_str(), MASTER),
+            }
+            faults.push(format!(
+                "{:>8.3}s {host}: {fault:?} undone",
+                now.as_secs_f64()
+            ));
+            false
+        });
+        if now < next {
+            continue;
+        }
+        next = now + Duration::from_millis(rng.random_range(100..1000));
+        let (host, fault) = match rng.random_range(0..20) {
+            0 => (MASTER.to_string(), Fault::Crash),
+            n => (
+                workers[rng.random_range(0..workers.len())].clone(),
+                match n % 4 {
+                    0 => Fault::Crash,
+                    1 => Fault::Partition,
+                    2 => Fault::OneWay,
+                    _ => Fault::Hold,
+                },
+            ),
+        };
+        if undo.iter().any(|(_, h, _)| *h == host) {
+            continue;
+        }
+        // Long enough to outlast a lease (1 s) about half the time.
+        let lasts = Duration::from_millis(rng.random_range(200..3000));
+        match fault {
+            Fault::Crash => sim.crash(host.as_str()),
+            Fault::Partition => sim.partition(host.as_str(), MASTER),
+            Fault::OneWay => sim.partition_oneway(MASTER, host.as_str()),
+            Fault::Hold => sim.hold(host.as_str(), MASTER),
+        }
+        faults.push(format!(
+            "{:>8.3}s {host}: {fault:?} for {lasts:?}",
+            now.as_secs_f64()
+        ));
+        undo.push((now + lasts, host, fault));
+    }
+    if trace {
+        for f in &faults {
+            eprintln!("seed {seed}: {f}");
+        }
+    }
+
+    // The oracle: every image done once, under a task of its own,
+    // pixel-exact; none failed.
+    let report = report.lock().unwrap().take();
+    match report {
+        None if problems.is_empty() => problems.push("the client never finished".into()),
+        None => {}
+        Some(report) => {
+            if report.outcomes.len() != inputs.len() {
+                problems.push(format!(
+                    "{} outcomes for {} images",
+                    report.outcomes.len(),
+                    inputs.len()
+                ));
+            }
+            for (input, failure) in report.failed() {
+                problems.push(format!(
+                    "{} failed: {}",
+                    input.name.display(),
+                    failure.reason
+                ));
+            }
+            let mut tasks: Vec<_> = report.done().map(|d| d.task).collect();
+            tasks.sort();
+            tasks.dedup();
+            if tasks.len() != report.done().count() {
+                problems.push("two images were answered with one task".into());
+            }
+            for done in report.done() {
+                let name = done.output.file_name().unwrap();
+                let input = std::fs::read(in_dir.join(name)).unwrap();
+                let output = std::fs::read(&done.output).unwrap();
+                if let Err(e) = check_swapped(&input, &output) {
+                    problems.push(format!("{}: {e}", name.to_string_lossy()));
+                }
+            }
+        }
+    }
+    Run {
+        faults: faults
+            .into_iter()
+            .filter(|f| !f.contains("undone"))
+            .collect(),
+        problems,
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// The host (a worker, or the master) crashes: its software stops at
+    /// once; it is started again later (the master on its data directory).
+    Crash,
+    /// The link between the worker and the master is cut both ways.
+    Partition,
+    /// The master's messages to the worker are lost; the worker's still
+    /// arrive.
+    OneWay,
+    /// Messages between the worker and the master are held back, then
+    /// delivered in a burst.
+    Hold,
+}
+
+#[test]
+fn seeded_faults_lose_no_image_and_fail_no_innocent_one() {
+    let one: Option<u64> = std::env::var("TESSERA_SIM_SEED")
+        .ok()
+        .map(|s| s.parse().expect("TESSERA_SIM_SEED: a number"));
+    let seeds: Vec<u64> = match one {
+        Some(s) => vec![s],
+        None => {
+            let n: u64 = std::env::var("TESSERA_SIM_SEEDS")
+                .map(|s| s.parse().expect("TESSERA_SIM_SEEDS: a number"))
+                .unwrap_or(16);
+            (1..=n).collect()
+        }
+    };
+    let (mut passed, mut failed, mut injected) = (0, Vec::new(), 0);
+    for &seed in &seeds {
+        let run = run_seed(seed, one.is_some());
+        injected += run.faults.len();
+        if run.problems.is_empty() {
+            passed += 1;
+        } else {
+            failed.push(format!(
+                "seed {seed} failed (replay: TESSERA_SIM_SEED={seed} cargo test --release -p tessera-tests --test simulation -- --nocapture):\n  {}\nfaults:\n  {}",
+                run.problems.join("\n  "),
+                run.faults.join("\n  ")
+            ));
+        }
+    }
+    println!(
+        "simulation: {passed} seeds passed, {} failed ({injected} faults injected)",
+        failed.len()
+    );
+    assert!(failed.is_empty(), "{}", failed.join("\n\n"));
 }
