@@ -14,7 +14,10 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -26,7 +29,7 @@ use tessera_client::{
 };
 use tessera_node::{
     master::{self, MasterConfig},
-    worker::{self, WorkerConfig},
+    worker::{self, Crash, WorkerConfig},
 };
 use tessera_proto::ClusterKey;
 use tessera_tests::{
@@ -38,6 +41,8 @@ use tokio_util::sync::CancellationToken;
 
 const PORT: u16 = 7878;
 const MASTER: &str = "master";
+/// An image whose name has this kills every worker that processes it.
+const POISON: &str = "poison";
 
 /// One seed's run: what was injected, and what the oracle found.
 struct Run {
@@ -62,6 +67,12 @@ fn inputs(dir: &Path) -> Vec<Input> {
                 Input { path, name }
             })
         })
+        .chain(std::iter::once({
+            let name = PathBuf::from(format!("{POISON}.png"));
+            let path = dir.join(&name);
+            std::fs::copy(&suite[0], &path).unwrap();
+            Input { path, name }
+        }))
         .collect()
 }
 
@@ -101,16 +112,21 @@ fn run_seed(seed: u64, trace: bool) -> Run {
     let workers: Vec<String> = (1..=rng.random_range(3..=6))
         .map(|i| format!("worker{i}"))
         .collect();
+    // Set by a worker that starts the poison; the loop then crashes its host.
+    let poisoned: Vec<Arc<AtomicBool>> = workers.iter().map(|_| Arc::default()).collect();
     for (i, name) in workers.iter().enumerate() {
+        let flag = poisoned[i].clone();
         let (key, host, name) = (key.clone(), name.clone(), name.clone());
         let threads = 1 + i % 2;
         // The imaging itself takes no simulated time: each image also
         // takes this long, so faults find workers busy.
         let delay = Duration::from_millis(rng.random_range(20..300));
         sim.host(host.as_str(), move || {
-            let (key, name) = (key.clone(), name.clone());
+            let (key, name, flag) = (key.clone(), name.clone(), flag.clone());
             async move {
                 let mut config = WorkerConfig::new(format!("{MASTER}:{PORT}"), key);
+                config.test_crash_on = Some(POISON.into());
+                config.test_crash = Crash(Arc::new(move || flag.store(true, Ordering::SeqCst)));
                 config.threads = threads;
                 config.node_id = name;
                 config.dialer = Arc::new(SimDialer);
@@ -160,6 +176,19 @@ fn run_seed(seed: u64, trace: bool) -> Run {
             }
         }
         let now = sim.elapsed();
+        for (host, flag) in workers.iter().zip(&poisoned) {
+            if flag.swap(false, Ordering::SeqCst) {
+                sim.crash(host.as_str());
+                // Its supervisor starts it again (a link fault on it is
+                // still undone when due).
+                let back = now + Duration::from_millis(rng.random_range(50..1000));
+                undo.push((back, host.clone(), Fault::Crash));
+                faults.push(format!(
+                    "{:>8.3}s {host}: crashed by the poison",
+                    now.as_secs_f64()
+                ));
+            }
+        }
         undo.retain(|(at, host, fault)| {
             if *at > now {
                 return true;
@@ -214,8 +243,8 @@ fn run_seed(seed: u64, trace: bool) -> Run {
         }
     }
 
-    // The oracle: every image done once, under a task of its own,
-    // pixel-exact; none failed.
+    // The oracle: every innocent image done once, under a task of its own,
+    // pixel-exact; the poison failed for its content.
     let report = report.lock().unwrap().take();
     match report {
         None if problems.is_empty() => problems.push("the client never finished".into()),
@@ -228,12 +257,22 @@ fn run_seed(seed: u64, trace: bool) -> Run {
                     inputs.len()
                 ));
             }
+            let mut poison_failed = false;
             for (input, failure) in report.failed() {
+                if input.name.to_string_lossy().contains(POISON)
+                    && failure.reason.starts_with("failed for its content")
+                {
+                    poison_failed = true;
+                    continue;
+                }
                 problems.push(format!(
                     "{} failed: {}",
                     input.name.display(),
                     failure.reason
                 ));
+            }
+            if !poison_failed {
+                problems.push("the poison image did not fail for its content".into());
             }
             let mut tasks: Vec<_> = report.done().map(|d| d.task).collect();
             tasks.sort();

@@ -59,6 +59,9 @@ pub struct WorkerConfig {
     /// Test only: abort the process when starting an image whose name
     /// contains this (a poison image).
     pub test_crash_on: Option<String>,
+    /// Test only: what a poison image does (aborts the process; a
+    /// simulation crashes the simulated host instead).
+    pub test_crash: Crash,
     /// Test only: panic while processing an image whose name contains this.
     pub test_panic_on: Option<String>,
 }
@@ -85,8 +88,27 @@ impl WorkerConfig {
             synthetic: false,
             test_delay: None,
             test_crash_on: None,
+            test_crash: Crash::abort(),
             test_panic_on: None,
         }
+    }
+}
+
+/// How a poison image (`test_crash_on`) kills its worker. The default
+/// aborts the process, as a crashing decoder would; a simulation passes a
+/// hook that has the simulated host crashed (the job then never ends).
+#[derive(Clone)]
+pub struct Crash(pub Arc<dyn Fn() + Send + Sync>);
+
+impl Crash {
+    pub fn abort() -> Crash {
+        Crash(Arc::new(|| std::process::abort()))
+    }
+}
+
+impl std::fmt::Debug for Crash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Crash")
     }
 }
 

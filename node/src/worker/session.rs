@@ -388,7 +388,7 @@ impl Session<'_> {
             let panic = (self.config.test_panic_on.as_deref())
                 .is_some_and(|pattern| w.name.contains(pattern));
             let how = if crash {
-                Work::TestCrash
+                Work::TestCrash(self.config.test_crash.clone())
             } else if self.config.synthetic {
                 Work::Synthetic
             } else if panic {
@@ -489,7 +489,7 @@ impl Session<'_> {
 }
 
 /// What a job does with its image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 enum Work {
     /// Process it on the pool.
     Process,
@@ -499,7 +499,7 @@ enum Work {
     TestPanic,
     /// `--test-crash-on` matched: a poison image that kills the process a
     /// moment into processing, as a crashing decoder would.
-    TestCrash,
+    TestCrash(super::Crash),
 }
 
 /// Runs one task; ends at once when `dropped` is cancelled (the master said
@@ -523,10 +523,11 @@ async fn run_job(
             Work::Process => compute.process(w.data, w.checksum).await,
             Work::Synthetic => Ok(w.data),
             Work::TestPanic => compute.panic_for_test().await,
-            Work::TestCrash => {
+            Work::TestCrash(crash) => {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 tracing::error!(%task, "--test-crash-on matched; aborting");
-                std::process::abort()
+                (crash.0)();
+                std::future::pending().await
             }
         };
         debug!(%task, ms = started.elapsed().as_millis() as u64, "processed");
