@@ -1,6 +1,8 @@
 //! The bridge from the tokio side to the worker's rayon pool: images are
 //! processed on the pool's threads and the result comes back on a oneshot, so
-//! no CPU work runs on a tokio thread.
+//! no CPU work runs on a tokio thread. A simulation processes them inline
+//! instead ([`Compute::inline`]), so that no simulated time passes while an
+//! image is processed and a seed fixes what happens when.
 
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
@@ -12,10 +14,10 @@ use tessera_imaging::{Options, ProcessError};
 use tessera_proto::FailureKind;
 use tokio::sync::oneshot;
 
-/// A rayon pool sized for one worker.
+/// A rayon pool sized for one worker (or none: inline).
 #[derive(Debug, Clone)]
 pub struct Compute {
-    pool: Arc<rayon::ThreadPool>,
+    pool: Option<Arc<rayon::ThreadPool>>,
     options: Arc<Options>,
 }
 
@@ -35,9 +37,17 @@ impl Compute {
             .build()
             .map_err(std::io::Error::other)?;
         Ok(Compute {
-            pool: Arc::new(pool),
+            pool: Some(Arc::new(pool)),
             options: Arc::new(options),
         })
+    }
+
+    /// SIMULATION ONLY: processes each image on the calling (tokio) thread.
+    pub fn inline(options: Options) -> Self {
+        Compute {
+            pool: None,
+            options: Arc::new(options),
+        }
     }
 
     /// Verifies the input against the checksum the master recorded, then
@@ -72,21 +82,13 @@ impl Compute {
         &self,
         work: impl FnOnce(&Options) -> Result<Bytes, TaskFailure> + Send + 'static,
     ) -> Result<Bytes, TaskFailure> {
-        let (tx, rx) = oneshot::channel();
         let options = self.options.clone();
-        self.pool.spawn(move || {
-            let result = catch_unwind(AssertUnwindSafe(|| work(&options))).unwrap_or_else(|p| {
-                let message = p
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| p.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "(no message)".into());
-                Err(TaskFailure {
-                    kind: FailureKind::Internal,
-                    reason: format!("internal error: panic while processing the image: {message}"),
-                })
-            });
-            let _ = tx.send(result);
+        let Some(pool) = &self.pool else {
+            return caught(work, &options);
+        };
+        let (tx, rx) = oneshot::channel();
+        pool.spawn(move || {
+            let _ = tx.send(caught(work, &options));
         });
         rx.await.unwrap_or_else(|_| {
             Err(TaskFailure {
@@ -95,6 +97,24 @@ impl Compute {
             })
         })
     }
+}
+
+/// Runs `work`, turning a panic into a failed task.
+fn caught(
+    work: impl FnOnce(&Options) -> Result<Bytes, TaskFailure>,
+    options: &Options,
+) -> Result<Bytes, TaskFailure> {
+    catch_unwind(AssertUnwindSafe(|| work(options))).unwrap_or_else(|p| {
+        let message = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into());
+        Err(TaskFailure {
+            kind: FailureKind::Internal,
+            reason: format!("internal error: panic while processing the image: {message}"),
+        })
+    })
 }
 
 fn to_failure(e: ProcessError) -> TaskFailure {

@@ -59,6 +59,9 @@ pub struct WorkerConfig {
     /// Test only: abort the process when starting an image whose name
     /// contains this (a poison image).
     pub test_crash_on: Option<String>,
+    /// Simulation only: process images inline on the session's thread
+    /// instead of on a rayon pool ([`Compute::inline`]).
+    pub inline_compute: bool,
     /// Test only: what a poison image does (aborts the process; a
     /// simulation crashes the simulated host instead).
     pub test_crash: Crash,
@@ -88,6 +91,7 @@ impl WorkerConfig {
             synthetic: false,
             test_delay: None,
             test_crash_on: None,
+            inline_compute: false,
             test_crash: Crash::abort(),
             test_panic_on: None,
         }
@@ -149,8 +153,12 @@ pub async fn run_with(
     discovery: &dyn Discovery,
     shutdown: CancellationToken,
 ) -> Result<(), WorkerError> {
-    let compute = Compute::new(config.threads, config.options.clone(), &config.node_id)
-        .map_err(WorkerError::Pool)?;
+    let compute = if config.inline_compute {
+        Compute::inline(config.options.clone())
+    } else {
+        Compute::new(config.threads, config.options.clone(), &config.node_id)
+            .map_err(WorkerError::Pool)?
+    };
     let mut failures = 0u32;
     let mut last_found: Option<Found> = None;
     loop {
