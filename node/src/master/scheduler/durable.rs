@@ -124,17 +124,13 @@ impl Scheduler {
 
     /// Inserts the task a row describes (leased: queued again), with its
     /// idempotency key; true when it is to be queued (the caller queues it).
+    /// Only a task not at rest comes here (`restore` counts the others), so
+    /// its key still names it: a removed result's key, and that of a task
+    /// failed for no fault of the image, were freed (`fault_in` brings such
+    /// a task back without its key).
     pub(super) fn insert_row(&mut self, id: TaskId, row: TaskRow) -> bool {
-        // A removed result's key no longer names anything fetchable, and a
-        // task failed for no fault of the image no longer answers for it.
-        let keep_key = match &row.state {
-            RowState::Done { removed, .. } => !removed,
-            RowState::Failed { kind, .. } => !super::blame::frees_key(*kind),
-            _ => true,
-        };
-        if keep_key {
-            self.by_key.insert(row.key, id);
-        }
+        debug_assert!(!super::archive::row_at_rest(&row.state));
+        self.by_key.insert(row.key, id);
         let task = task_from_row(row);
         let queued = matches!(task.phase, Phase::Queued);
         self.tasks.insert(id, task);

@@ -135,3 +135,37 @@ fn a_task_is_faulted_in_from_its_row_only_when_archived_and_decided() {
     assert_eq!(s.deletions(), deletions + 1);
     assert_eq!(s.task_counts().done, 0);
 }
+
+/// A task at rest brought back (to be deleted) does not take back the key
+/// it freed (its result removed, or failed for no fault of the image): the
+/// key may name a newer task of the same image by then.
+#[test]
+fn a_task_brought_back_does_not_take_back_its_freed_key() {
+    let (mut s, done) = done_task();
+    assert!(s.remove_result(done, Removal::Fetched));
+    let done_row = s.row(done).unwrap();
+    assert!(s.archive(done));
+    let cancelled = s.submit("x".into(), 1);
+    s.cancel(cancelled);
+    let cancelled_row = s.row(cancelled).unwrap();
+    assert!(s.archive(cancelled));
+    for (old, row) in [(done, done_row), (cancelled, cancelled_row)] {
+        let key = u128::from(old.0);
+        let newer = s.reserve_id();
+        s.submit_reserved(newer, "again".into(), 1, 0, key);
+        assert!(s.fault_in(old, row));
+        assert_eq!(s.task_for_key(key), Some(newer), "task {old}'s key");
+    }
+}
+
+/// A restart hands out ids after the highest in the record, whatever the
+/// record's own counter says.
+#[test]
+fn a_restart_never_hands_out_an_id_in_the_record() {
+    let mut s = sched();
+    let ids: Vec<TaskId> = (0..5).map(|i| s.submit(format!("{i}"), 1)).collect();
+    let last = *ids.last().unwrap();
+    let mut again = sched();
+    again.restore(vec![(last, s.row(last).unwrap())], 1);
+    assert_eq!(again.submit("new".into(), 1), TaskId(last.0 + 1));
+}

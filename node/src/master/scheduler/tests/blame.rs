@@ -162,6 +162,24 @@ fn a_suspect_waits_for_a_reserved_worker_to_empty_when_all_are_wide() {
     assert!(s.reserved.is_none());
 }
 
+/// Where a suspect runs alone: a worker of one thread before an empty
+/// worker of several (which could run others beside it).
+#[test]
+fn a_suspect_goes_to_a_one_thread_worker_before_an_empty_wide_one() {
+    let now = Instant::now();
+    let mut s = sched();
+    let t = s.submit("t".into(), 1);
+    let first = join(&mut s, 1, 1, 1);
+    s.dispatch(now);
+    s.started(first, t, 1, now);
+    s.worker_lost(first, "killed");
+    assert!(s.suspect(t));
+    let _wide = join(&mut s, 2, 2, 2);
+    let one = join(&mut s, 3, 1, 1);
+    let out = s.dispatch(now);
+    assert_eq!((out[0].0, out[0].1.task), (one, t));
+}
+
 /// Issue 13, scenario 1 in the scheduler: a hung worker with spare credits
 /// is offered nothing once its lease expired; the idle worker gets the task.
 #[test]
