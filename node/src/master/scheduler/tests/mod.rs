@@ -8,6 +8,7 @@ use super::*;
 
 mod archive;
 mod blame;
+mod delete;
 mod drain;
 mod fault_props;
 mod idle;
