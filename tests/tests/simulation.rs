@@ -39,7 +39,7 @@ use tessera_client::{
     files::Input,
 };
 use tessera_node::{
-    master::{self, MasterConfig},
+    master::{self, InvariantHook, MasterConfig},
     worker::{self, Crash, WorkerConfig},
 };
 use tessera_proto::ClusterKey;
@@ -115,12 +115,19 @@ fn run_seed(seed: u64, trace: bool) -> Run {
         .rng_seed(seed)
         .build();
 
+    // Every broken scheduler invariant, checked on every operation.
+    let broken = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let hook = {
+        let broken = broken.clone();
+        InvariantHook(Arc::new(move |b| broken.lock().unwrap().push(b)))
+    };
     let master_key = key.clone();
     sim.host(MASTER, move || {
-        let (dir, key) = (data.clone(), master_key.clone());
+        let (dir, key, hook) = (data.clone(), master_key.clone(), hook.clone());
         async move {
             let mut config = MasterConfig::new(dir);
             config.key = key;
+            config.invariants = Some(hook);
             config.heartbeat_interval = Duration::from_millis(200);
             config.scheduler.lease_timeout = Duration::from_secs(1);
             let listener = SimListener::bind(PORT).await?;
@@ -267,8 +274,17 @@ fn run_seed(seed: u64, trace: bool) -> Run {
         );
     }
 
-    // The oracle: every innocent image done once, under a task of its own,
-    // pixel-exact; the poison failed for its content.
+    // The oracle: the scheduler's invariants held at every step (no task
+    // leased twice, ...); every innocent image done once, under a task of
+    // its own, pixel-exact; the poison failed for its content.
+    let mut broken = broken.lock().unwrap().clone();
+    broken.dedup();
+    problems.extend(
+        broken
+            .into_iter()
+            .take(5)
+            .map(|b| format!("invariant broken: {b}")),
+    );
     let report = report.lock().unwrap().take();
     match report {
         None if problems.is_empty() => problems.push("the client never finished".into()),

@@ -95,6 +95,19 @@ pub struct MasterConfig {
     pub group_commit: bool,
     /// Serve Prometheus metrics (`--metrics`): the installed recorder and its listener.
     pub metrics: Option<metrics::Exporter>,
+    /// Tests and simulations: check the scheduler's invariants on every
+    /// operation and report each one found broken here.
+    pub invariants: Option<InvariantHook>,
+}
+
+/// Told of each broken scheduler invariant (see `MasterConfig::invariants`).
+#[derive(Clone)]
+pub struct InvariantHook(pub Arc<dyn Fn(String) + Send + Sync>);
+
+impl std::fmt::Debug for InvariantHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InvariantHook")
+    }
 }
 
 impl MasterConfig {
@@ -119,6 +132,7 @@ impl MasterConfig {
             retention: Duration::from_secs(24 * 3600),
             group_commit: true,
             metrics: None,
+            invariants: None,
         }
     }
 }
@@ -186,6 +200,9 @@ pub async fn run(
         loaded,
         store.clone(),
     );
+    if let Some(hook) = &config.invariants {
+        state.watch_invariants(hook.clone());
+    }
     // Files the record does not know (a crash between writing and
     // recording), and files it made obsolete (a crash before removing them):
     // an input is kept while its task is undecided, a result while it is

@@ -91,6 +91,8 @@ pub struct Core {
     files: Arc<DataDir>,
     /// When this master started (for the live view's uptime).
     started: std::time::Instant,
+    /// Checks the scheduler's invariants on every operation when set.
+    invariants: std::sync::OnceLock<super::InvariantHook>,
 }
 
 impl Deref for Shared {
@@ -132,6 +134,7 @@ impl Shared {
                 }),
                 next_worker: AtomicU64::new(1),
                 started: clock.now(),
+                invariants: std::sync::OnceLock::new(),
                 wall,
                 clock,
                 journal,
@@ -150,10 +153,22 @@ impl Shared {
         self.wall.at(self.clock.now())
     }
 
+    /// From now on, checks the scheduler's invariants on every operation
+    /// (the state each one left, when the next one takes the lock) and
+    /// reports each one broken to `hook`.
+    pub fn watch_invariants(&self, hook: super::InvariantHook) {
+        let _ = self.invariants.set(hook);
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // Keep serving after a panic elsewhere: every scheduler method leaves
         // the state consistent before it can panic.
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(hook) = self.invariants.get()
+            && let Some(broken) = g.scheduler.broken_invariant()
+        {
+            (hook.0)(broken);
+        }
         g.scheduler.set_wall_ms(self.wall_ms());
         g
     }

@@ -23,6 +23,7 @@ pub mod blame;
 pub mod cancel;
 mod dispatch;
 pub mod durable;
+mod invariants;
 pub mod lease;
 mod query;
 pub mod rate;

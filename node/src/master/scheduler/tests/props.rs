@@ -48,47 +48,10 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 impl Scheduler {
-    /// Structural invariants that every sequence of operations must keep.
+    /// Panics at the first broken invariant (`invariants.rs`).
     pub(super) fn check_invariants(&self) {
-        // Every queued task is in the queue exactly once, and nothing else is.
-        for (id, t) in &self.tasks {
-            let n = self.queue.iter().filter(|q| *q == id).count();
-            match t.phase {
-                Phase::Queued => assert_eq!(n, 1, "queued task {id} in queue {n} times"),
-                _ => assert_eq!(n, 0, "non-queued task {id} in queue"),
-            }
-            assert!(
-                t.evidence <= self.config.max_attempts,
-                "task {id} over max attempts"
-            );
-            assert!(
-                t.lost - t.evidence <= self.config.max_lost,
-                "task {id} over max lost"
-            );
-            assert!(t.evidence <= t.strikes && t.strikes <= t.lost, "task {id}");
-        }
-        // A leased task is held by exactly the worker its lease names: never two.
-        for (id, t) in &self.tasks {
-            let holders: Vec<_> = self
-                .workers
-                .iter()
-                .filter(|(_, s)| s.leases.contains(id))
-                .map(|(w, _)| *w)
-                .collect();
-            match &t.phase {
-                Phase::Leased(l) => {
-                    assert_eq!(holders, vec![l.worker], "task {id}");
-                    assert!(l.attempt <= t.attempts);
-                }
-                _ => assert!(
-                    holders.is_empty(),
-                    "task {id} held by {holders:?} but not leased"
-                ),
-            }
-        }
-        for s in self.workers.values() {
-            assert!(s.credits <= self.config.max_credits);
-            assert!(!s.draining || s.credits == 0);
+        if let Some(broken) = self.broken_invariant() {
+            panic!("{broken}");
         }
     }
 }
