@@ -8,6 +8,7 @@
 //!   [`cli_error`]: how an error that ends a binary is printed).
 //! * [`clock`]: the clock seam lease decisions are timed by.
 
+#[cfg(feature = "jemalloc")]
 mod allocator;
 pub mod cli;
 pub mod cli_error;
