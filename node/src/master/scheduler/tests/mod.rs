@@ -169,6 +169,22 @@ fn heartbeats_extend_leases_and_silence_expires_them() {
     }
 }
 
+/// Result bytes arriving extend the lease they belong to, like a heartbeat;
+/// another attempt's are no sign of life for it.
+#[test]
+fn progress_on_a_lease_extends_it() {
+    let t0 = Instant::now();
+    let mut s = sched();
+    let t = s.submit("a".into(), 1);
+    let w = join(&mut s, 1, 1, 1);
+    s.dispatch(t0);
+    s.started(w, t, 1, t0);
+    s.touch(w, t, 2, t0 + TIMEOUT / 2);
+    s.touch(w, t, 1, t0 + TIMEOUT / 2);
+    assert!(s.expire(t0 + TIMEOUT).is_empty(), "extended");
+    assert_eq!(s.expire(t0 + TIMEOUT / 2 + TIMEOUT).len(), 1, "until then");
+}
+
 #[test]
 fn an_expired_attempt_s_late_result_wins_if_first_and_the_new_holder_drops() {
     let t0 = Instant::now();
