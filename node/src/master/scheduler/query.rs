@@ -1,7 +1,5 @@
 //! Read-only views of the scheduler's state.
 
-use std::collections::HashMap;
-
 use tessera_proto::{TaskId, TaskInfo, TaskState};
 
 use super::{Lease, Phase, Scheduler, Task, WorkerId};
@@ -11,41 +9,9 @@ impl Scheduler {
         Some(info_of(task_id, self.tasks.get(&task_id)?))
     }
 
-    /// The attempt whose result was accepted, for a done task.
-    pub fn winning_attempt(&self, task_id: TaskId) -> Option<u32> {
-        match self.tasks.get(&task_id)?.phase {
-            Phase::Done { attempt, .. } => Some(attempt),
-            _ => None,
-        }
-    }
-
     /// Number of queued tasks.
     pub fn queue_len(&self) -> usize {
         self.queue.len()
-    }
-
-    /// Counts of tasks per state name.
-    pub fn counts(&self) -> HashMap<&'static str, usize> {
-        let mut m = HashMap::new();
-        for t in self.tasks.values() {
-            let k = match t.phase {
-                Phase::Queued => "queued",
-                Phase::Leased(_) => "running",
-                Phase::Done { .. } => "done",
-                Phase::Failed { .. } => "failed",
-            };
-            *m.entry(k).or_insert(0) += 1;
-        }
-        // Tasks at rest are in the record only.
-        for (k, n) in [
-            ("done", self.archived.done),
-            ("failed", self.archived.failed),
-        ] {
-            if n > 0 {
-                *m.entry(k).or_insert(0) += n as usize;
-            }
-        }
-        m
     }
 
     /// Tasks the worker holds a live lease on.

@@ -208,7 +208,7 @@ fn an_expired_attempt_s_late_result_wins_if_first_and_the_new_holder_drops() {
         (Outcome::Stale, vec![]),
         "never delivered twice"
     );
-    assert_eq!(s.winning_attempt(t), Some(1));
+    assert_eq!(s.result_ref(t).map(|r| r.attempt), Some(1));
     assert_eq!(s.info(t).unwrap().output_len, Some(10));
 }
 

@@ -117,7 +117,7 @@ proptest! {
             let out = s.dispatch(now);
             for o in s.steal() { s.released(o.victim, o.task, o.attempt); }
             let out: Vec<_> = out.into_iter().chain(s.dispatch(now)).collect();
-            if out.is_empty() && s.queue_len() == 0 && !s.counts().contains_key("running") { break; }
+            if out.is_empty() && s.queue_len() == 0 && s.task_counts().running == 0 { break; }
             match events.next() {
                 Some(0) => {
                     // Kill one worker and start a new one.
