@@ -2,6 +2,15 @@
 
 use super::*;
 
+/// A scheduler whose started attempts time out after `task_timeout`.
+fn with_task_timeout(task_timeout: Duration) -> Scheduler {
+    Scheduler::new(SchedulerConfig {
+        task_timeout,
+        lease_timeout: TIMEOUT,
+        ..SchedulerConfig::default()
+    })
+}
+
 fn failed_kind(s: &Scheduler, t: TaskId) -> Option<FailureKind> {
     match s.info(t).unwrap().state {
         TaskState::Failed { kind, .. } => Some(kind),
@@ -261,11 +270,7 @@ fn silence_never_fails_a_task_but_a_broken_cluster_is_bounded() {
 fn an_attempt_past_the_task_timeout_on_a_live_worker_is_taken_back_as_evidence() {
     let t0 = Instant::now();
     let task_timeout = Duration::from_secs(60);
-    let mut s = Scheduler::new(SchedulerConfig {
-        task_timeout,
-        lease_timeout: TIMEOUT,
-        ..SchedulerConfig::default()
-    });
+    let mut s = with_task_timeout(task_timeout);
     let t = s.submit("hangs".into(), 1);
     let mut now = t0;
     for round in 1..=3u32 {
@@ -313,11 +318,7 @@ fn blame_survives_a_restart() {
 fn a_worker_that_times_out_twice_is_the_suspect_and_the_task_goes_elsewhere() {
     let t0 = Instant::now();
     let task_timeout = Duration::from_secs(60);
-    let mut s = Scheduler::new(SchedulerConfig {
-        task_timeout,
-        lease_timeout: TIMEOUT,
-        ..SchedulerConfig::default()
-    });
+    let mut s = with_task_timeout(task_timeout);
     let t = s.submit("photo".into(), 1);
     let stuck = join(&mut s, 1, 1, 4);
     let mut now = t0;
@@ -353,11 +354,7 @@ fn a_worker_that_times_out_twice_is_the_suspect_and_the_task_goes_elsewhere() {
 fn a_silent_loss_is_not_a_timeout_on_that_worker() {
     let t0 = Instant::now();
     let task_timeout = Duration::from_secs(60);
-    let mut s = Scheduler::new(SchedulerConfig {
-        task_timeout,
-        lease_timeout: TIMEOUT,
-        ..SchedulerConfig::default()
-    });
+    let mut s = with_task_timeout(task_timeout);
     let t = s.submit("photo".into(), 1);
     let w = join(&mut s, 1, 1, 1);
     assert_eq!(s.dispatch(t0)[0].0, w);
