@@ -2,14 +2,14 @@
 //! flight, write each result under the output directory, report every outcome.
 
 use std::{
-    collections::HashMap,
+    collections::BTreeMap,
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use bytes::Bytes;
-use tessera_proto::{ErrorCode, TaskId, TaskState};
+use tessera_proto::{ErrorCode, TaskId, TaskState, backoff::Backoff};
 use tokio::{sync::Semaphore, task::JoinSet};
 
 use crate::{Client, ClientError, Reconnecting, files::Input};
@@ -84,7 +84,7 @@ pub async fn run(
     let mut jobs = JoinSet::new();
     // Which input each job works on, so a job that panics is still
     // reported (as a failure) rather than silently missing.
-    let mut running: HashMap<tokio::task::Id, Input> = HashMap::new();
+    let mut running: BTreeMap<tokio::task::Id, Input> = BTreeMap::new();
     let mut outcomes = Vec::with_capacity(inputs.len());
     for input in inputs {
         // Bound the tasks, not just the work: acquire before spawning, and
@@ -126,7 +126,7 @@ pub async fn run(
 /// The outcome of a finished job; a job that panicked fails its image.
 fn finished(
     joined: Result<(tokio::task::Id, Outcome), tokio::task::JoinError>,
-    running: &mut HashMap<tokio::task::Id, Input>,
+    running: &mut BTreeMap<tokio::task::Id, Input>,
 ) -> Outcome {
     match joined {
         Ok((id, o)) => {
@@ -152,7 +152,7 @@ async fn one(
     out_dir: &std::path::Path,
 ) -> Result<Done, Failure> {
     let fail = |task, reason: String| Failure { task, reason };
-    let data = tokio::fs::read(&input.path)
+    let data = crate::files::read(&input.path)
         .await
         .map_err(|e| fail(None, format!("cannot read {}: {e}", input.path.display())))?;
     let megapixels = png_dimensions(&data).map_or(0.0, |(w, h)| f64::from(w) * f64::from(h) / 1e6);
@@ -211,13 +211,11 @@ async fn submit_respecting_busy(
     data: Bytes,
     key: u128,
 ) -> Result<TaskId, ClientError> {
-    let mut pause = Duration::from_millis(20);
+    let mut backoff = Backoff::new(Duration::from_millis(20), Duration::from_secs(2));
     loop {
         match client.submit_with_key(name, data.clone(), key).await {
             Err(e) if e.code() == Some(ErrorCode::Busy) => {
-                let jitter = 0.5 + rand::random::<f64>() * 0.5;
-                tokio::time::sleep(pause.mul_f64(jitter)).await;
-                pause = (pause * 2).min(Duration::from_secs(2));
+                tokio::time::sleep(backoff.next_pause()).await;
             }
             other => return other,
         }

@@ -48,6 +48,10 @@ pub struct ClientConfig {
     /// until every submitter has confirmed it. Random by default; keep one
     /// value for one batch, so that its own resubmissions count once.
     pub submitter: u64,
+    /// Counts the master's replies that answered no waiting call (a
+    /// request answered twice, or one never made): a master's bug, each
+    /// also logged. Shared by the connections made with this config.
+    pub stray_replies: Arc<AtomicU64>,
 }
 
 impl Default for ClientConfig {
@@ -58,12 +62,13 @@ impl Default for ClientConfig {
             handshake_timeout: Duration::from_secs(10),
             max_result_bytes: 1024 * 1024 * 1024,
             silence_timeout: Duration::from_secs(30),
-            submitter: rand::random::<u64>() | 1,
+            submitter: tessera_proto::determinism::random::<u64>() | 1,
             node_id: format!(
                 "client-{}-{:08x}",
                 std::process::id(),
-                rand::random::<u32>()
+                tessera_proto::determinism::random::<u32>()
             ),
+            stray_replies: Arc::default(),
         }
     }
 }
@@ -161,6 +166,7 @@ impl Client {
             pending.clone(),
             config.max_result_bytes,
             liveness.clone(),
+            config.stray_replies.clone(),
         ));
         let watch_task = tokio::spawn(keepalive(
             out.clone(),
@@ -248,7 +254,7 @@ impl Client {
         path: &std::path::Path,
         name: &str,
     ) -> Result<TaskId, ClientError> {
-        let data = tokio::fs::read(path)
+        let data = crate::files::read(path)
             .await
             .map_err(|source| ClientError::File {
                 path: path.to_path_buf(),

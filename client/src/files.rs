@@ -13,9 +13,13 @@ use std::{
 pub async fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
     let path = path.to_path_buf();
     let data = data.to_vec();
-    tokio::task::spawn_blocking(move || write_durably(&path, &data))
-        .await
-        .map_err(io::Error::other)?
+    tessera_proto::determinism::blocking(move || write_durably(&path, &data)).await
+}
+
+/// Reads a whole file (on the blocking pool).
+pub async fn read(path: &Path) -> io::Result<Vec<u8>> {
+    let path = path.to_path_buf();
+    tessera_proto::determinism::blocking(move || std::fs::read(path)).await
 }
 
 fn write_durably(path: &Path, data: &[u8]) -> io::Result<()> {

@@ -19,7 +19,7 @@ use std::{
     time::Duration,
 };
 
-use tessera_proto::ClusterKey;
+use tessera_proto::{ClusterKey, backoff::Backoff};
 use tokio::{sync::Semaphore, time::Instant};
 use tracing::{info, warn};
 
@@ -144,7 +144,7 @@ impl Reconnecting {
         Fut: Future<Output = Result<T, ClientError>>,
     {
         let mut outage: Option<Instant> = None;
-        let mut pause = Duration::from_millis(50);
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
         loop {
             let result = match self.client().await {
                 Ok(c) => op(c).await,
@@ -162,9 +162,7 @@ impl Reconnecting {
                             self.max_outage
                         );
                     }
-                    let jitter = 0.5 + rand::random::<f64>() * 0.5;
-                    tokio::time::sleep(pause.mul_f64(jitter)).await;
-                    pause = (pause * 2).min(Duration::from_secs(2));
+                    tokio::time::sleep(backoff.next_pause()).await;
                 }
                 other => return other,
             }

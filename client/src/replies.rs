@@ -4,8 +4,11 @@
 //! against the checksum the master announced.
 
 use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard},
+    collections::BTreeMap,
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use bytes::Bytes;
@@ -14,7 +17,7 @@ use tessera_proto::{
     stream::Collector,
 };
 use tokio::{io::AsyncRead, sync::oneshot};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::error::ClientError;
 
@@ -49,7 +52,7 @@ impl Reply {
 
 /// The waiting calls of one connection; `None` once the connection is gone.
 #[derive(Clone, Default)]
-pub struct Pending(Arc<Mutex<Option<HashMap<u64, Reply>>>>);
+pub struct Pending(Arc<Mutex<Option<BTreeMap<u64, Reply>>>>);
 
 impl std::fmt::Debug for Pending {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -59,10 +62,10 @@ impl std::fmt::Debug for Pending {
 
 impl Pending {
     pub fn new() -> Self {
-        Pending(Arc::new(Mutex::new(Some(HashMap::new()))))
+        Pending(Arc::new(Mutex::new(Some(BTreeMap::new()))))
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<HashMap<u64, Reply>>> {
+    fn lock(&self) -> MutexGuard<'_, Option<BTreeMap<u64, Reply>>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -109,6 +112,7 @@ pub async fn read_loop<R: AsyncRead + Unpin>(
     pending: Pending,
     max_result: u64,
     liveness: std::sync::Arc<Liveness>,
+    strays: std::sync::Arc<AtomicU64>,
 ) {
     let why = loop {
         let incoming = match reader.recv().await {
@@ -124,52 +128,55 @@ pub async fn read_loop<R: AsyncRead + Unpin>(
         };
         let mut guard = pending.lock();
         let Some(map) = guard.as_mut() else { return };
-        if let Err(why) = route(map, incoming.msg, incoming.payload, max_result) {
-            break why;
+        let name = incoming.msg.name();
+        match route(map, incoming.msg, incoming.payload, max_result) {
+            Ok(true) => {}
+            Ok(false) => {
+                strays.fetch_add(1, Ordering::Relaxed);
+                warn!("the master sent a {name} that answers no waiting request");
+            }
+            Err(why) => break why,
         }
     };
     debug!("client connection ended: {why}");
     pending.close();
 }
 
-/// Routes one message. `Err` to close the connection.
+/// Routes one message. `Err` to close the connection; `Ok(false)` for a
+/// stray reply: one that answers no waiting call of its kind (a request
+/// answered twice, or never made).
 fn route(
-    map: &mut HashMap<u64, Reply>,
+    map: &mut BTreeMap<u64, Reply>,
     msg: Msg,
     payload: Bytes,
     max_result: u64,
-) -> Result<(), ProtoError> {
+) -> Result<bool, ProtoError> {
+    let mut matched = true;
     match msg {
-        Msg::Submitted { req, task } => {
-            if let Some(Reply::Submitted(tx)) = map.remove(&req) {
-                let _ = tx.send(Ok(task));
-            }
-        }
-        Msg::Info { req, info } => {
-            if let Some(Reply::Info(tx)) = map.remove(&req) {
-                let _ = tx.send(Ok(info));
-            }
-        }
-        Msg::History { req, events, .. } => {
-            if let Some(Reply::History(tx)) = map.remove(&req) {
-                let _ = tx.send(Ok(events));
-            }
-        }
-        Msg::Deleted { req, .. } => {
-            if let Some(Reply::Deleted(tx)) = map.remove(&req) {
-                let _ = tx.send(Ok(()));
-            }
-        }
-        Msg::Confirmed { req, .. } => {
-            if let Some(Reply::Confirmed(tx)) = map.remove(&req) {
-                let _ = tx.send(Ok(()));
-            }
-        }
-        Msg::Cluster { req, cluster } => {
-            if let Some(Reply::Cluster(tx)) = map.remove(&req) {
-                let _ = tx.send(Ok(cluster));
-            }
-        }
+        Msg::Submitted { req, task } => match map.remove(&req) {
+            Some(Reply::Submitted(tx)) => drop(tx.send(Ok(task))),
+            _ => matched = false,
+        },
+        Msg::Info { req, info } => match map.remove(&req) {
+            Some(Reply::Info(tx)) => drop(tx.send(Ok(info))),
+            _ => matched = false,
+        },
+        Msg::History { req, events, .. } => match map.remove(&req) {
+            Some(Reply::History(tx)) => drop(tx.send(Ok(events))),
+            _ => matched = false,
+        },
+        Msg::Deleted { req, .. } => match map.remove(&req) {
+            Some(Reply::Deleted(tx)) => drop(tx.send(Ok(()))),
+            _ => matched = false,
+        },
+        Msg::Confirmed { req, .. } => match map.remove(&req) {
+            Some(Reply::Confirmed(tx)) => drop(tx.send(Ok(()))),
+            _ => matched = false,
+        },
+        Msg::Cluster { req, cluster } => match map.remove(&req) {
+            Some(Reply::Cluster(tx)) => drop(tx.send(Ok(cluster))),
+            _ => matched = false,
+        },
         Msg::Result {
             req,
             task,
@@ -187,11 +194,21 @@ fn route(
                 return Err(ProtoError::Closed);
             }
             if len == 0 {
-                if let Some(Reply::Fetch { tx, .. }) = map.remove(&req) {
-                    let _ = tx.send(verified(task, checksum, Bytes::new()));
+                match map.remove(&req) {
+                    Some(Reply::Fetch { tx, .. }) => {
+                        drop(tx.send(verified(task, checksum, Bytes::new())))
+                    }
+                    _ => matched = false,
                 }
-            } else if let Some(Reply::Fetch { body, .. }) = map.get_mut(&req) {
-                *body = Some((task, checksum, Collector::new(len)));
+            } else {
+                match map.get_mut(&req) {
+                    Some(Reply::Fetch {
+                        body: body @ None, ..
+                    }) => {
+                        *body = Some((task, checksum, Collector::new(len)));
+                    }
+                    _ => matched = false,
+                }
             }
         }
         Msg::Chunk { stream } => {
@@ -200,7 +217,7 @@ fn route(
                 ..
             }) = map.get_mut(&stream)
             else {
-                return Ok(());
+                return Ok(true);
             };
             let (task, checksum) = (*task, *checksum);
             match c.push(payload) {
@@ -221,11 +238,10 @@ fn route(
             req: Some(req),
             code,
             message,
-        } => {
-            if let Some(r) = map.remove(&req) {
-                r.fail(ClientError::Master { code, message });
-            }
-        }
+        } => match map.remove(&req) {
+            Some(r) => r.fail(ClientError::Master { code, message }),
+            None => matched = false,
+        },
         Msg::Error {
             req: None,
             code,
@@ -241,7 +257,7 @@ fn route(
         Msg::Pong { .. } => {}
         other => debug!("unexpected {} from master", other.name()),
     }
-    Ok(())
+    Ok(matched)
 }
 
 /// A downloaded result, if it matches the checksum the master announced.
@@ -255,5 +271,40 @@ fn verified(task: TaskId, expected: u64, data: Bytes) -> Result<Bytes, ClientErr
             expected,
             got,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_that_answers_no_waiting_call_is_a_stray() {
+        let mut map = BTreeMap::new();
+        let (tx, mut rx) = oneshot::channel();
+        map.insert(5, Reply::Submitted(tx));
+        let submitted = || Msg::Submitted {
+            req: 5,
+            task: TaskId(9),
+        };
+        assert!(route(&mut map, submitted(), Bytes::new(), 10).unwrap());
+        assert_eq!(rx.try_recv().unwrap().unwrap(), TaskId(9));
+        // The same request answered twice.
+        assert!(!route(&mut map, submitted(), Bytes::new(), 10).unwrap());
+        // An answer of the wrong kind for a waiting call.
+        let (tx, _rx) = oneshot::channel();
+        map.insert(6, Reply::Deleted(tx));
+        let info = Msg::Submitted {
+            req: 6,
+            task: TaskId(1),
+        };
+        assert!(!route(&mut map, info, Bytes::new(), 10).unwrap());
+        // An error for a request never made.
+        let error = Msg::Error {
+            req: Some(77),
+            code: ErrorCode::Internal,
+            message: "x".into(),
+        };
+        assert!(!route(&mut map, error, Bytes::new(), 10).unwrap());
     }
 }

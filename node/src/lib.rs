@@ -25,6 +25,6 @@ pub fn node_id(role: &str) -> String {
     format!(
         "{role}-{}-{:08x}",
         std::process::id(),
-        rand::random::<u32>()
+        tessera_proto::determinism::random::<u32>()
     )
 }

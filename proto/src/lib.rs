@@ -18,9 +18,11 @@
 
 pub mod accept;
 pub mod auth;
+pub mod backoff;
 pub mod checksum;
 pub mod cluster;
 pub mod conn;
+pub mod determinism;
 pub mod dial;
 pub mod error;
 pub mod frame;

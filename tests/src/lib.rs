@@ -13,6 +13,7 @@ pub mod netns;
 pub mod procstat;
 pub mod reasons;
 pub mod run;
+pub mod sim_clock;
 pub mod sim_net;
 pub mod supervisor;
 

@@ -5,7 +5,7 @@
 //! the ledger (file fsync + rename, record, directory fsync + commit), and
 //! only then answered `Submitted`.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use tessera_proto::{Checksummer, ErrorCode, Msg, StreamId, stream::Progress};
@@ -31,10 +31,10 @@ pub struct Upload {
 /// The uploads of one connection.
 #[derive(Debug, Default)]
 pub struct Uploads {
-    active: HashMap<StreamId, Upload>,
+    active: BTreeMap<StreamId, Upload>,
     /// Streams whose submission was refused or answered already: their
     /// chunks are counted and dropped.
-    discarding: HashMap<StreamId, Progress>,
+    discarding: BTreeMap<StreamId, Progress>,
 }
 
 impl Uploads {

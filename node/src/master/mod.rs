@@ -44,7 +44,7 @@ use self::{
     activity::{Activity, Tracked},
     failures::{FailureDelays, Failures},
     ledger::Ledger,
-    record::{Journal, RedbStore, StoreError, TaskStore},
+    record::{Journal, MemStore, RedbStore, StoreError, TaskStore},
     scheduler::SchedulerConfig,
     state::Shared,
     store::DataDir,
@@ -55,6 +55,8 @@ use crate::clock::{Clock, SystemClock};
 #[derive(Debug, Clone)]
 pub struct MasterConfig {
     pub data_dir: PathBuf,
+    /// Where the task record is kept.
+    pub record: RecordStore,
     /// Largest image accepted, in bytes.
     pub max_image_bytes: u64,
     /// Largest frame accepted on any connection.
@@ -100,6 +102,17 @@ pub struct MasterConfig {
     pub invariants: Option<InvariantHook>,
 }
 
+/// Where the master keeps its task record.
+#[derive(Debug, Clone, Default)]
+pub enum RecordStore {
+    /// `record.redb` in the data directory.
+    #[default]
+    Redb,
+    /// In memory: a simulation keeps the store across its master's crashes
+    /// and crashes it with them ([`MemStore::crash`]).
+    Memory(MemStore),
+}
+
 /// Told of each broken scheduler invariant (see `MasterConfig::invariants`).
 #[derive(Clone)]
 pub struct InvariantHook(pub Arc<dyn Fn(String) + Send + Sync>);
@@ -114,6 +127,7 @@ impl MasterConfig {
     pub fn new(data_dir: PathBuf) -> Self {
         MasterConfig {
             data_dir,
+            record: RecordStore::default(),
             max_image_bytes: 256 * 1024 * 1024,
             max_frame: tessera_proto::DEFAULT_MAX_FRAME,
             max_connections: 1024,
@@ -178,21 +192,31 @@ pub async fn run(
         path: record_path.clone(),
         source,
     };
-    let opened = {
-        let path = record_path.clone();
-        tokio::task::spawn_blocking(move || {
-            let db = RedbStore::open(&path)?;
-            let loaded = db.load()?;
-            Ok::<_, StoreError>((db, loaded))
-        })
-        .await
-        .map_err(|e| record_err(StoreError::Io(e.to_string())))?
-        .map_err(record_err)?
+    let (journal, loaded) = match &config.record {
+        RecordStore::Redb => {
+            let path = record_path.clone();
+            let (db, loaded) = tessera_proto::determinism::blocking(move || {
+                let open = || {
+                    let db = RedbStore::open(&path)?;
+                    let loaded = db.load()?;
+                    Ok::<_, StoreError>((db, loaded))
+                };
+                Ok(open())
+            })
+            .await
+            .map_err(|e| record_err(StoreError::Io(e.to_string())))?
+            .map_err(record_err)?;
+            let journal = Journal::start(db, config.group_commit, store.image_dirs());
+            (journal, loaded)
+        }
+        RecordStore::Memory(mem) => {
+            let loaded = mem.load().map_err(record_err)?;
+            let journal = Journal::start(mem.clone(), config.group_commit, store.image_dirs());
+            (journal, loaded)
+        }
     };
-    let (db, loaded) = opened;
     let tasks = loaded.rows.len();
     let store = Arc::new(store);
-    let journal = Journal::start(db, config.group_commit, store.image_dirs());
     let state = Shared::new(
         config.scheduler,
         config.clock.clone(),

@@ -140,9 +140,8 @@ async fn send_file<W: AsyncWrite + Unpin>(
     if len <= MAX_CHUNK as u64 {
         // A small file: read whole in one hand-off to a blocking thread.
         let from = path.clone();
-        let data = tokio::task::spawn_blocking(move || std::fs::read(from))
+        let data = tessera_proto::determinism::blocking(move || std::fs::read(from))
             .await
-            .map_err(|e| file_err(std::io::Error::other(e)))?
             .map_err(file_err)?;
         if data.len() as u64 != len {
             return Err(Unsent(OutboxError::Length {

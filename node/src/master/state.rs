@@ -11,7 +11,7 @@
 //! (`master/ledger/`) is what awaits them and decides who is told what.
 
 use std::{
-    collections::HashMap,
+    collections::BTreeMap,
     ops::Deref,
     sync::{
         Arc, Mutex, MutexGuard,
@@ -65,12 +65,12 @@ pub enum ToWorker {
 #[derive(Debug)]
 struct Inner {
     scheduler: Scheduler,
-    workers: HashMap<WorkerId, mpsc::Sender<ToWorker>>,
-    waiters: HashMap<TaskId, Vec<oneshot::Sender<TaskInfo>>>,
+    workers: BTreeMap<WorkerId, mpsc::Sender<ToWorker>>,
+    waiters: BTreeMap<TaskId, Vec<oneshot::Sender<TaskInfo>>>,
     /// No dispatch before this (results cannot be stored right now).
     paused_until: Option<std::time::Instant>,
     /// Tasks with a change that is not durable yet (see [`Pending`]).
-    unsettled: HashMap<TaskId, pending::Unsettled>,
+    unsettled: BTreeMap<TaskId, pending::Unsettled>,
 }
 
 /// See the module docs. Cheap to clone (one `Arc`).
@@ -127,10 +127,10 @@ impl Shared {
             core: Arc::new(Core {
                 inner: Mutex::new(Inner {
                     scheduler,
-                    workers: HashMap::new(),
-                    waiters: HashMap::new(),
+                    workers: BTreeMap::new(),
+                    waiters: BTreeMap::new(),
                     paused_until: None,
-                    unsettled: HashMap::new(),
+                    unsettled: BTreeMap::new(),
                 }),
                 next_worker: AtomicU64::new(1),
                 started: clock.now(),

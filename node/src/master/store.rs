@@ -14,7 +14,7 @@ use std::{
     },
 };
 
-use tessera_proto::TaskId;
+use tessera_proto::{TaskId, determinism::blocking};
 use tokio::{fs, io::AsyncWriteExt};
 
 /// Files up to this size are collected in memory while they arrive and then
@@ -48,15 +48,19 @@ impl DataDir {
     /// Opens (creating) the data directory. Files left half-written under
     /// `tmp/` by an earlier run are removed.
     pub async fn open(root: &Path) -> io::Result<Self> {
-        for sub in ["inputs", "results"] {
-            fs::create_dir_all(root.join(sub)).await?;
-        }
-        let tmp = root.join("tmp");
-        match fs::remove_dir_all(&tmp).await {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-        fs::create_dir_all(&tmp).await?;
+        let dir = root.to_path_buf();
+        blocking(move || {
+            for sub in ["inputs", "results"] {
+                std::fs::create_dir_all(dir.join(sub))?;
+            }
+            let tmp = dir.join("tmp");
+            match std::fs::remove_dir_all(&tmp) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            std::fs::create_dir_all(&tmp)
+        })
+        .await?;
         Ok(DataDir {
             root: root.to_path_buf(),
             next_tmp: AtomicU64::new(0),
@@ -67,18 +71,27 @@ impl DataDir {
     /// Removes every image file that `keep` does not claim (a crash between
     /// writing a file and recording it leaves such files). Returns how many.
     pub async fn sweep(&self, keep: impl Fn(Kind, TaskId) -> bool) -> io::Result<usize> {
-        let mut removed = 0;
-        for sub in ["inputs", "results"] {
-            let mut dir = fs::read_dir(self.root.join(sub)).await?;
-            while let Some(entry) = dir.next_entry().await? {
-                let name = entry.file_name();
-                let parsed = parse_name(sub, &name.to_string_lossy());
-                if !parsed.is_some_and(|(kind, task)| keep(kind, task)) {
-                    fs::remove_file(entry.path()).await?;
-                    removed += 1;
+        let root = self.root.clone();
+        // The names first (one blocking hand-off), then what `keep` says.
+        let found = blocking(move || {
+            let mut found = Vec::new();
+            for sub in ["inputs", "results"] {
+                for entry in std::fs::read_dir(root.join(sub))? {
+                    let entry = entry?;
+                    let parsed = parse_name(sub, &entry.file_name().to_string_lossy());
+                    found.push((entry.path(), parsed));
                 }
             }
-        }
+            Ok(found)
+        })
+        .await?;
+        let doomed: Vec<PathBuf> = found
+            .into_iter()
+            .filter(|(_, parsed)| !parsed.is_some_and(|(kind, task)| keep(kind, task)))
+            .map(|(path, _)| path)
+            .collect();
+        let removed = doomed.len();
+        blocking(move || doomed.iter().try_for_each(std::fs::remove_file)).await?;
         Ok(removed)
     }
 
@@ -139,9 +152,7 @@ impl DataDir {
                 let path = std::mem::take(&mut tmp.path);
                 let to = dest.clone();
                 // One hand-off to a blocking thread for the whole file.
-                tokio::task::spawn_blocking(move || write_whole(&path, &data, &to))
-                    .await
-                    .map_err(io::Error::other)??;
+                blocking(move || write_whole(&path, &data, &to)).await?;
             }
             Body::Disk(file) => {
                 let mut file = file.expect("a TmpFile is published once");
@@ -157,10 +168,12 @@ impl DataDir {
 
     /// Removes the files of a task (missing files are fine).
     pub async fn remove(&self, kind: Kind, task: TaskId) -> io::Result<()> {
-        match fs::remove_file(self.path(kind, task)).await {
+        let path = self.path(kind, task);
+        blocking(move || match std::fs::remove_file(path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
-        }
+        })
+        .await
     }
 }
 

@@ -2,7 +2,7 @@
 //! master streams it assigned images, the worker streams results back or
 //! reports a failure.
 
-use std::{collections::HashMap, net::SocketAddr, sync::Arc};
+use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
 
 use bytes::Bytes;
 use tessera_proto::{
@@ -35,7 +35,7 @@ struct WorkerConn {
     ctx: Arc<Ctx>,
     id: WorkerId,
     out: mpsc::Sender<Out>,
-    results: HashMap<TaskId, ResultUpload>,
+    results: BTreeMap<TaskId, ResultUpload>,
 }
 
 /// Serves one worker until it disconnects or `shutdown` fires. Whatever way
@@ -133,7 +133,7 @@ pub async fn serve<R: AsyncRead + Unpin>(
         ctx: ctx.clone(),
         id,
         out,
-        results: HashMap::new(),
+        results: BTreeMap::new(),
     };
     let why = loop {
         let next = tokio::select! {

@@ -4,7 +4,7 @@
 //! Every one of them is named in heartbeats. Plain data; the session does
 //! the I/O.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 use tessera_proto::{
@@ -58,13 +58,13 @@ pub enum Downloaded {
 /// See the module docs.
 #[derive(Debug, Default)]
 pub struct Local {
-    downloading: HashMap<TaskId, Downloading>,
+    downloading: BTreeMap<TaskId, Downloading>,
     waiting: VecDeque<Waiting>,
-    running: HashMap<TaskId, (u32, CancellationToken)>,
+    running: BTreeMap<TaskId, (u32, CancellationToken)>,
     /// Finished, its outcome on its way to the master: still leased to us
     /// until the master says `Accepted` (or `Drop`), so still named in
     /// heartbeats however long the upload takes.
-    reported: HashMap<TaskId, u32>,
+    reported: BTreeMap<TaskId, u32>,
 }
 
 /// What became of a finished run.
@@ -270,8 +270,8 @@ impl Local {
     /// Every running task, stopped: its job's token is cancelled and it is
     /// no longer held (a drain out of time hands them back).
     pub fn stop_all_running(&mut self) -> Vec<LeaseRef> {
-        self.running
-            .drain()
+        std::mem::take(&mut self.running)
+            .into_iter()
             .map(|(task, (attempt, dropped))| {
                 dropped.cancel();
                 LeaseRef { task, attempt }

@@ -17,6 +17,7 @@ use std::{sync::Arc, time::Duration};
 use tessera_imaging::Options;
 use tessera_proto::{
     ClusterKey,
+    backoff::Backoff,
     dial::DialError,
     net::{Dialer, Tcp},
 };
@@ -159,6 +160,8 @@ pub async fn run_with(
         Compute::new(config.threads, config.options.clone(), &config.node_id)
             .map_err(WorkerError::Pool)?
     };
+    let mut backoff = Backoff::new(config.backoff_base, config.backoff_max);
+    // Failed attempts since the last session that got as far as working.
     let mut failures = 0u32;
     let mut last_found: Option<Found> = None;
     loop {
@@ -186,8 +189,7 @@ pub async fn run_with(
                 continue;
             }
             Err(e) => {
-                let pause = session::backoff(failures, config.backoff_base, config.backoff_max);
-                failures = failures.saturating_add(1);
+                let pause = backoff.next_pause();
                 if matches!(e, DiscoveryError::Duplicate { .. }) {
                     error!("{e}; retrying in {} ms", pause.as_millis());
                 } else {
@@ -221,9 +223,10 @@ pub async fn run_with(
         // A session that got as far as working resets the backoff.
         let was_connected = !matches!(e, session::SessionError::Dial(_));
         if was_connected {
+            backoff.reset();
             failures = 0;
         }
-        let pause = session::backoff(failures, config.backoff_base, config.backoff_max);
+        let pause = backoff.next_pause();
         failures = failures.saturating_add(1);
         let ms = pause.as_millis();
         if was_connected {

@@ -546,10 +546,3 @@ async fn run_job(
         result,
     }
 }
-
-/// Jittered exponential backoff between reconnect attempts.
-pub fn backoff(attempt: u32, base: Duration, max: Duration) -> Duration {
-    let exp = base.saturating_mul(1u32 << attempt.min(16)).min(max);
-    let jitter = rand::random::<f64>() * 0.5 + 0.5; // 50–100 %
-    exp.mul_f64(jitter)
-}

@@ -222,6 +222,40 @@ mod mem {
     fn deletes_a_task_whole() {
         super::deletes_a_task_whole(&mut MemStore::new());
     }
+
+    /// The power-cut model: what was written without `durable` is lost,
+    /// unless a durable write followed it.
+    #[test]
+    fn a_crash_loses_what_no_durable_write_covered() {
+        let mut store = MemStore::new();
+        let queued = || row("a", RowState::Queued);
+        store
+            .apply(&[put(1, Some(submitted()), queued())], 2, true)
+            .unwrap();
+        store
+            .apply(&[put(2, Some(submitted()), queued())], 3, false)
+            .unwrap();
+        store
+            .apply(&[put(1, None, row("a", done()))], 3, false)
+            .unwrap();
+        store.crash();
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded.next_task, 2);
+        assert_eq!(loaded.rows.len(), 1);
+        assert_eq!(loaded.rows[0].1.state, RowState::Queued);
+        assert_eq!(events(&store, 1).len(), 1);
+
+        store
+            .apply(&[put(2, Some(submitted()), queued())], 3, false)
+            .unwrap();
+        store
+            .apply(&[put(1, None, row("a", done()))], 3, true)
+            .unwrap();
+        store.crash();
+        let loaded = store.load().unwrap();
+        assert_eq!((loaded.next_task, loaded.rows.len()), (3, 2));
+        assert_eq!(loaded.rows[0].1.state, done());
+    }
 }
 
 mod redb {

@@ -5,6 +5,10 @@
 //! answered only then; lease bookkeeping rides along without an fsync of its
 //! own (after a crash, leased tasks are queued again anyway).
 //!
+//! On a seeded thread (a simulation, `tessera_proto::determinism`), there
+//! is no writer thread: each change is written when it is queued, on the
+//! caller's thread, so a run does not depend on when another thread ran.
+//!
 //! The queue needs no bound of its own: every durable change is awaited by
 //! the connection that made it (bounded by the connection limits), and lease
 //! changes are made at most once per hand-out.
@@ -62,6 +66,20 @@ struct Queue {
 pub struct Journal {
     queue: Arc<(Mutex<Queue>, Condvar)>,
     thread: Mutex<Option<thread::JoinHandle<()>>>,
+    /// The store, written in `push`, on a seeded thread.
+    inline: Option<Mutex<Inline>>,
+}
+
+/// What the writer thread owns, owned by the journal instead.
+struct Inline {
+    store: Box<dyn TaskStore>,
+    sync_dirs: Vec<SyncDir>,
+}
+
+impl std::fmt::Debug for Inline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Inline")
+    }
 }
 
 impl Journal {
@@ -75,6 +93,16 @@ impl Journal {
     /// commit, not N of each.
     pub fn start(store: impl TaskStore, group_commit: bool, sync_dirs: Vec<PathBuf>) -> Self {
         let queue = Arc::new((Mutex::new(Queue::default()), Condvar::new()));
+        if tessera_proto::determinism::is_seeded() {
+            return Journal {
+                queue,
+                thread: Mutex::new(None),
+                inline: Some(Mutex::new(Inline {
+                    store: Box::new(store),
+                    sync_dirs: sync_dirs.iter().map(|d| SyncDir::new(d)).collect(),
+                })),
+            };
+        }
         let q = queue.clone();
         let handle = thread::Builder::new()
             .name("tessera-journal".into())
@@ -83,6 +111,7 @@ impl Journal {
         Journal {
             queue,
             thread: Mutex::new(Some(handle)),
+            inline: None,
         }
     }
 
@@ -103,6 +132,13 @@ impl Journal {
                 }
                 Job::Write { reply: None, .. } => {}
             }
+            return;
+        }
+        if let Some(inline) = &self.inline {
+            drop(q);
+            let mut w = inline.lock().unwrap_or_else(|e| e.into_inner());
+            let Inline { store, sync_dirs } = &mut *w;
+            write_grouped(&mut **store, vec![job], sync_dirs);
             return;
         }
         // The journal thread waits only on an empty queue: wake it for the
@@ -217,7 +253,7 @@ fn run(
 
 /// Writes every write job in one transaction (fsynced if any is durable),
 /// answers them, then answers the reads in order.
-fn write_grouped(store: &mut impl TaskStore, jobs: Vec<Job>, sync_dirs: &mut [SyncDir]) {
+fn write_grouped(store: &mut (impl TaskStore + ?Sized), jobs: Vec<Job>, sync_dirs: &mut [SyncDir]) {
     let mut entries = Vec::new();
     let mut next_task = 0;
     let mut durable = false;

@@ -2,6 +2,11 @@
 //! (the redb store passes the same conformance suite, `conformance.rs`),
 //! and a store whose writes tests can hold back or fail, to check what the
 //! master does while a commit is slow or after it failed.
+//!
+//! It keeps what a power cut would leave, too: a write made without
+//! `durable` is lost by [`MemStore::crash`] unless a durable write came
+//! after it (as with redb, whose durable commit makes every commit before
+//! it durable). The simulation crashes its master's record this way.
 
 use std::{
     collections::BTreeMap,
@@ -24,15 +29,22 @@ pub struct MemStore {
 
 #[derive(Debug, Default)]
 struct State {
-    rows: BTreeMap<u64, TaskRow>,
-    events: BTreeMap<(u64, u64), EventEntry>,
-    next_task: Option<u64>,
+    record: Record,
+    /// The record as of the last durable write.
+    durable: Record,
     /// Writes fail while set.
     failing: bool,
     /// Writes wait while set.
     held: bool,
     /// Writes that returned (applied or failed).
     writes: u64,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Record {
+    rows: BTreeMap<u64, TaskRow>,
+    events: BTreeMap<(u64, u64), EventEntry>,
+    next_task: Option<u64>,
 }
 
 impl MemStore {
@@ -59,11 +71,27 @@ impl MemStore {
     pub fn writes(&self) -> u64 {
         self.state().writes
     }
+
+    /// A power cut: every write since the last durable one is lost.
+    pub fn crash(&self) {
+        let mut s = self.state();
+        s.record = s.durable.clone();
+    }
+
+    /// Every event of every task, in order (a fingerprint of a run).
+    pub fn all_events(&self) -> Vec<(TaskId, EventEntry)> {
+        self.state()
+            .record
+            .events
+            .iter()
+            .map(|((t, _), e)| (TaskId(*t), e.clone()))
+            .collect()
+    }
 }
 
 impl TaskStore for MemStore {
     fn load(&self) -> Result<Loaded, StoreError> {
-        let s = self.state();
+        let s = &self.state().record;
         Ok(Loaded {
             rows: s
                 .rows
@@ -78,7 +106,7 @@ impl TaskStore for MemStore {
         &mut self,
         entries: &[Entry],
         next_task: u64,
-        _durable: bool,
+        durable: bool,
     ) -> Result<(), StoreError> {
         let (lock, cv) = &*self.shared;
         let mut s = lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -89,39 +117,44 @@ impl TaskStore for MemStore {
         if s.failing {
             return Err(StoreError::Io("injected write failure".into()));
         }
+        let r = &mut s.record;
         for e in entries {
             let t = e.task.0;
             match &e.row {
                 RowChange::Put(row) => {
                     if let Some(ev) = &e.event {
-                        let seq = s
+                        let seq = r
                             .events
                             .range((t, 0)..=(t, u64::MAX))
                             .next_back()
                             .map_or(0, |((_, q), _)| q + 1);
-                        s.events.insert((t, seq), ev.clone());
+                        r.events.insert((t, seq), ev.clone());
                     }
-                    s.rows.insert(t, row.clone());
+                    r.rows.insert(t, row.clone());
                 }
                 RowChange::Delete => {
-                    s.rows.remove(&t);
-                    s.events.retain(|(task, _), _| *task != t);
+                    r.rows.remove(&t);
+                    r.events.retain(|(task, _), _| *task != t);
                 }
             }
         }
-        s.next_task = Some(next_task);
+        r.next_task = Some(next_task);
+        if durable {
+            s.durable = s.record.clone();
+        }
         Ok(())
     }
 
     fn history(&self, task: TaskId) -> Result<Vec<EventEntry>, StoreError> {
         let s = self.state();
-        Ok(s.events
+        Ok(s.record
+            .events
             .range((task.0, 0)..=(task.0, u64::MAX))
             .map(|(_, e)| e.clone())
             .collect())
     }
 
     fn row(&self, task: TaskId) -> Result<Option<TaskRow>, StoreError> {
-        Ok(self.state().rows.get(&task.0).cloned())
+        Ok(self.state().record.rows.get(&task.0).cloned())
     }
 }
