@@ -1,33 +1,30 @@
-//! The synthetic task mode of the load benchmark: a worker that speaks the
-//! real worker protocol over a real TCP connection (handshake with the
-//! cluster key, `Capacity`, `Ready` credits, `Started`, `Done` with the
-//! result streamed back, heartbeats listing its leases) but does no image
-//! work: it returns each input as its result the moment the input has
-//! arrived. The master cannot tell it from a real worker with infinitely
-//! fast threads, so what is measured is the master alone: scheduling,
-//! leases, the task record, the files and the network.
+//! The load benchmark's workers: the real worker (`tessera_node::worker`,
+//! its one session code) in its synthetic task mode (`--synthetic`): it
+//! speaks the whole worker protocol (handshake with the cluster key,
+//! `Capacity`, `Ready` credits, `Started`, `Done` with the result streamed
+//! back, heartbeats listing its leases) but returns each input as its result
+//! the moment the input has arrived, on the session's own task (no pool).
+//! The master cannot tell it from a real worker with infinitely fast
+//! threads, so what is measured is the master alone: scheduling, leases,
+//! the task record, the files and the network.
 //!
-//! Each worker measures its **lease latency**: from granting a credit (a
-//! `Ready`) to receiving the `Assign` that used it, credits being used in
-//! the order they were granted. With work queued, that is how long a worker
-//! that asked waits for the master.
+//! Each worker measures its **lease latency** through the session's
+//! observer: from granting a credit (a `Ready`) to receiving the `Assign`
+//! that used it, credits being used in the order they were granted. With
+//! work queued, that is how long a worker that asked waits for the master.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::VecDeque,
     sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
-    time::{Duration, Instant},
+    time::Instant,
 };
 
-use bytes::{Bytes, BytesMut};
-use tessera_proto::{
-    ClusterKey, LeaseRef, Msg, ProtoError, Role, TaskId,
-    dial::{DialOptions, Dialed, dial},
-    net::Tcp,
-};
-use tokio::sync::{Barrier, watch};
+use tessera_node::worker::{self, SessionObserver, WorkerConfig};
+use tessera_proto::ClusterKey;
+use tokio_util::sync::CancellationToken;
 
 /// What one synthetic worker did.
 #[derive(Debug, Default)]
@@ -38,163 +35,91 @@ pub struct WorkerReport {
     pub lease_latency_us: Vec<u32>,
 }
 
-/// A task being received or returned.
-struct Held {
-    attempt: u32,
-    len: u64,
-    data: BytesMut,
-    /// The whole input arrived and its result was sent.
-    returned: bool,
-}
-
-/// Where a synthetic worker connects and how it starts and stops.
+/// Where the synthetic workers connect, and what they share.
 #[derive(Debug, Clone)]
 pub struct Setup {
     pub addr: String,
     pub key: ClusterKey,
-    /// Tasks held at once (threads plus prefetch, for a real worker).
+    /// Tasks held at once: one thread, the rest prefetch.
     pub credits: u32,
-    /// Every worker connects, then waits here before asking for work, so
-    /// that connecting is not timed.
-    pub start: Arc<Barrier>,
+    /// Workers that have granted their first credits (connected, asking).
+    pub ready: Arc<AtomicUsize>,
     /// Results acknowledged by the master, over all workers.
     pub accepted: Arc<AtomicU64>,
-    /// Turns true when the workers are to stop.
-    pub stop: watch::Receiver<bool>,
+    /// Cancelled when the workers are to stop.
+    pub stop: CancellationToken,
 }
 
-/// Connects as a worker named `name` and works until `setup.stop` turns
-/// true, returning each input as its result at once.
-pub async fn run(setup: Setup, name: String) -> anyhow::Result<WorkerReport> {
-    let Setup {
-        addr,
-        key,
-        credits,
-        start,
-        accepted,
-        mut stop,
-    } = setup;
-    let dialed = dial(
-        &Tcp::default(),
-        &addr,
-        Role::Worker,
-        &name,
-        &key,
-        DialOptions::default(),
-    )
-    .await;
-    // Reach the barrier even when dialing failed, so the others are not stuck.
-    start.wait().await;
-    let Dialed {
-        mut reader,
-        mut writer,
-        welcome,
-    } = dialed?;
-    let mut heartbeat = tokio::time::interval(Duration::from_millis(u64::from(
-        welcome.heartbeat_interval_ms.max(10),
-    )));
-    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut report = WorkerReport::default();
-    let mut granted: VecDeque<Instant> = VecDeque::new();
-    let mut held: HashMap<TaskId, Held> = HashMap::new();
-    writer
-        .feed(&Msg::Capacity {
-            threads: credits,
-            synthetic: true,
-        })
-        .await?;
-    writer.send(&Msg::Ready { credits }).await?;
-    let now = Instant::now();
-    granted.extend(std::iter::repeat_n(now, credits as usize));
-    loop {
-        tokio::select! {
-            next = reader.recv() => {
-                let incoming = next?;
-                match incoming.msg {
-                    Msg::Assign { task, attempt, len, .. } => {
-                        if let Some(asked) = granted.pop_front() {
-                            let us = asked.elapsed().as_micros().min(u128::from(u32::MAX));
-                            report.lease_latency_us.push(us as u32);
-                        }
-                        held.insert(task, Held { attempt, len, data: BytesMut::new(), returned: false });
-                        if len == 0 {
-                            give_back(&mut writer, &mut held, task).await?;
-                        }
-                    }
-                    Msg::Chunk { stream } => {
-                        let task = TaskId(stream);
-                        let Some(h) = held.get_mut(&task) else { continue };
-                        h.data.extend_from_slice(&incoming.payload);
-                        if h.data.len() as u64 >= h.len {
-                            give_back(&mut writer, &mut held, task).await?;
-                        }
-                    }
-                    Msg::Accepted { task } => {
-                        if held.remove(&task).is_some() {
-                            report.accepted += 1;
-                            accepted.fetch_add(1, Ordering::Relaxed);
-                        }
-                        writer.send(&Msg::Ready { credits: 1 }).await?;
-                        granted.push_back(Instant::now());
-                    }
-                    Msg::Release { task, attempt } => {
-                        // Stealing: give back a task whose input is still arriving.
-                        if held.get(&task).is_some_and(|h| !h.returned) {
-                            held.remove(&task);
-                            writer.send(&Msg::Released { task, attempt }).await?;
-                            writer.send(&Msg::Ready { credits: 1 }).await?;
-                            granted.push_back(Instant::now());
-                        } else {
-                            writer.send(&Msg::Released { task, attempt }).await?;
-                        }
-                    }
-                    Msg::Drop { task, .. } if held.remove(&task).is_some() => {
-                        writer.send(&Msg::Ready { credits: 1 }).await?;
-                        granted.push_back(Instant::now());
-                    }
-                    _ => {}
-                }
-            }
-            _ = heartbeat.tick() => {
-                let leases = held
-                    .iter()
-                    .map(|(&task, h)| LeaseRef { task, attempt: h.attempt })
-                    .collect();
-                writer.send(&Msg::Heartbeat { leases }).await?;
-            }
-            changed = stop.changed() => {
-                if changed.is_err() || *stop.borrow() {
-                    return Ok(report);
-                }
-            }
+/// One worker's measurements, taken by its session's observer.
+#[derive(Debug)]
+struct Timing {
+    granted: Mutex<VecDeque<Instant>>,
+    latencies_us: Mutex<Vec<u32>>,
+    accepted: AtomicU64,
+    /// Counted in `ready` (at its first credits).
+    counted: AtomicBool,
+    ready: Arc<AtomicUsize>,
+    all_accepted: Arc<AtomicU64>,
+}
+
+impl SessionObserver for Timing {
+    fn credits_granted(&self, credits: u32) {
+        if !self.counted.swap(true, Ordering::Relaxed) {
+            self.ready.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut granted = self.granted.lock().unwrap_or_else(|e| e.into_inner());
+        granted.extend(std::iter::repeat_n(Instant::now(), credits as usize));
+    }
+
+    fn assigned(&self) {
+        let asked = self
+            .granted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front();
+        if let Some(asked) = asked {
+            let us = asked.elapsed().as_micros().min(u128::from(u32::MAX));
+            self.latencies_us
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(us as u32);
         }
     }
+
+    fn accepted(&self) {
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+        self.all_accepted.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
-/// Returns a task's input as its result: `Started`, `Done` and the bytes.
-async fn give_back<W: tokio::io::AsyncWrite + Unpin>(
-    writer: &mut tessera_proto::FrameWriter<W>,
-    held: &mut HashMap<TaskId, Held>,
-    task: TaskId,
-) -> Result<(), ProtoError> {
-    let Some(h) = held.get_mut(&task) else {
-        return Ok(());
-    };
-    h.returned = true;
-    let data: Bytes = std::mem::take(&mut h.data).freeze();
-    let attempt = h.attempt;
-    writer.feed(&Msg::Started { task, attempt }).await?;
-    writer
-        .feed(&Msg::Done {
-            task,
-            attempt,
-            len: data.len() as u64,
-            checksum: tessera_proto::checksum(&data),
-        })
-        .await?;
-    if data.is_empty() {
-        writer.flush().await
-    } else {
-        writer.send_stream(task.0, &data).await
-    }
+/// Runs a real worker named `name` in the synthetic task mode until
+/// `setup.stop` is cancelled.
+pub async fn run(setup: Setup, name: String) -> anyhow::Result<WorkerReport> {
+    let timing = Arc::new(Timing {
+        granted: Mutex::default(),
+        latencies_us: Mutex::default(),
+        accepted: AtomicU64::new(0),
+        counted: AtomicBool::new(false),
+        ready: setup.ready.clone(),
+        all_accepted: setup.accepted.clone(),
+    });
+    let mut config = WorkerConfig::new(setup.addr, setup.key);
+    config.node_id = name;
+    config.threads = 1;
+    config.prefetch = setup.credits.saturating_sub(1) as usize;
+    config.synthetic = true;
+    config.inline_compute = true;
+    config.drain_grace = std::time::Duration::ZERO;
+    config.observer = Some(timing.clone());
+    worker::run(config, setup.stop).await?;
+    let latencies = std::mem::take(
+        &mut *timing
+            .latencies_us
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()),
+    );
+    Ok(WorkerReport {
+        accepted: timing.accepted.load(Ordering::Relaxed),
+        lease_latency_us: latencies,
+    })
 }

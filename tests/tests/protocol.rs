@@ -157,3 +157,79 @@ async fn an_oversized_submission_is_refused_and_its_chunks_skipped() {
     assert_eq!(client.status(ok).await.unwrap().state, TaskState::Queued);
     shutdown.cancel();
 }
+
+/// Counts what a worker's session reports to its observer.
+#[derive(Debug, Default)]
+struct Counted {
+    credits: std::sync::atomic::AtomicU32,
+    assigned: std::sync::atomic::AtomicU32,
+    accepted: std::sync::atomic::AtomicU32,
+}
+
+impl tessera_node::worker::SessionObserver for Counted {
+    fn credits_granted(&self, credits: u32) {
+        self.credits
+            .fetch_add(credits, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn assigned(&self) {
+        self.assigned
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn accepted(&self) {
+        self.accepted
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The load bench's workers: the real worker in its synthetic task mode
+/// returns each input unchanged, and its observer sees every credit, every
+/// assignment and every accepted result.
+#[tokio::test]
+async fn a_synthetic_worker_returns_inputs_and_its_observer_sees_every_step() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let seen = Arc::new(Counted::default());
+    let observer = seen.clone();
+    let cluster = Cluster::start_with(
+        1,
+        |_| {},
+        move |w| {
+            w.prefetch = 2;
+            w.synthetic = true;
+            w.inline_compute = true;
+            w.observer = Some(observer.clone());
+        },
+    )
+    .await;
+    let client = cluster.client().await;
+    let images = valid_pngsuite();
+    let mut tasks = Vec::new();
+    for (i, path) in images.iter().take(12).enumerate() {
+        let data = Bytes::from(std::fs::read(path).unwrap());
+        tasks.push((
+            client
+                .submit(&format!("{i}.png"), data.clone())
+                .await
+                .unwrap(),
+            data,
+        ));
+    }
+    for (task, data) in &tasks {
+        let info = client.wait(*task).await.unwrap();
+        assert_eq!(info.state, TaskState::Done, "{info:?}");
+        assert_eq!(
+            client.fetch(*task).await.unwrap(),
+            *data,
+            "returned unchanged"
+        );
+    }
+    // `Accepted` may trail the result the client already has.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while seen.accepted.load(SeqCst) < 12 {
+        assert!(tokio::time::Instant::now() < deadline, "{seen:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(seen.assigned.load(SeqCst), 12, "{seen:?}");
+    assert_eq!(seen.accepted.load(SeqCst), 12, "{seen:?}");
+    // Three at first (one thread, two prefetched), then one per result.
+    assert!(seen.credits.load(SeqCst) >= 3 + 12 - 1, "{seen:?}");
+}

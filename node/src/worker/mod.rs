@@ -7,6 +7,7 @@ pub mod compute;
 #[cfg(test)]
 pub(crate) mod fake_master;
 pub mod local;
+pub mod observer;
 pub mod session;
 #[cfg(test)]
 mod upload_tests;
@@ -25,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use self::compute::Compute;
+pub use self::observer::SessionObserver;
 use crate::discovery::{Discovery, DiscoveryError, Found, How, StaticAddr};
 
 /// Everything a worker is configured with.
@@ -68,6 +70,8 @@ pub struct WorkerConfig {
     pub test_crash: Crash,
     /// Test only: panic while processing an image whose name contains this.
     pub test_panic_on: Option<String>,
+    /// Told what the session does (the load bench's measurements).
+    pub observer: Option<Arc<dyn SessionObserver>>,
 }
 
 impl WorkerConfig {
@@ -95,6 +99,7 @@ impl WorkerConfig {
             inline_compute: false,
             test_crash: Crash::abort(),
             test_panic_on: None,
+            observer: None,
         }
     }
 }

@@ -268,6 +268,9 @@ struct Session<'a> {
 
 impl Session<'_> {
     async fn control(&self, msg: Msg) -> Result<(), SessionError> {
+        if let (Msg::Ready { credits }, Some(o)) = (&msg, &self.config.observer) {
+            o.credits_granted(*credits);
+        }
         self.out
             .control
             .send(msg)
@@ -290,6 +293,9 @@ impl Session<'_> {
                 checksum,
             } => {
                 debug!(%task, attempt, %name, len, "assigned");
+                if let Some(o) = &self.config.observer {
+                    o.assigned();
+                }
                 let max = self.config.max_image_bytes;
                 self.local.assigned(task, attempt, name, checksum, len, max);
                 if self.draining {
@@ -339,6 +345,9 @@ impl Session<'_> {
             },
             Msg::Accepted { task } => {
                 debug!(%task, "master stored the outcome");
+                if let Some(o) = &self.config.observer {
+                    o.accepted();
+                }
                 self.local.accepted(task);
             }
             Msg::Pong { .. } => {}
