@@ -14,6 +14,7 @@ pub mod procstat;
 pub mod reasons;
 pub mod run;
 pub mod sim_clock;
+pub mod sim_disk;
 pub mod sim_net;
 pub mod supervisor;
 

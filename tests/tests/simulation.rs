@@ -52,6 +52,7 @@ use tessera_proto::{ClusterKey, TaskEvent, TaskId, determinism::Seeded};
 use tessera_tests::{
     check_swapped,
     sim_clock::SimClock,
+    sim_disk::SimDisk,
     sim_net::{SimDialer, SimListener},
     valid_pngsuite,
 };
@@ -135,19 +136,16 @@ fn run_seed(seed: u64, trace: bool) -> Run {
     // Every host runs on this thread: the code's own randomness and its
     // file work follow the seed too.
     let _seeded = Seeded::new(seed);
-    // In memory where the machine has it: the master's fsyncs cost nothing
-    // there, and the simulation is about timing and faults, not the disk.
+    // The clients' images, in memory where the machine has it.
     let tmp = match Path::new("/dev/shm") {
         shm if shm.is_dir() => tempfile::tempdir_in(shm),
         _ => tempfile::tempdir(),
     }
     .unwrap();
-    let (data, in_dir, out_dir) = (
-        tmp.path().join("data"),
-        tmp.path().join("in"),
-        tmp.path().join("out"),
-    );
-    for d in [&data, &in_dir, &out_dir] {
+    // The master's data directory is on its simulated disk.
+    let data = PathBuf::from("/data");
+    let (in_dir, out_dir) = (tmp.path().join("in"), tmp.path().join("out"));
+    for d in [&in_dir, &out_dir] {
         std::fs::create_dir_all(d).unwrap();
     }
     let inputs = inputs(&in_dir);
@@ -189,6 +187,7 @@ fn run_seed(seed: u64, trace: bool) -> Run {
         async move {
             let mut config = MasterConfig::new(dir);
             config.record = record;
+            config.disk = Arc::new(SimDisk);
             config.clock = clock;
             config.key = key;
             config.invariants = Some(hook);

@@ -17,6 +17,7 @@
 pub mod activity;
 pub mod client_conn;
 pub mod client_upload;
+pub mod disk;
 pub mod failpoint;
 pub mod failures;
 pub mod ledger;
@@ -57,6 +58,9 @@ pub struct MasterConfig {
     pub data_dir: PathBuf,
     /// Where the task record is kept.
     pub record: RecordStore,
+    /// The file system the image files are on (the machine's; a
+    /// simulation's own).
+    pub disk: Arc<dyn disk::Disk>,
     /// Largest image accepted, in bytes.
     pub max_image_bytes: u64,
     /// Largest frame accepted on any connection.
@@ -128,6 +132,7 @@ impl MasterConfig {
         MasterConfig {
             data_dir,
             record: RecordStore::default(),
+            disk: Arc::new(disk::StdDisk::default()),
             max_image_bytes: 256 * 1024 * 1024,
             max_frame: tessera_proto::DEFAULT_MAX_FRAME,
             max_connections: 1024,
@@ -180,7 +185,7 @@ pub async fn run(
     config: MasterConfig,
     shutdown: CancellationToken,
 ) -> Result<(), MasterError> {
-    let store = DataDir::open(&config.data_dir)
+    let store = DataDir::open(config.disk.clone(), &config.data_dir)
         .await
         .map_err(|source| MasterError::DataDir {
             path: config.data_dir.clone(),
@@ -194,10 +199,15 @@ pub async fn run(
     };
     let (journal, loaded) = match &config.record {
         RecordStore::Redb => {
-            let path = record_path.clone();
+            let (path, disk, dir) = (record_path.clone(), store.disk(), config.data_dir.clone());
             let (db, loaded) = tessera_proto::determinism::blocking(move || {
                 let open = || {
                     let db = RedbStore::open(&path)?;
+                    // The record file's entry (new on a first start),
+                    // durable before any commit is acknowledged.
+                    disk.sync_dir(&dir).map_err(|e| {
+                        StoreError::Io(format!("cannot flush {}: {e}", dir.display()))
+                    })?;
                     let loaded = db.load()?;
                     Ok::<_, StoreError>((db, loaded))
                 };
@@ -206,12 +216,17 @@ pub async fn run(
             .await
             .map_err(|e| record_err(StoreError::Io(e.to_string())))?
             .map_err(record_err)?;
-            let journal = Journal::start(db, config.group_commit, store.image_dirs());
+            let journal = Journal::start(db, config.group_commit, store.image_dirs(), store.disk());
             (journal, loaded)
         }
         RecordStore::Memory(mem) => {
             let loaded = mem.load().map_err(record_err)?;
-            let journal = Journal::start(mem.clone(), config.group_commit, store.image_dirs());
+            let journal = Journal::start(
+                mem.clone(),
+                config.group_commit,
+                store.image_dirs(),
+                store.disk(),
+            );
             (journal, loaded)
         }
     };
@@ -404,8 +419,9 @@ async fn serve_connection(
         Role::Worker => outbox::worker_capacity(ctx.config.scheduler.max_credits),
     };
     let (out, rx) = mpsc::channel(capacity);
+    let disk = ctx.store.disk();
     let writer_task = tokio::spawn(async move {
-        if let Err(e) = outbox::run(writer, rx).await {
+        if let Err(e) = outbox::run(writer, rx, disk).await {
             debug!(%peer, "connection writer stopped: {e}");
         }
     });

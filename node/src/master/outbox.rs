@@ -3,7 +3,7 @@
 //! stored files as chunks. The queue is bounded, so a slow peer slows its own
 //! producers instead of growing memory.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::Arc};
 
 use bytes::Bytes;
 use tessera_proto::{FrameWriter, MAX_CHUNK, Msg, ProtoError, StreamId};
@@ -11,6 +11,8 @@ use tokio::{
     io::{AsyncReadExt, AsyncWrite},
     sync::mpsc,
 };
+
+use super::disk::Disk;
 
 /// Capacity of a connection's outgoing queue. A worker connection's queue
 /// holds at most one assignment per credit plus one acknowledgement per
@@ -78,6 +80,7 @@ pub enum OutboxError {
 pub async fn run<W: AsyncWrite + Unpin>(
     mut writer: FrameWriter<W>,
     mut rx: mpsc::Receiver<Out>,
+    disk: Arc<dyn Disk>,
 ) -> Result<(), OutboxError> {
     while let Some(item) = rx.recv().await {
         match item {
@@ -88,7 +91,7 @@ pub async fn run<W: AsyncWrite + Unpin>(
                 path,
                 len,
                 if_unreadable,
-            } => match send_file(&mut writer, header, stream, path, len).await {
+            } => match send_file(&mut writer, &disk, header, stream, path, len).await {
                 Ok(()) => {}
                 Err(Unsent(e)) => {
                     tracing::debug!("not sent: {e}");
@@ -126,6 +129,7 @@ impl From<ProtoError> for SendError {
 
 async fn send_file<W: AsyncWrite + Unpin>(
     writer: &mut FrameWriter<W>,
+    disk: &Arc<dyn Disk>,
     header: Msg,
     stream: StreamId,
     path: PathBuf,
@@ -140,7 +144,8 @@ async fn send_file<W: AsyncWrite + Unpin>(
     if len <= MAX_CHUNK as u64 {
         // A small file: read whole in one hand-off to a blocking thread.
         let from = path.clone();
-        let data = tessera_proto::determinism::blocking(move || std::fs::read(from))
+        let disk = disk.clone();
+        let data = tessera_proto::determinism::blocking(move || disk.read(&from))
             .await
             .map_err(file_err)?;
         if data.len() as u64 != len {

@@ -4,9 +4,13 @@
 //! files being received, next to the record (`record.redb`). A file is
 //! written under `tmp/` and renamed into place, so a reader never sees a
 //! partial image; the journal makes the rename durable before the record.
+//!
+//! Small files (all but large images) go through the [`Disk`] seam, which
+//! a simulation replaces; a file too large to collect in memory streams to
+//! the machine's disk through tokio's file API.
 
 use std::{
-    io::{self, Write},
+    io,
     path::{Path, PathBuf},
     sync::{
         Arc,
@@ -16,6 +20,8 @@ use std::{
 
 use tessera_proto::{TaskId, determinism::blocking};
 use tokio::{fs, io::AsyncWriteExt};
+
+use super::disk::Disk;
 
 /// Files up to this size are collected in memory while they arrive and then
 /// written, fsynced and renamed in one blocking call, instead of one
@@ -38,6 +44,7 @@ pub enum Kind {
 /// The master's data directory.
 #[derive(Debug)]
 pub struct DataDir {
+    disk: Arc<dyn Disk>,
     root: PathBuf,
     next_tmp: AtomicU64,
     /// Bytes of small files now held in memory.
@@ -46,40 +53,45 @@ pub struct DataDir {
 
 impl DataDir {
     /// Opens (creating) the data directory. Files left half-written under
-    /// `tmp/` by an earlier run are removed.
-    pub async fn open(root: &Path) -> io::Result<Self> {
-        let dir = root.to_path_buf();
+    /// `tmp/` by an earlier run are removed. The directory is synced, so
+    /// that the subdirectories made here survive a power cut.
+    pub async fn open(disk: Arc<dyn Disk>, root: &Path) -> io::Result<Self> {
+        let (d, dir) = (disk.clone(), root.to_path_buf());
         blocking(move || {
-            for sub in ["inputs", "results"] {
-                std::fs::create_dir_all(dir.join(sub))?;
+            for sub in ["inputs", "results", "tmp"] {
+                d.create_dir_all(&dir.join(sub))?;
             }
-            let tmp = dir.join("tmp");
-            match std::fs::remove_dir_all(&tmp) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                _ => {}
+            for (path, _) in d.list(&dir.join("tmp"))? {
+                d.remove_file(&path)?;
             }
-            std::fs::create_dir_all(&tmp)
+            // The subdirectories' own entries, durable before any file in
+            // them is counted on.
+            d.sync_dir(&dir)
         })
         .await?;
         Ok(DataDir {
+            disk,
             root: root.to_path_buf(),
             next_tmp: AtomicU64::new(0),
             buffered: Arc::new(AtomicUsize::new(0)),
         })
     }
 
+    /// The file system the image files are on.
+    pub fn disk(&self) -> Arc<dyn Disk> {
+        self.disk.clone()
+    }
+
     /// Removes every image file that `keep` does not claim (a crash between
     /// writing a file and recording it leaves such files). Returns how many.
     pub async fn sweep(&self, keep: impl Fn(Kind, TaskId) -> bool) -> io::Result<usize> {
-        let root = self.root.clone();
+        let (root, disk) = (self.root.clone(), self.disk.clone());
         // The names first (one blocking hand-off), then what `keep` says.
         let found = blocking(move || {
             let mut found = Vec::new();
             for sub in ["inputs", "results"] {
-                for entry in std::fs::read_dir(root.join(sub))? {
-                    let entry = entry?;
-                    let parsed = parse_name(sub, &entry.file_name().to_string_lossy());
-                    found.push((entry.path(), parsed));
+                for (path, name) in disk.list(&root.join(sub))? {
+                    found.push((path, parse_name(sub, &name)));
                 }
             }
             Ok(found)
@@ -91,7 +103,8 @@ impl DataDir {
             .map(|(path, _)| path)
             .collect();
         let removed = doomed.len();
-        blocking(move || doomed.iter().try_for_each(std::fs::remove_file)).await?;
+        let disk = self.disk.clone();
+        blocking(move || doomed.iter().try_for_each(|p| disk.remove_file(p))).await?;
         Ok(removed)
     }
 
@@ -152,7 +165,8 @@ impl DataDir {
                 let path = std::mem::take(&mut tmp.path);
                 let to = dest.clone();
                 // One hand-off to a blocking thread for the whole file.
-                blocking(move || write_whole(&path, &data, &to)).await?;
+                let disk = self.disk.clone();
+                blocking(move || write_whole(&*disk, &path, &data, &to)).await?;
             }
             Body::Disk(file) => {
                 let mut file = file.expect("a TmpFile is published once");
@@ -168,8 +182,8 @@ impl DataDir {
 
     /// Removes the files of a task (missing files are fine).
     pub async fn remove(&self, kind: Kind, task: TaskId) -> io::Result<()> {
-        let path = self.path(kind, task);
-        blocking(move || match std::fs::remove_file(path) {
+        let (path, disk) = (self.path(kind, task), self.disk.clone());
+        blocking(move || match disk.remove_file(&path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         })
@@ -195,16 +209,12 @@ fn parse_name(sub: &str, name: &str) -> Option<(Kind, TaskId)> {
 
 /// Writes `data` to `tmp`, fsyncs it and renames it to `dest`; on failure
 /// nothing is left at `tmp`.
-fn write_whole(tmp: &Path, data: &[u8], dest: &Path) -> io::Result<()> {
-    let written = (|| {
-        let mut file = std::fs::File::create(tmp)?;
-        file.write_all(data)?;
-        file.sync_data()?;
-        drop(file);
-        std::fs::rename(tmp, dest)
-    })();
+fn write_whole(disk: &dyn Disk, tmp: &Path, data: &[u8], dest: &Path) -> io::Result<()> {
+    let written = disk
+        .write_synced(tmp, data)
+        .and_then(|()| disk.rename(tmp, dest));
     if written.is_err() {
-        let _ = std::fs::remove_file(tmp);
+        let _ = disk.remove_file(tmp);
     }
     written
 }
@@ -265,7 +275,9 @@ mod tests {
     #[tokio::test]
     async fn small_and_large_files_are_published_whole_and_budget_is_returned() {
         let dir = tempfile::tempdir().unwrap();
-        let store = DataDir::open(dir.path()).await.unwrap();
+        let store = DataDir::open(Arc::new(super::super::disk::StdDisk::default()), dir.path())
+            .await
+            .unwrap();
         for len in [0, 1000, SMALL_FILE as usize, SMALL_FILE as usize + 1] {
             let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             let mut tmp = store.create_tmp(len as u64).await.unwrap();
@@ -282,10 +294,57 @@ mod tests {
         assert!(files_in(&dir.path().join("tmp")).await.is_empty());
     }
 
+    /// Records the directories synced.
+    #[derive(Debug, Default)]
+    struct Recording {
+        disk: crate::master::disk::StdDisk,
+        synced: std::sync::Mutex<Vec<PathBuf>>,
+    }
+
+    impl Disk for Recording {
+        fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+            self.disk.create_dir_all(dir)
+        }
+        fn list(&self, dir: &Path) -> io::Result<Vec<(PathBuf, String)>> {
+            self.disk.list(dir)
+        }
+        fn remove_file(&self, path: &Path) -> io::Result<()> {
+            self.disk.remove_file(path)
+        }
+        fn write_synced(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+            self.disk.write_synced(path, data)
+        }
+        fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+            self.disk.rename(from, to)
+        }
+        fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+            self.disk.read(path)
+        }
+        fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+            self.synced.lock().unwrap().push(dir.to_path_buf());
+            self.disk.sync_dir(dir)
+        }
+    }
+
+    /// A power cut right after the first start must not take the image
+    /// directories away: their entries are synced before anything is
+    /// written into them.
+    #[tokio::test]
+    async fn opening_makes_the_new_subdirectories_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        let disk = Arc::new(Recording::default());
+        let store = DataDir::open(disk.clone(), &root).await.unwrap();
+        assert_eq!(*disk.synced.lock().unwrap(), vec![root.clone()]);
+        assert!(store.image_dirs().iter().all(|d| d.is_dir()));
+    }
+
     #[tokio::test]
     async fn an_abandoned_file_leaves_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();
-        let store = DataDir::open(dir.path()).await.unwrap();
+        let store = DataDir::open(Arc::new(super::super::disk::StdDisk::default()), dir.path())
+            .await
+            .unwrap();
         for len in [10, SMALL_FILE + 10] {
             let mut tmp = store.create_tmp(len).await.unwrap();
             tmp.write(b"partial").await.unwrap();
@@ -298,7 +357,9 @@ mod tests {
     #[tokio::test]
     async fn small_files_beyond_the_budget_go_to_disk() {
         let dir = tempfile::tempdir().unwrap();
-        let store = DataDir::open(dir.path()).await.unwrap();
+        let store = DataDir::open(Arc::new(super::super::disk::StdDisk::default()), dir.path())
+            .await
+            .unwrap();
         let mut held = Vec::new();
         let per = SMALL_FILE;
         for _ in 0..SMALL_FILES_BUDGET / per as usize {

@@ -38,10 +38,22 @@ async fn fixture() -> Fixture {
 
 async fn fixture_with(clock: Arc<dyn Clock>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let files = Arc::new(DataDir::open(dir.path()).await.unwrap());
+    let files = Arc::new(
+        DataDir::open(
+            Arc::new(crate::master::disk::StdDisk::default()),
+            dir.path(),
+        )
+        .await
+        .unwrap(),
+    );
     let record = MemStore::new();
     let loaded = record.load().unwrap();
-    let journal = Journal::start(record.clone(), true, Vec::new());
+    let journal = Journal::start(
+        record.clone(),
+        true,
+        Vec::new(),
+        Arc::new(crate::master::disk::StdDisk::default()),
+    );
     let state = Shared::new(
         SchedulerConfig::default(),
         clock,

@@ -14,7 +14,7 @@
 //! changes are made at most once per hand-out.
 
 use std::{
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::{Arc, Condvar, Mutex},
     thread,
 };
@@ -27,6 +27,7 @@ use super::{
     row::TaskRow,
     store::{Entry, StoreError, TaskStore},
 };
+use crate::master::disk::Disk;
 
 type Reply = oneshot::Sender<Result<(), StoreError>>;
 
@@ -73,7 +74,26 @@ pub struct Journal {
 /// What the writer thread owns, owned by the journal instead.
 struct Inline {
     store: Box<dyn TaskStore>,
-    sync_dirs: Vec<SyncDir>,
+    sync: SyncDirs,
+}
+
+/// The directories whose renames a durable batch first makes durable, on
+/// the disk the image files are on.
+#[derive(Debug, Clone)]
+pub struct SyncDirs {
+    dirs: Vec<PathBuf>,
+    disk: Arc<dyn Disk>,
+}
+
+impl SyncDirs {
+    fn sync(&self) -> Result<(), StoreError> {
+        for dir in &self.dirs {
+            self.disk
+                .sync_dir(dir)
+                .map_err(|e| StoreError::Io(format!("cannot flush {}: {e}", dir.display())))?;
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for Inline {
@@ -91,7 +111,16 @@ impl Journal {
     /// fsynced by whoever wrote them, in parallel) become durable together,
     /// so a batch of N submissions costs one fsync per directory and one
     /// commit, not N of each.
-    pub fn start(store: impl TaskStore, group_commit: bool, sync_dirs: Vec<PathBuf>) -> Self {
+    pub fn start(
+        store: impl TaskStore,
+        group_commit: bool,
+        sync_dirs: Vec<PathBuf>,
+        disk: Arc<dyn Disk>,
+    ) -> Self {
+        let sync = SyncDirs {
+            dirs: sync_dirs,
+            disk,
+        };
         let queue = Arc::new((Mutex::new(Queue::default()), Condvar::new()));
         if tessera_proto::determinism::is_seeded() {
             return Journal {
@@ -99,14 +128,14 @@ impl Journal {
                 thread: Mutex::new(None),
                 inline: Some(Mutex::new(Inline {
                     store: Box::new(store),
-                    sync_dirs: sync_dirs.iter().map(|d| SyncDir::new(d)).collect(),
+                    sync,
                 })),
             };
         }
         let q = queue.clone();
         let handle = thread::Builder::new()
             .name("tessera-journal".into())
-            .spawn(move || run(store, &q, group_commit, &sync_dirs))
+            .spawn(move || run(store, &q, group_commit, &sync))
             .expect("spawn the journal thread");
         Journal {
             queue,
@@ -137,8 +166,8 @@ impl Journal {
         if let Some(inline) = &self.inline {
             drop(q);
             let mut w = inline.lock().unwrap_or_else(|e| e.into_inner());
-            let Inline { store, sync_dirs } = &mut *w;
-            write_grouped(&mut **store, vec![job], sync_dirs);
+            let Inline { store, sync } = &mut *w;
+            write_grouped(&mut **store, vec![job], sync);
             return;
         }
         // The journal thread waits only on an empty queue: wake it for the
@@ -220,9 +249,8 @@ fn run(
     mut store: impl TaskStore,
     queue: &(Mutex<Queue>, Condvar),
     group_commit: bool,
-    sync_dirs: &[PathBuf],
+    sync: &SyncDirs,
 ) {
-    let mut sync_dirs: Vec<SyncDir> = sync_dirs.iter().map(|d| SyncDir::new(d)).collect();
     let (lock, cv) = queue;
     loop {
         let (jobs, closed) = {
@@ -233,10 +261,10 @@ fn run(
             (std::mem::take(&mut q.jobs), q.closed)
         };
         if group_commit {
-            write_grouped(&mut store, jobs, &mut sync_dirs);
+            write_grouped(&mut store, jobs, sync);
         } else {
             for job in jobs {
-                write_grouped(&mut store, vec![job], &mut sync_dirs);
+                write_grouped(&mut store, vec![job], sync);
             }
         }
         if closed
@@ -253,7 +281,7 @@ fn run(
 
 /// Writes every write job in one transaction (fsynced if any is durable),
 /// answers them, then answers the reads in order.
-fn write_grouped(store: &mut (impl TaskStore + ?Sized), jobs: Vec<Job>, sync_dirs: &mut [SyncDir]) {
+fn write_grouped(store: &mut (impl TaskStore + ?Sized), jobs: Vec<Job>, sync: &SyncDirs) {
     let mut entries = Vec::new();
     let mut next_task = 0;
     let mut durable = false;
@@ -277,11 +305,7 @@ fn write_grouped(store: &mut (impl TaskStore + ?Sized), jobs: Vec<Job>, sync_dir
         }
     }
     if !entries.is_empty() || !replies.is_empty() {
-        let synced = if durable {
-            sync_dirs.iter_mut().try_for_each(SyncDir::sync)
-        } else {
-            Ok(())
-        };
+        let synced = if durable { sync.sync() } else { Ok(()) };
         let result = synced.and_then(|()| store.apply(&entries, next_task, durable));
         if let Err(e) = &result {
             error!("cannot write the task record: {e}");
@@ -299,38 +323,5 @@ fn write_grouped(store: &mut (impl TaskStore + ?Sized), jobs: Vec<Job>, sync_dir
                 let _ = reply.send(store.row(task));
             }
         }
-    }
-}
-
-/// A directory whose renames the journal makes durable, kept open so that
-/// each batch costs one fsync and no `open`.
-struct SyncDir {
-    path: PathBuf,
-    handle: Option<std::fs::File>,
-}
-
-impl SyncDir {
-    fn new(path: &Path) -> Self {
-        SyncDir {
-            path: path.to_path_buf(),
-            handle: None,
-        }
-    }
-
-    /// Makes the renames into the directory durable.
-    fn sync(&mut self) -> Result<(), StoreError> {
-        let err = |e: std::io::Error| {
-            StoreError::Io(format!("cannot flush {}: {e}", self.path.display()))
-        };
-        if self.handle.is_none() {
-            self.handle = Some(std::fs::File::open(&self.path).map_err(err)?);
-        }
-        let synced = self.handle.as_ref().map_or(Ok(()), |d| d.sync_all());
-        if let Err(e) = synced {
-            // Reopen next time, in case the handle itself went bad.
-            self.handle = None;
-            return Err(err(e));
-        }
-        Ok(())
     }
 }
