@@ -47,6 +47,8 @@ pub fn serve_if_child() -> anyhow::Result<bool> {
     config.key = bench_key();
     // Up to 256 workers connect at once.
     config.max_unauthenticated = 512;
+    // Every synthetic worker connects from 127.0.0.1 at once.
+    config.max_unauthenticated_per_address = 512;
     let master = rt.spawn(master::run(listener, config, shutdown.clone()));
     let mut out = std::io::stdout().lock();
     writeln!(out, "{addr}")?;

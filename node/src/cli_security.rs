@@ -34,6 +34,10 @@ pub struct MasterLimitArgs {
     /// Most connections still in their handshake at once; more are refused with Busy.
     #[arg(long, default_value_t = 128)]
     pub max_unauthenticated: usize,
+    /// Most of those from one address, so that one address cannot take
+    /// every handshake slot; more are refused with Busy.
+    #[arg(long, default_value_t = 16)]
+    pub max_unauthenticated_per_address: usize,
     /// Time a new connection has to complete the handshake.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub handshake_timeout: Duration,
@@ -67,11 +71,18 @@ impl MasterLimitArgs {
             "--max-unauthenticated must be at least 1"
         );
         anyhow::ensure!(
+            self.max_unauthenticated_per_address > 0,
+            "--max-unauthenticated-per-address must be at least 1"
+        );
+        anyhow::ensure!(
             self.max_uploads_per_client > 0,
             "--max-uploads-per-client must be at least 1"
         );
         config.max_connections = self.max_connections;
         config.max_unauthenticated = self.max_unauthenticated.min(self.max_connections);
+        config.max_unauthenticated_per_address = self
+            .max_unauthenticated_per_address
+            .min(config.max_unauthenticated);
         config.handshake_timeout = self.handshake_timeout;
         config.idle_timeout = self.idle_timeout;
         config.max_uploads_per_client = self.max_uploads_per_client;
@@ -188,6 +199,10 @@ mod tests {
         args.master.apply(&mut got).unwrap();
         assert_eq!(got.max_connections, want.max_connections);
         assert_eq!(got.max_unauthenticated, want.max_unauthenticated);
+        assert_eq!(
+            got.max_unauthenticated_per_address,
+            want.max_unauthenticated_per_address
+        );
         assert_eq!(got.handshake_timeout, want.handshake_timeout);
         assert_eq!(got.idle_timeout, want.idle_timeout);
         assert_eq!(got.max_uploads_per_client, want.max_uploads_per_client);

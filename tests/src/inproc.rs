@@ -99,13 +99,29 @@ impl Cluster {
     /// A bare TCP connection (no handshake), as raw frames.
     pub async fn tcp(&self) -> Raw {
         let s = TcpStream::connect(&self.addr).await.unwrap();
+        raw(s)
+    }
+
+    /// A bare TCP connection from the loopback address `from` (any of
+    /// 127.0.0.0/8: another host, as far as the master can tell).
+    pub async fn tcp_from(&self, from: std::net::Ipv4Addr) -> Raw {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind((from, 0).into()).unwrap();
+        raw(socket.connect(self.addr.parse().unwrap()).await.unwrap())
+    }
+}
+
+fn raw(s: TcpStream) -> Raw {
+    {
         let c = Tcp::connection(s, None);
         (
             FrameReader::new(c.read, 1 << 21),
             FrameWriter::new(c.write, 1 << 21),
         )
     }
+}
 
+impl Cluster {
     /// Proves the cluster still serves: a fresh client submits a small
     /// valid PNG and, if `processed`, waits for it to come back done.
     pub async fn assert_serving(&self, processed: bool) {

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tessera_client::{Client, ClientError, ErrorCode, TaskState};
+use tessera_client::{Client, ErrorCode, TaskState};
 use tessera_node::worker::{self, WorkerConfig};
 use tessera_proto::net::WriteHalf;
 use tessera_proto::{
@@ -439,32 +439,37 @@ fn raise_fd_limit() {
     }
 }
 
-/// 2,000 connections that never say a word: those past the unauthenticated
-/// limit are refused with Busy at once, the rest are closed at the handshake
-/// deadline, and the master serves normally afterwards.
+/// 2,000 connections from one address that never say a word: past that
+/// address's share of handshakes they are refused with Busy at once, the
+/// rest are closed at the handshake deadline; meanwhile a client from
+/// another address gets in (one address cannot take every handshake
+/// slot), and the master serves normally afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_thousand_idle_connections_are_refused_or_timed_out() {
+async fn two_thousand_idle_connections_from_one_address_leave_room_for_others() {
     raise_fd_limit();
     let n = IDLE_CONNECTIONS;
-    let limit = n / 2;
+    let pool = n / 2;
+    let share = 100;
     let deadline = Duration::from_secs(3);
     let c = Cluster::start_with(
         1,
         |m| {
-            m.max_unauthenticated = limit;
+            m.max_unauthenticated = pool;
+            m.max_unauthenticated_per_address = share;
             m.max_connections = n + 64;
             m.handshake_timeout = deadline;
-            // All of these come from 127.0.0.1 and count as failures: keep
-            // the delay owed by this address short for the checks after.
+            // These all count as failures of their address: keep the delay
+            // it owes short.
             m.failure_delays.max = Duration::from_millis(100);
         },
         |_| {},
     )
     .await;
+    let attacker = std::net::Ipv4Addr::new(127, 0, 0, 2);
     let started = Instant::now();
     let mut replies = tokio::task::JoinSet::new();
     for _ in 0..n {
-        let (mut r, w) = c.tcp().await;
+        let (mut r, w) = c.tcp_from(attacker).await;
         replies.spawn(async move {
             let reply = r.recv_hello_reply(T).await;
             let at = started.elapsed();
@@ -473,20 +478,18 @@ async fn two_thousand_idle_connections_are_refused_or_timed_out() {
             (reply.unwrap(), at, skipped)
         });
     }
-    // While they hold every handshake slot, a good client is refused Busy too.
-    let err = Client::connect(&c.addr, &c.key).await.unwrap_err();
-    assert!(
-        matches!(err, ClientError::Refused(Refusal::Busy { limit: l }) if l as usize == limit),
-        "{err:?}"
-    );
-    assert!(err.is_transient());
+    // While they hold their address's whole share, a client from another
+    // address (127.0.0.1) is let in, before their deadline.
+    let client = Client::connect(&c.addr, &c.key).await.unwrap();
+    assert!(started.elapsed() < deadline, "{:?}", started.elapsed());
+    drop(client);
     let (mut busy, mut timed_out) = (0, 0);
     while let Some(joined) = replies.join_next().await {
         let (reply, at, skipped) = joined.unwrap();
         assert_eq!(skipped, 0);
         match reply {
             HelloReply::Refused(Refusal::Busy { limit: l }) => {
-                assert_eq!(l as usize, limit);
+                assert_eq!(l as usize, share);
                 assert!(at < deadline, "Busy is answered at once, not after {at:?}");
                 busy += 1;
             }
@@ -498,9 +501,49 @@ async fn two_thousand_idle_connections_are_refused_or_timed_out() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    // The good client above took one refusal; the rest split at the limit.
-    assert_eq!((busy, timed_out), (n - limit, limit));
+    assert_eq!((busy, timed_out), (n - share, share));
     c.assert_serving(true).await;
+}
+
+/// An address that owes a failure delay waits it out without a slot of the
+/// shared handshake pool: with a pool of one, a client from another address
+/// gets in while a delayed connection waits.
+#[tokio::test]
+async fn a_delayed_address_holds_no_handshake_slot_while_it_waits() {
+    // No worker: nothing else handshakes meanwhile.
+    let c = Cluster::start_with(
+        0,
+        |m| {
+            m.max_unauthenticated = 1;
+            m.failure_delays.free = 0;
+            m.failure_delays.base = Duration::from_secs(20);
+            m.failure_delays.max = Duration::from_secs(20);
+        },
+        |_| {},
+    )
+    .await;
+    let attacker = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    // One failure: the attacker's address now owes 20 s per connection.
+    let mut failed = c.tcp_from(attacker).await;
+    send_raw(&mut failed, b"\x00\x00\x00\x10GET / HTTP/1.1\r\n\r\n").await;
+    expect_refused_and_closed(&mut failed, Refusal::BadMagic).await;
+    // Its next connection waits out the delay...
+    let (mut waiting, _w) = c.tcp_from(attacker).await;
+    // ... and a client from 127.0.0.1 is let in meanwhile, not refused Busy.
+    let began = Instant::now();
+    let client = Client::connect(&c.addr, &c.key).await.unwrap();
+    assert!(
+        began.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        began.elapsed()
+    );
+    drop(client);
+    // The delayed connection has still not been answered.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), waiting.recv_hello_reply(T))
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]

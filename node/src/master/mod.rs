@@ -15,6 +15,7 @@
 //!   (the image files), `retention`.
 
 pub mod activity;
+pub mod admission;
 pub mod client_conn;
 pub mod client_upload;
 pub mod disk;
@@ -35,7 +36,7 @@ use std::{collections::HashMap, path::PathBuf, sync::Arc, time::Duration};
 use tessera_proto::{
     ClusterKey, FrameLimits, FrameReader, FrameWriter, HelloReply, Refusal, Role, Welcome,
     accept::{AcceptOptions, accept},
-    net::{Connection, Listener, WriteHalf},
+    net::{Connection, Listener},
 };
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -43,6 +44,7 @@ use tracing::{debug, info, warn};
 
 use self::{
     activity::{Activity, Tracked},
+    admission::Admission,
     failures::{FailureDelays, Failures},
     ledger::Ledger,
     record::{Journal, MemStore, RedbStore, StoreError, TaskStore},
@@ -75,6 +77,9 @@ pub struct MasterConfig {
     /// Most connections still in their handshake at once (counted within
     /// `max_connections`); more are refused with `Busy`.
     pub max_unauthenticated: usize,
+    /// Most of those from one address: one address cannot take every
+    /// handshake slot (more are refused with `Busy`).
+    pub max_unauthenticated_per_address: usize,
     /// Largest frame other than a chunk (every control message).
     pub max_control_frame: usize,
     /// A connection that moves no byte either way for this long, with no
@@ -139,6 +144,7 @@ impl MasterConfig {
             handshake_timeout: Duration::from_secs(10),
             key: ClusterKey::generate(),
             max_unauthenticated: 128,
+            max_unauthenticated_per_address: 16,
             max_control_frame: tessera_proto::DEFAULT_MAX_CONTROL_FRAME,
             idle_timeout: Duration::from_secs(300),
             failure_delays: FailureDelays::default(),
@@ -165,6 +171,8 @@ pub struct Ctx {
     pub ledger: Ledger,
     pub store: Arc<DataDir>,
     pub failures: Failures,
+    /// Who may start a handshake (`admission.rs`).
+    pub admission: Admission,
 }
 
 /// The master could not start.
@@ -279,6 +287,10 @@ pub async fn run(
         state,
         store,
         failures: Failures::new(config.failure_delays),
+        admission: Admission::new(
+            config.max_unauthenticated,
+            config.max_unauthenticated_per_address,
+        ),
         config,
     });
     tokio::spawn(expire_leases(ctx.clone(), shutdown.clone()));
@@ -291,7 +303,6 @@ pub async fn run(
         ));
     }
     let slots = Arc::new(Semaphore::new(ctx.config.max_connections));
-    let unauthenticated = Arc::new(Semaphore::new(ctx.config.max_unauthenticated));
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, data_dir = %ctx.config.data_dir.display(), "master listening");
     }
@@ -309,24 +320,26 @@ pub async fn run(
             () = shutdown.cancelled() => break,
         };
         let permit = slots.clone().try_acquire_owned().ok();
-        let handshaking = permit
+        let share = permit
             .as_ref()
-            .and_then(|_| unauthenticated.clone().try_acquire_owned().ok());
+            .map(|_| ctx.admission.share_of(conn.peer.ip()));
         let ctx = ctx.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let _permit = permit.as_ref();
-            let limit = match (&permit, &handshaking) {
-                (None, _) => Some(ctx.config.max_connections),
-                (Some(_), None) => Some(ctx.config.max_unauthenticated),
-                _ => None,
+            let share = match share {
+                None => Err((ctx.config.max_connections, "connections")),
+                Some(Err(limit)) => Err((limit, "this address's handshakes")),
+                Some(Ok(share)) => Ok(share),
             };
-            if let Some(limit) = limit {
-                debug!(peer = %conn.peer, limit, "refusing a connection: at the limit");
-                refuse_busy(conn.write, limit, ctx.config.max_frame).await;
-                return;
+            match share {
+                Ok(share) => serve_connection(ctx, conn, shutdown, share).await,
+                Err((limit, what)) => {
+                    debug!(peer = %conn.peer, limit, "refusing a connection: at the limit of {what}");
+                    let mut writer = FrameWriter::new(conn.write, ctx.config.max_frame);
+                    refuse_busy(&mut writer, limit).await;
+                }
             }
-            serve_connection(ctx, conn, shutdown, handshaking).await;
         });
     }
     ctx.state.close();
@@ -349,8 +362,7 @@ async fn expire_leases(ctx: Arc<Ctx>, shutdown: CancellationToken) {
     }
 }
 
-async fn refuse_busy(write: WriteHalf, limit: usize, max_frame: usize) {
-    let mut writer = FrameWriter::new(write, max_frame);
+async fn refuse_busy<W: tokio::io::AsyncWrite + Unpin>(writer: &mut FrameWriter<W>, limit: usize) {
     let reply = HelloReply::Refused(Refusal::Busy {
         limit: limit as u32,
     });
@@ -361,13 +373,14 @@ async fn serve_connection(
     ctx: Arc<Ctx>,
     Connection { read, write, peer }: Connection,
     shutdown: CancellationToken,
-    handshaking: Option<tokio::sync::OwnedSemaphorePermit>,
+    share: admission::Share,
 ) {
     let activity = Activity::new();
     let mut reader =
         FrameReader::with_limits(Tracked::new(read, activity.clone()), FrameLimits::HANDSHAKE);
     let mut writer = FrameWriter::new(Tracked::new(write, activity.clone()), ctx.config.max_frame);
-    // An address whose handshakes keep failing waits before it is answered.
+    // An address whose handshakes keep failing waits before it is answered,
+    // holding its own share of handshakes but no slot of the shared pool.
     let delay = ctx.failures.delay(peer.ip(), ctx.config.clock.now());
     if !delay.is_zero() {
         debug!(%peer, ?delay, "slowing down an address with failed handshakes");
@@ -376,6 +389,14 @@ async fn serve_connection(
             () = shutdown.cancelled() => return,
         }
     }
+    let handshaking = match ctx.admission.handshake(share) {
+        Ok(h) => h,
+        Err(limit) => {
+            debug!(%peer, limit, "refusing a connection: at the limit of handshakes");
+            refuse_busy(&mut writer, limit).await;
+            return;
+        }
+    };
     let welcome = Welcome::new(
         ctx.config.master_id.clone(),
         ctx.config.heartbeat_interval,
