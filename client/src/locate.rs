@@ -28,7 +28,7 @@ pub async fn connect(
     let found = match master {
         Some(addr) => StaticAddr::new(addr, "--master").find(FIND_WITHIN).await?,
         None => {
-            let mdns = MdnsDiscovery::start(cluster).context("cannot start mDNS discovery")?;
+            let mdns = MdnsDiscovery::start(cluster, key).context("cannot start mDNS discovery")?;
             mdns.find(FIND_WITHIN).await?
         }
     };
@@ -48,7 +48,9 @@ pub async fn connect_reconnecting(
 ) -> anyhow::Result<Reconnecting> {
     let discovery: Box<dyn Discovery> = match master {
         Some(addr) => Box::new(StaticAddr::new(addr, "--master")),
-        None => Box::new(MdnsDiscovery::start(cluster).context("cannot start mDNS discovery")?),
+        None => {
+            Box::new(MdnsDiscovery::start(cluster, key).context("cannot start mDNS discovery")?)
+        }
     };
     let found = discovery.find(FIND_WITHIN).await?;
     tracing::info!("master: {found}");

@@ -419,7 +419,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             work.apply(&mut config)?;
             let discovery: Box<dyn Discovery> = match master {
                 Some(addr) => Box::new(StaticAddr::new(addr, "--master")),
-                None => Box::new(MdnsDiscovery::start(&cluster)?),
+                None => Box::new(MdnsDiscovery::start(&cluster, &config.key)?),
             };
             worker::run_with(config, discovery.as_ref(), shutdown).await?;
         }
