@@ -154,7 +154,6 @@ impl Client {
             DialError::Unauthenticated { addr, fingerprint } => {
                 ClientError::Unauthenticated { addr, fingerprint }
             }
-            e @ DialError::UnexpectedReply { .. } => ClientError::Protocol(e.to_string()),
             DialError::Proto(p) => ClientError::Wire(p),
         })?;
         let pending = Pending::new();

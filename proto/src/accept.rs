@@ -1,18 +1,21 @@
-//! The master's side of the handshake: read the peer's `Hello`, prove we hold
-//! the cluster key, check the peer's proof. Until the peer has proved itself
-//! every frame must fit in [`HANDSHAKE_MAX_FRAME`] bytes and the whole
-//! exchange must finish within one deadline; nothing but handshake frames is
-//! parsed.
+//! The master's side of the handshake: read the peer's `Hello` and its
+//! Noise message, answer with ours (which carries the `Welcome`), and
+//! switch the connection to encrypted records. Until then every frame must
+//! fit in [`HANDSHAKE_MAX_FRAME`] bytes and the whole exchange must finish
+//! within one deadline; nothing but handshake frames is parsed.
 
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::{
-    FrameReader, FrameWriter, Hello, HelloReply, ProtoError, Refusal, Welcome, auth,
+    FrameReader, FrameWriter, Hello, HelloReply, ProtoError, Refusal, Welcome,
     frame::{FrameLimits, HANDSHAKE_MAX_FRAME},
-    handshake::{Answer, Challenge, parse_answer, parse_hello},
+    handshake::{MAX_ACCEPT, check_first_message, parse_hello},
     key::ClusterKey,
+    noise,
+    secure::{SecureReader, SecureWriter, upgrade},
+    wire,
 };
 
 /// How long a refusal may take to send before the connection is dropped anyway.
@@ -31,14 +34,10 @@ pub struct AcceptOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum AcceptError {
     /// We refused the peer; the refusal was sent to it (best effort).
+    /// `Refusal::Unauthorized`: its Noise message did not decrypt under our
+    /// key (it holds another cluster's key, or is forging).
     #[error("{0}")]
     Refused(Refusal),
-    /// The peer could not verify the master's proof: it holds another
-    /// cluster's key (or is probing). No refusal is sent: it is leaving.
-    #[error(
-        "the peer holds a different cluster key (it could not verify the master's proof); give it a copy of this master's cluster.key"
-    )]
-    PeerHasOtherKey,
     /// The connection ended or failed during the handshake.
     #[error("{0}")]
     Proto(ProtoError),
@@ -47,44 +46,60 @@ pub enum AcceptError {
 impl AcceptError {
     /// True when the peer failed to authenticate (as opposed to going away).
     pub fn is_wrong_key(&self) -> bool {
-        matches!(
-            self,
-            AcceptError::PeerHasOtherKey | AcceptError::Refused(Refusal::Unauthorized)
-        )
+        matches!(self, AcceptError::Refused(Refusal::Unauthorized))
     }
 }
 
-/// Runs the master's side of the handshake on a fresh connection. On success
-/// the reader is switched to `options.limits` and the peer's `Hello` is
-/// returned; `welcome` has been sent.
+/// An accepted connection: the peer's `Hello` and the encrypted frames.
+#[derive(Debug)]
+pub struct Accepted<R, W> {
+    pub hello: Hello,
+    pub reader: SecureReader<R>,
+    pub writer: SecureWriter<W>,
+}
+
+/// Runs the master's side of the handshake on a fresh connection from
+/// `peer` (for logs). On success `welcome` has been sent (encrypted) and the
+/// reader takes `options.limits`.
 pub async fn accept<R, W>(
-    reader: &mut FrameReader<R>,
-    writer: &mut FrameWriter<W>,
+    mut reader: FrameReader<R>,
+    mut writer: FrameWriter<W>,
     key: &ClusterKey,
     welcome: Welcome,
     options: AcceptOptions,
-) -> Result<Hello, AcceptError>
+    peer: &str,
+) -> Result<Accepted<R, W>, AcceptError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     reader.set_limits(FrameLimits::HANDSHAKE);
-    let result = tokio::time::timeout(options.timeout, exchange(reader, writer, key, welcome))
-        .await
-        .unwrap_or_else(|_| {
-            let after_ms = options.timeout.as_millis().min(u128::from(u32::MAX)) as u32;
-            Err(AcceptError::Refused(Refusal::Timeout { after_ms }))
-        });
-    match &result {
-        Ok(_) => reader.set_limits(options.limits),
+    let result = tokio::time::timeout(
+        options.timeout,
+        exchange(&mut reader, &mut writer, key, welcome),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        let after_ms = options.timeout.as_millis().min(u128::from(u32::MAX)) as u32;
+        Err(AcceptError::Refused(Refusal::Timeout { after_ms }))
+    });
+    match result {
+        Ok((hello, keys)) => {
+            let (reader, writer) = upgrade(reader, writer, keys, peer, options.limits);
+            Ok(Accepted {
+                hello,
+                reader,
+                writer,
+            })
+        }
         Err(AcceptError::Refused(refusal)) => {
             let reply = HelloReply::Refused(refusal.clone());
             let _ =
                 tokio::time::timeout(REFUSAL_SEND_TIMEOUT, writer.send_hello_reply(&reply)).await;
+            Err(AcceptError::Refused(refusal))
         }
-        Err(_) => {}
+        Err(e) => Err(e),
     }
-    result
 }
 
 async fn exchange<R, W>(
@@ -92,31 +107,33 @@ async fn exchange<R, W>(
     writer: &mut FrameWriter<W>,
     key: &ClusterKey,
     welcome: Welcome,
-) -> Result<Hello, AcceptError>
+) -> Result<(Hello, snow::StatelessTransportState), AcceptError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let frame = reader.next_frame().await.map_err(handshake_error)?;
-    let hello = parse_hello(&frame).map_err(AcceptError::Refused)?;
-    let nonce = auth::nonce();
-    let proof = auth::master_proof(key, &hello.nonce, &nonce);
+    let hello_frame = reader.next_frame().await.map_err(handshake_error)?;
+    let hello = parse_hello(&hello_frame).map_err(AcceptError::Refused)?;
+    let first = reader.next_frame().await.map_err(handshake_error)?;
+    check_first_message(&first).map_err(AcceptError::Refused)?;
+    let mut noise = noise::responder(key, &hello_frame);
+    let mut empty = [0u8; noise::FIRST_MESSAGE_LEN];
+    noise
+        .read_message(&first, &mut empty)
+        .map_err(|_| AcceptError::Refused(Refusal::Unauthorized))?;
+    let welcome = wire::encode(&welcome).map_err(|e| AcceptError::Proto(e.into()))?;
+    let mut answer = vec![0u8; MAX_ACCEPT];
+    let n = noise
+        .write_message(&welcome, &mut answer)
+        .map_err(|e| AcceptError::Proto(ProtoError::Io(std::io::Error::other(e))))?;
+    answer.truncate(n);
     writer
-        .send_hello_reply(&HelloReply::Challenge(Challenge { nonce, proof }))
+        .send_hello_reply(&HelloReply::Accept(answer))
         .await
         .map_err(AcceptError::Proto)?;
-    let frame = reader.next_frame().await.map_err(handshake_error)?;
-    match parse_answer(&frame).map_err(AcceptError::Refused)? {
-        Answer::MasterUnverified => Err(AcceptError::PeerHasOtherKey),
-        Answer::Proof(p) if auth::verify_peer(key, hello.role, &nonce, &hello.nonce, &p) => {
-            writer
-                .send_hello_reply(&HelloReply::Welcome(welcome))
-                .await
-                .map_err(AcceptError::Proto)?;
-            Ok(hello)
-        }
-        Answer::Proof(_) => Err(AcceptError::Refused(Refusal::Unauthorized)),
-    }
+    let keys = noise::transport(noise)
+        .map_err(|e| AcceptError::Proto(ProtoError::Io(std::io::Error::other(e))))?;
+    Ok((hello, keys))
 }
 
 /// An over-long frame during the handshake is refused by name; anything

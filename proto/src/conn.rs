@@ -10,7 +10,7 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use crate::{
     error::{DecodeError, ProtoError},
     frame::{FrameCodec, FrameLimits, OutFrame},
-    handshake::{Answer, Hello, HelloReply},
+    handshake::{Hello, HelloReply},
     message::{Msg, StreamId},
     wire,
 };
@@ -37,6 +37,21 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn with_limits(io: R, limits: FrameLimits) -> Self {
         FrameReader {
             inner: FramedRead::new(io, FrameCodec::with_limits(limits)),
+        }
+    }
+
+    /// The stream underneath and the bytes read from it past the last frame.
+    pub fn into_parts(self) -> (R, bytes::BytesMut) {
+        let parts = self.inner.into_parts();
+        (parts.io, parts.read_buf)
+    }
+
+    /// The frame limits in force.
+    pub fn limits(&self) -> FrameLimits {
+        let codec = self.inner.decoder();
+        FrameLimits {
+            max_frame: codec.max_frame(),
+            max_control: codec.max_control(),
         }
     }
 
@@ -150,8 +165,24 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         self.inner.send(OutFrame::message(reply)?).await
     }
 
-    pub async fn send_answer(&mut self, answer: &Answer) -> Result<(), ProtoError> {
-        self.inner.send(OutFrame::message(answer)?).await
+    /// Sends `body` as one frame as it is (a Noise handshake message).
+    pub async fn send_raw(&mut self, body: Vec<u8>) -> Result<(), ProtoError> {
+        self.inner
+            .send(OutFrame {
+                header: body,
+                payload: Bytes::new(),
+            })
+            .await
+    }
+
+    /// The largest frame this writer sends.
+    pub fn max_frame(&self) -> usize {
+        self.inner.encoder().max_frame()
+    }
+
+    /// The stream underneath (call after a flush: nothing is buffered then).
+    pub fn into_inner(self) -> W {
+        self.inner.into_inner()
     }
 
     /// Sends every chunk of `data` on `stream` (at most [`crate::MAX_CHUNK`]

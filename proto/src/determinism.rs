@@ -66,6 +66,14 @@ where
     })
 }
 
+/// Fills `dest` with random bytes (see [`random`]).
+pub fn fill(dest: &mut [u8]) {
+    for chunk in dest.chunks_mut(32) {
+        let bytes: [u8; 32] = random();
+        chunk.copy_from_slice(&bytes[..chunk.len()]);
+    }
+}
+
 /// Runs `f` on tokio's blocking pool, or inline on a seeded thread (see
 /// the module docs).
 pub async fn blocking<T, F>(f: F) -> std::io::Result<T>

@@ -1,14 +1,17 @@
-//! Opening a connection to a master: TCP connect and the mutually
-//! authenticated handshake, each with a deadline.
+//! Opening a connection to a master: TCP connect and the Noise handshake
+//! under the cluster key (see [`crate::handshake`]), each with a deadline;
+//! the connection is encrypted from then on.
 
 use std::time::Duration;
 
 use crate::{
-    FrameReader, FrameWriter, Hello, HelloReply, ProtoError, Refusal, Role, Welcome, auth,
+    FrameReader, FrameWriter, Hello, HelloReply, ProtoError, Refusal, Role, Welcome,
     frame::FrameLimits,
-    handshake::Answer,
     key::ClusterKey,
     net::{Connection, Dialer, ReadHalf, WriteHalf},
+    noise,
+    secure::streams,
+    wire,
 };
 
 /// An open, accepted connection.
@@ -60,20 +63,13 @@ pub enum DialError {
     /// is not the master's).
     #[error("master refused the connection: {0}")]
     Refused(Refusal),
-    /// The server did not prove it holds our cluster key: a master of
-    /// another cluster, a spoofed one, or our key file is not a copy of the
-    /// master's. Skip it (discovery) or fix the key file.
+    /// The server did not prove it holds our cluster key (its answer did
+    /// not decrypt under our key): a spoofed master, or one that was
+    /// tampered with in transit. Skip it (discovery) or fix the key file.
     #[error(
         "{addr} did not prove it holds this cluster's key (our key's fingerprint is {fingerprint}): it is a master of another cluster or not a tessera master, or the key file is not a copy of the master's cluster.key"
     )]
     Unauthenticated { addr: String, fingerprint: String },
-    /// The master broke the handshake's order.
-    #[error("handshake with {addr} failed: expected {expected}, got {got}")]
-    UnexpectedReply {
-        addr: String,
-        expected: &'static str,
-        got: &'static str,
-    },
     /// The connection broke during the handshake.
     #[error(transparent)]
     Proto(#[from] ProtoError),
@@ -87,14 +83,6 @@ impl DialError {
             self,
             DialError::Unauthenticated { .. } | DialError::Refused(Refusal::Unauthorized)
         )
-    }
-}
-
-fn reply_name(reply: &HelloReply) -> &'static str {
-    match reply {
-        HelloReply::Welcome(_) => "Welcome",
-        HelloReply::Refused(_) => "Refused",
-        HelloReply::Challenge(_) => "Challenge",
     }
 }
 
@@ -120,16 +108,16 @@ pub async fn dial(
             .map_err(connect_err)?;
     let mut reader = FrameReader::with_limits(read, FrameLimits::HANDSHAKE);
     let mut writer = FrameWriter::new(write, options.limits.max_frame);
-    let welcome = tokio::time::timeout(
+    let (welcome, keys) = tokio::time::timeout(
         options.handshake_timeout,
         handshake(addr, role, node_id, key, &mut reader, &mut writer),
     )
     .await
     .map_err(|_| ProtoError::Timeout(options.handshake_timeout))??;
-    reader.set_limits(options.limits);
+    let (read, write) = streams(reader, writer, keys, addr);
     Ok(Dialed {
-        reader,
-        writer,
+        reader: FrameReader::with_limits(Box::new(read), options.limits),
+        writer: FrameWriter::new(Box::new(write), options.limits.max_frame),
         welcome,
     })
 }
@@ -141,31 +129,27 @@ async fn handshake(
     key: &ClusterKey,
     reader: &mut FrameReader<ReadHalf>,
     writer: &mut FrameWriter<WriteHalf>,
-) -> Result<Welcome, DialError> {
-    let hello = Hello::new(role, node_id);
-    writer.send_hello(&hello).await?;
-    let challenge = match reader.next_hello_reply().await? {
-        HelloReply::Challenge(c) => c,
+) -> Result<(Welcome, snow::StatelessTransportState), DialError> {
+    let hello = wire::encode(&Hello::new(role, node_id)).map_err(ProtoError::from)?;
+    let mut noise = noise::initiator(key, &hello);
+    let mut first = vec![0u8; noise::FIRST_MESSAGE_LEN];
+    noise
+        .write_message(&[], &mut first)
+        .map_err(|e| ProtoError::Io(std::io::Error::other(e)))?;
+    // Both frames at once: the handshake costs one round trip.
+    writer.send_raw(hello).await?;
+    writer.send_raw(first).await?;
+    let answer = match reader.next_hello_reply().await? {
+        HelloReply::Accept(answer) => answer,
         HelloReply::Refused(r) => return Err(DialError::Refused(r)),
-        // A master that welcomes without proving anything is not ours.
-        HelloReply::Welcome(_) => return Err(unauthenticated(addr, key)),
     };
-    if !auth::verify_master(key, &hello.nonce, &challenge.nonce, &challenge.proof) {
-        // Best effort: tell it why we leave, so its log says so.
-        let _ = writer.send_answer(&Answer::MasterUnverified).await;
-        return Err(unauthenticated(addr, key));
-    }
-    let proof = auth::peer_proof(key, role, &challenge.nonce, &hello.nonce);
-    writer.send_answer(&Answer::Proof(proof)).await?;
-    match reader.next_hello_reply().await? {
-        HelloReply::Welcome(w) => Ok(w),
-        HelloReply::Refused(r) => Err(DialError::Refused(r)),
-        other => Err(DialError::UnexpectedReply {
-            addr: addr.to_string(),
-            expected: "Welcome",
-            got: reply_name(&other),
-        }),
-    }
+    let mut welcome = vec![0u8; answer.len()];
+    let n = noise
+        .read_message(&answer, &mut welcome)
+        .map_err(|_| unauthenticated(addr, key))?;
+    let welcome: Welcome = wire::decode_exact(&welcome[..n]).map_err(ProtoError::from)?;
+    let keys = noise::transport(noise).map_err(|e| ProtoError::Io(std::io::Error::other(e)))?;
+    Ok((welcome, keys))
 }
 
 fn unauthenticated(addr: &str, key: &ClusterKey) -> DialError {

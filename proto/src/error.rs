@@ -23,7 +23,11 @@ pub enum DecodeError {
 pub enum ProtoError {
     /// The transport failed or the peer reset the connection: reconnect.
     #[error("connection error: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
+    /// A record failed authentication (see [`crate::secure`]): the
+    /// connection was tampered with. Nothing from it was acted on; close it.
+    #[error("{0}")]
+    Tampered(crate::secure::Tampered),
     /// The peer sent a length prefix over the maximum: the stream can no
     /// longer be trusted; close it.
     #[error("frame of {len} bytes is over the {max}-byte limit")]
@@ -45,6 +49,16 @@ pub enum ProtoError {
     /// A bug on our side: a message that cannot be encoded.
     #[error(transparent)]
     Encode(#[from] crate::wire::EncodeError),
+}
+
+impl From<io::Error> for ProtoError {
+    /// A [`crate::secure::Tampered`] read error keeps its type.
+    fn from(e: io::Error) -> Self {
+        match crate::secure::Tampered::from_io(&e) {
+            Some(t) => ProtoError::Tampered(t.clone()),
+            None => ProtoError::Io(e),
+        }
+    }
 }
 
 impl ProtoError {

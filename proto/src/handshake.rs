@@ -1,24 +1,26 @@
-//! The handshake: the first frames of every connection.
+//! The handshake: the first frames of every connection, a Noise
+//! `NNpsk0` handshake (see [`crate::noise`]) behind a cleartext `Hello`.
 //!
 //! ```text
-//! peer                                   master
-//!  | Hello{magic, version, role, id, nonce_p} -> |
-//!  | <- Challenge{nonce_m, master proof}         |   (or Refused)
-//!  | Answer::Proof(peer proof) ->                |   (the peer checked the master's proof first)
-//!  | <- Welcome                                  |   (or Refused(Unauthorized))
+//! peer                                         master
+//!  | Hello{magic, version, role, node_id} ->   |   cleartext; the prologue of the Noise handshake
+//!  | Noise `-> psk, e` (48 bytes) ->           |   sent at once, no round trip
+//!  | <- Accept(Noise `<- e, ee` + Welcome)     |   or Refused (cleartext): bad magic, version,
+//!  |                                           |   Busy, Unauthorized (the first message did
+//!  |                                           |   not decrypt under the master's key), Timeout
+//!  | records (crate::secure) both ways ...     |
 //! ```
 //!
-//! See [`crate::auth`] for the proofs. `Hello`'s prefix (magic, version) and
-//! `HelloReply`'s first two variants (`Welcome`, `Refused` with the refusals
-//! up to `Busy`) are the encodings that must stay stable across protocol
-//! versions: a peer of any version can read the magic and the version, and
-//! read a refusal that names both versions. New refusals are appended.
+//! `Hello`'s prefix (magic, version) and `HelloReply::Refused` (variant 1,
+//! with the refusals up to `Busy`) are the encodings that must stay stable
+//! across protocol versions: a peer of any version can read the magic and
+//! the version, and read a refusal that names both versions. New refusals
+//! are appended.
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
     MAGIC, PROTOCOL_VERSION,
-    auth::{Nonce, Proof},
     error::DecodeError,
     wire,
 };
@@ -48,8 +50,6 @@ pub struct Hello {
     pub role: Role,
     /// The peer's self-chosen id, for logs (at most [`MAX_NODE_ID`] bytes).
     pub node_id: String,
-    /// The peer's fresh challenge to the master.
-    pub nonce: Nonce,
 }
 
 /// Longest node id accepted in a `Hello`.
@@ -62,44 +62,24 @@ impl Hello {
             version: PROTOCOL_VERSION,
             role,
             node_id: node_id.into(),
-            nonce: crate::auth::nonce(),
         }
     }
 }
 
-/// What the master sends during the handshake: `Challenge` (or `Refused`)
-/// answering a `Hello`, then `Welcome` (or `Refused`) answering the proof.
+/// What the master answers a `Hello` and the Noise message after it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HelloReply {
-    Welcome(Welcome),
+    /// The Noise message `<- e, ee`, whose payload is the encoded
+    /// [`Welcome`]; the connection is encrypted from the next byte on.
+    Accept(Vec<u8>),
     Refused(Refusal),
-    Challenge(Challenge),
 }
 
-/// The master's proof that it holds the cluster key, and its own challenge.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Challenge {
-    /// The master's fresh nonce.
-    pub nonce: Nonce,
-    /// [`crate::auth::master_proof`] over the peer's nonce and this one.
-    pub proof: Proof,
-}
+/// Longest `Accept` message: the master's ephemeral key, a `Welcome` and a tag.
+pub const MAX_ACCEPT: usize = 512;
 
-/// How many variants [`Answer`] has.
-const ANSWER_VARIANTS: u32 = 2;
-
-/// The peer's second frame, answering a `Challenge`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Answer {
-    /// [`crate::auth::peer_proof`]: the peer holds the cluster key.
-    Proof(Proof),
-    /// The master's proof did not verify under the peer's key (another
-    /// cluster's key, or a spoofed master); the peer is leaving. Sent so the
-    /// master can log the real reason.
-    MasterUnverified,
-}
-
-/// Accepted: the connection now carries [`crate::Msg`] frames. The master
+/// Accepted (inside the `Accept` message): the connection now carries
+/// [`crate::Msg`] frames. The master
 /// sets the lease timing for its whole cluster here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Welcome {
@@ -175,26 +155,14 @@ pub fn parse_hello(frame: &[u8]) -> Result<Hello, Refusal> {
     Ok(hello)
 }
 
-/// Decodes the peer's answer to a challenge.
-pub fn parse_answer(frame: &[u8]) -> Result<Answer, Refusal> {
-    wire::decode_enum_exact(frame, ANSWER_VARIANTS).map_err(|e: DecodeError| {
-        Refusal::Malformed(format!("expected the answer to the challenge: {e}"))
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn answer_variants_is_the_number_of_variants() {
-        let last = wire::encode(&Answer::MasterUnverified).unwrap();
-        assert_eq!(u32::from(last[0]) + 1, ANSWER_VARIANTS);
-        assert_eq!(
-            parse_answer(&[2]),
-            Err(Refusal::Malformed(
-                "expected the answer to the challenge: unknown message type (variant 2)".into()
-            ))
-        );
+/// Checks the peer's Noise message that follows its `Hello`.
+pub fn check_first_message(frame: &[u8]) -> Result<(), Refusal> {
+    if frame.len() != crate::noise::FIRST_MESSAGE_LEN {
+        return Err(Refusal::Malformed(format!(
+            "expected the {}-byte Noise handshake message after the Hello, got {} bytes",
+            crate::noise::FIRST_MESSAGE_LEN,
+            frame.len()
+        )));
     }
+    Ok(())
 }

@@ -70,6 +70,15 @@ impl ClusterKey {
         hex(&mac.finalize().into_bytes()[..8])
     }
 
+    /// The pre-shared key every connection's Noise handshake mixes in:
+    /// HMAC-SHA256(key, "tessera noise psk"), so the key itself is used for
+    /// nothing but deriving (the fingerprint uses another label).
+    pub(crate) fn psk(&self) -> [u8; 32] {
+        let mut mac = self.mac();
+        mac.update(b"tessera noise psk");
+        mac.finalize().into_bytes().into()
+    }
+
     /// An HMAC-SHA256 instance keyed with this key.
     pub(crate) fn mac(&self) -> HmacSha256 {
         HmacSha256::new_from_slice(&self.0).expect("HMAC takes keys of any length")

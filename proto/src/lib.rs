@@ -2,9 +2,10 @@
 //!
 //! * [`frame`]: 4-byte big-endian length-prefixed frames with a maximum size.
 //! * [`wire`]: the only module that knows bincode; every decode has a byte limit.
-//! * [`handshake`]: the first frames (`Hello`, challenge, proof) and their answers.
-//! * [`key`]: the cluster key (load, create with mode 0600, fingerprint).
-//! * [`auth`]: the handshake's HMAC-SHA256 proofs.
+//! * [`handshake`]: the first frames (`Hello`, the Noise handshake) and their answers.
+//! * [`key`]: the cluster key (load, create with mode 0600, fingerprint, the Noise PSK).
+//! * [`noise`]: the Noise protocol (NNpsk0, X25519, AES-256-GCM, SHA-256) and its keys.
+//! * [`secure`]: the encrypted record layer under the frames after the handshake.
 //! * [`accept`]: the master's side of the handshake, with a deadline.
 //! * [`message`]: every message after the handshake ([`Msg`]).
 //! * [`task`]: task ids, states and failure kinds.
@@ -17,7 +18,6 @@
 //! * [`liveness`]: telling a silent (hung or cut off) peer from a quiet one.
 
 pub mod accept;
-pub mod auth;
 pub mod backoff;
 pub mod checksum;
 pub mod cluster;
@@ -31,6 +31,8 @@ pub mod key;
 pub mod liveness;
 pub mod message;
 pub mod net;
+pub mod noise;
+pub mod secure;
 pub mod stream;
 pub mod task;
 pub mod wire;
@@ -40,7 +42,7 @@ pub use cluster::{ClusterInfo, TaskCounts, Throughput, WorkerInfo};
 pub use conn::{FrameReader, FrameWriter, Incoming};
 pub use error::{DecodeError, ProtoError};
 pub use frame::{DEFAULT_MAX_CONTROL_FRAME, DEFAULT_MAX_FRAME, FrameLimits, HANDSHAKE_MAX_FRAME};
-pub use handshake::{Answer, Challenge, Hello, HelloReply, Refusal, Role, Welcome};
+pub use handshake::{Hello, HelloReply, Refusal, Role, Welcome};
 pub use key::{ClusterKey, KEY_FILE_ENV, KEY_FILE_NAME, KeyError};
 pub use liveness::Liveness;
 pub use message::{ANONYMOUS_SUBMITTER, ErrorCode, LeaseRef, MAX_CHUNK, Msg, StreamId};
@@ -50,4 +52,4 @@ pub use task::{EventEntry, FailureKind, TaskEvent, TaskId, TaskInfo, TaskState};
 pub const MAGIC: [u8; 4] = *b"TSRA";
 
 /// Bumped on every change to [`Msg`] or the frame layout.
-pub const PROTOCOL_VERSION: u16 = 7;
+pub const PROTOCOL_VERSION: u16 = 8;

@@ -3,7 +3,7 @@
 //! bytes *and* bumps `PROTOCOL_VERSION`.
 
 use tessera_proto::{
-    Answer, Challenge, ClusterInfo, ErrorCode, EventEntry, FailureKind, Hello, HelloReply,
+    ClusterInfo, ErrorCode, EventEntry, FailureKind, Hello, HelloReply,
     LeaseRef, Msg, PROTOCOL_VERSION, Refusal, Role, TaskCounts, TaskEvent, TaskId, TaskInfo,
     TaskState, Throughput, Welcome, WorkerInfo, wire,
 };
@@ -299,34 +299,26 @@ fn every_message_encodes_to_its_golden_bytes() {
 #[test]
 fn handshake_encodes_to_its_golden_bytes() {
     assert_eq!(
-        PROTOCOL_VERSION, 7,
+        PROTOCOL_VERSION, 8,
         "bump the golden bytes with the version"
     );
-    let mut hello = Hello::new(Role::Worker, "w1");
-    hello.nonce = [0xaa; 32];
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("hello", wire::encode(&hello).unwrap()),
         (
-            "challenge",
-            wire::encode(&HelloReply::Challenge(Challenge {
-                nonce: [0xbb; 32],
-                proof: [0xcc; 32],
-            }))
-            .unwrap(),
+            "hello",
+            wire::encode(&Hello::new(Role::Worker, "w1")).unwrap(),
         ),
-        ("proof", wire::encode(&Answer::Proof([0xdd; 32])).unwrap()),
         (
-            "master unverified",
-            wire::encode(&Answer::MasterUnverified).unwrap(),
+            "accept",
+            wire::encode(&HelloReply::Accept(vec![0xbb; 3])).unwrap(),
         ),
         (
             "welcome",
-            wire::encode(&HelloReply::Welcome(Welcome {
+            wire::encode(&Welcome {
                 version: 4,
                 master_id: "m".into(),
                 heartbeat_interval_ms: 1000,
                 lease_timeout_ms: 10_000,
-            }))
+            })
             .unwrap(),
         ),
         (
@@ -376,33 +368,12 @@ fn hello_starts_with_magic_then_version() {
 
 /// The refusals up to `busy` are byte-identical to version 1's: peers of
 /// every version can read them (a peer of another version gets `version
-/// mismatch` or `busy` before anything else). Nonces and proofs are 32 raw
-/// bytes each.
+/// mismatch` or `busy` before anything else). The Noise messages inside
+/// `accept` are pinned by `noise_handshake_and_records_are_pinned`.
 const GOLDEN_HANDSHAKE: &[(&str, &str)] = &[
-    (
-        "hello",
-        concat!(
-            "545352410701027731",
-            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-        ),
-    ),
-    (
-        "challenge",
-        concat!(
-            "02",
-            "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
-            "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
-        ),
-    ),
-    (
-        "proof",
-        concat!(
-            "00",
-            "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"
-        ),
-    ),
-    ("master unverified", "01"),
-    ("welcome", "0004016dfbe803fb1027"),
+    ("hello", "545352410801027731"),
+    ("accept", "0003bbbbbb"),
+    ("welcome", "04016dfbe803fb1027"),
     ("version mismatch", "01010102"),
     ("bad magic", "0100"),
     ("malformed", "0102016d"),
@@ -439,3 +410,78 @@ fn appended_enum_variants_take_the_next_index() {
     };
     assert_eq!(hex(&wire::encode(&confirmed).unwrap()), "0c0301");
 }
+
+/// The whole Noise stack pinned: pattern, prologue (the `Hello` frame),
+/// the PSK derived from the cluster key, X25519, AES-256-GCM and the record
+/// framing. Seeded ephemeral keys make the bytes fixed; a change to any
+/// part breaks every cluster of mixed builds, so it must bump the version.
+#[test]
+fn noise_handshake_and_records_are_pinned() {
+    use tessera_proto::{ClusterKey, determinism::Seeded, noise, secure::SecureWrite};
+    use tokio::io::AsyncWriteExt;
+
+    let _seeded = Seeded::new(8);
+    let key = ClusterKey::from_bytes([0x11; 32]);
+    let hello = wire::encode(&Hello::new(Role::Worker, "w1")).unwrap();
+    let mut peer = noise::initiator(&key, &hello);
+    let mut master = noise::responder(&key, &hello);
+    let mut first = vec![0; 64];
+    let n = peer.write_message(&[], &mut first).unwrap();
+    first.truncate(n);
+    master.read_message(&first, &mut [0; 64]).unwrap();
+    let mut accept = vec![0; 128];
+    let n = master.write_message(b"welcome", &mut accept).unwrap();
+    accept.truncate(n);
+    peer.read_message(&accept, &mut [0; 128]).unwrap();
+    let keys = std::sync::Arc::new(noise::transport(peer).unwrap());
+    let mut out = SecureWrite::new(Vec::new(), keys);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        out.write_all(b"tessera").await.unwrap();
+        out.flush().await.unwrap();
+        out.write_all(b"!").await.unwrap();
+        out.flush().await.unwrap();
+    });
+    let got = vec![
+        ("first message", hex(&first)),
+        ("accept", hex(&accept)),
+        ("records", hex(out.get_ref())),
+    ];
+    let want: Vec<(&str, String)> = GOLDEN_NOISE
+        .iter()
+        .map(|(n, h)| (*n, h.to_string()))
+        .collect();
+    assert_eq!(got, want, "the Noise handshake or the record layer changed");
+}
+
+/// Seed 8, key 0x11 × 32, `Hello` of worker "w1": the peer's `-> psk, e`
+/// (its ephemeral key, then the tag of an empty payload), the master's
+/// `<- e, ee` carrying "welcome", and the peer's first two records
+/// ("tessera", "!"): a 2-byte length, then ciphertext and tag.
+const GOLDEN_NOISE: &[(&str, &str)] = &[
+    (
+        "first message",
+        concat!(
+            "f4fbf328ae0881ebf1d65bdbc5e2203727085d1904de8c11c0f126a91fa99101",
+            "eecadafdec4e50dae5a30d2f0094ffae"
+        ),
+    ),
+    (
+        "accept",
+        concat!(
+            "808653a872f437a89ddfd297833eaed727170692b9d96482d04537932be1472d",
+            "46fd4ef2d2ece7b8e2548d26379e41e276bf5a28a5ead0"
+        ),
+    ),
+    (
+        "records",
+        concat!(
+            "0017",
+            "8853d7b96fff354bc12da30264d5b92d18fd9383a312f8",
+            "0011",
+            "34da99018d3df1373d7d46842b310b427f"
+        ),
+    ),
+];

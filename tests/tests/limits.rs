@@ -146,16 +146,17 @@ async fn the_client_retries_a_submission_answered_busy() {
     let master = tokio::spawn(async move {
         let (socket, _) = listener.accept().await.unwrap();
         let (r, w) = socket.into_split();
-        let mut r = FrameReader::new(r, 1 << 21);
-        let mut w = FrameWriter::new(w, 1 << 21);
+        let r = FrameReader::new(r, 1 << 21);
+        let w = FrameWriter::new(w, 1 << 21);
         let welcome = Welcome::new("stand-in", Duration::from_secs(1), Duration::from_secs(10));
         let options = AcceptOptions {
             timeout: T,
             limits: FrameLimits::default(),
         };
-        accept(&mut r, &mut w, &master_key, welcome, options)
+        let accepted = accept(r, w, &master_key, welcome, options, "client")
             .await
             .unwrap();
+        let (mut r, mut w) = (accepted.reader, accepted.writer);
         let mut submits = 0;
         loop {
             let reply = match r.recv().await.unwrap().msg {

@@ -35,7 +35,7 @@ use std::{collections::HashMap, path::PathBuf, sync::Arc, time::Duration};
 
 use tessera_proto::{
     ClusterKey, FrameLimits, FrameReader, FrameWriter, HelloReply, Refusal, Role, Welcome,
-    accept::{AcceptOptions, accept},
+    accept::{AcceptOptions, Accepted, accept},
     net::{Connection, Listener},
 };
 use tokio::sync::{Semaphore, mpsc};
@@ -376,7 +376,7 @@ async fn serve_connection(
     share: admission::Share,
 ) {
     let activity = Activity::new();
-    let mut reader =
+    let reader =
         FrameReader::with_limits(Tracked::new(read, activity.clone()), FrameLimits::HANDSHAKE);
     let mut writer = FrameWriter::new(Tracked::new(write, activity.clone()), ctx.config.max_frame);
     // An address whose handshakes keep failing waits before it is answered,
@@ -409,10 +409,16 @@ async fn serve_connection(
             max_control: ctx.config.max_control_frame,
         },
     };
-    let hello = match accept(&mut reader, &mut writer, &ctx.config.key, welcome, options).await {
-        Ok(hello) => {
+    let peer_name = peer.to_string();
+    let accepted = accept(reader, writer, &ctx.config.key, welcome, options, &peer_name).await;
+    let Accepted {
+        hello,
+        reader,
+        writer,
+    } = match accepted {
+        Ok(accepted) => {
             ctx.failures.succeeded(peer.ip());
-            hello
+            accepted
         }
         Err(e) => {
             ctx.failures.failed(peer.ip(), ctx.config.clock.now());

@@ -8,6 +8,7 @@ use tessera_proto::{
     ClusterKey, FrameReader, FrameWriter, Hello, Msg, Welcome,
     accept::{AcceptOptions, accept},
     frame::FrameLimits,
+    secure::{SecureReader, SecureWriter},
 };
 use tokio::net::{
     TcpListener,
@@ -18,7 +19,7 @@ use tokio::net::{
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
 /// The master's side of one worker connection; dropping it closes it.
-pub type Conn = (FrameReader<OwnedReadHalf>, FrameWriter<OwnedWriteHalf>);
+pub type Conn = (SecureReader<OwnedReadHalf>, SecureWriter<OwnedWriteHalf>);
 
 /// Accepts one worker on `listener`, completes its handshake under `key`
 /// with `welcome`, checks that it announces its capacity and asks for work,
@@ -35,8 +36,8 @@ pub async fn accept_worker(
         .unwrap();
     let (read, write) = socket.into_split();
     let max = tessera_proto::DEFAULT_MAX_FRAME;
-    let mut reader = FrameReader::new(read, max);
-    let mut writer = FrameWriter::new(write, max);
+    let reader = FrameReader::new(read, max);
+    let writer = FrameWriter::new(write, max);
     let options = AcceptOptions {
         timeout: DEADLINE,
         limits: FrameLimits {
@@ -44,9 +45,10 @@ pub async fn accept_worker(
             max_control: tessera_proto::DEFAULT_MAX_CONTROL_FRAME,
         },
     };
-    let hello = accept(&mut reader, &mut writer, key, welcome, options)
+    let accepted = accept(reader, writer, key, welcome, options, "worker")
         .await
         .unwrap();
+    let (hello, mut reader, writer) = (accepted.hello, accepted.reader, accepted.writer);
     let capacity = reader.recv_within(DEADLINE).await.unwrap().msg;
     assert!(matches!(capacity, Msg::Capacity { .. }), "{capacity:?}");
     let ready = reader.recv_within(DEADLINE).await.unwrap().msg;
