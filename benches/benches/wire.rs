@@ -1,14 +1,22 @@
 //! How fast image bytes cross the wire layer: a 256 MiB stream sent as
 //! chunks through `FrameWriter` and reassembled by `FrameReader` + `Collector`
-//! over loopback TCP, next to a plain memcpy of the same size.
+//! over loopback TCP, in the clear and through the Noise record layer
+//! (AES-256-GCM), next to a plain memcpy of the same size. The encrypted
+//! figure's `gb_per_cpu_s` is bytes per second of CPU time of both ends.
 //!
 //! `cargo bench -p tessera-benches --bench wire`
 
 use std::time::Instant;
 
 use bytes::Bytes;
+use std::sync::Arc;
 use tessera_benches::{figure, machine, repeat};
-use tessera_proto::{FrameReader, FrameWriter, Msg, stream::Collector};
+
+use tessera_proto::{
+    ClusterKey, FrameReader, FrameWriter, Msg, noise,
+    secure::{Keys, SecureRead, SecureWrite},
+    stream::Collector,
+};
 
 fn main() -> anyhow::Result<()> {
     machine("wire");
@@ -29,47 +37,148 @@ fn main() -> anyhow::Result<()> {
     );
 
     let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let sent = data.clone();
-        let sender = tokio::spawn(async move {
-            let (socket, _) = listener.accept().await?;
-            let mut w = FrameWriter::new(socket, tessera_proto::DEFAULT_MAX_FRAME);
-            w.feed(&Msg::Submit {
-                req: 1,
-                name: "x".into(),
-                len: sent.len() as u64,
-                checksum: 0,
-                key: 0,
-                submitter: 0,
-            })
-            .await?;
-            w.send_stream(1, &sent).await?;
-            anyhow::Ok(())
-        });
-        let socket = tokio::net::TcpStream::connect(addr).await?;
-        let mut r = FrameReader::new(socket, tessera_proto::DEFAULT_MAX_FRAME);
-        let start = Instant::now();
-        let first = r.recv().await?;
-        let Msg::Submit { len, .. } = first.msg else {
-            anyhow::bail!("unexpected {first:?}")
-        };
-        let mut c = Collector::new(len);
-        let got = loop {
-            let inc = r.recv().await?;
-            if let Some(all) = c.push(inc.payload)? {
-                break all;
-            }
-        };
-        let secs = start.elapsed().as_secs_f64();
-        sender.await??;
-        anyhow::ensure!(got == data, "stream corrupted");
+    // The record layer alone on one core: seal into memory, then open.
+    let (seal, open) = rt.block_on(records_in_memory(&data))?;
+    figure(
+        "wire",
+        "records_in_memory",
+        &[
+            ("mib", mib as f64),
+            ("seal_gb_per_s", size as f64 / seal / 1e9),
+            ("open_gb_per_s", size as f64 / open / 1e9),
+        ],
+    );
+    for encrypted in [false, true] {
+        let (secs, cpu) = rt.block_on(stream(data.clone(), encrypted))?;
         figure(
             "wire",
-            "loopback_stream",
-            &[("mib", mib as f64), ("gb_per_s", size as f64 / secs / 1e9)],
+            if encrypted {
+                "loopback_stream_encrypted"
+            } else {
+                "loopback_stream"
+            },
+            &[
+                ("mib", mib as f64),
+                ("gb_per_s", size as f64 / secs / 1e9),
+                // Both ends' CPU: bytes per second of CPU time.
+                ("gb_per_cpu_s", size as f64 / cpu / 1e9),
+                ("cpu_cores_busy", cpu / secs),
+            ],
         );
-        Ok(())
-    })
+    }
+    Ok(())
+}
+
+/// Sends `data` as one chunked stream over loopback TCP and reassembles
+/// it, in the clear or through the Noise record layer (keys from an
+/// in-memory handshake). Returns the wall and CPU (both ends) seconds.
+async fn stream(data: Bytes, encrypted: bool) -> anyhow::Result<(f64, f64)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (send_keys, recv_keys) = keys();
+    let sent = data.clone();
+    let sender = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await?;
+        socket.set_nodelay(true)?;
+        let io: Box<dyn tokio::io::AsyncWrite + Send + Unpin> = if encrypted {
+            Box::new(SecureWrite::new(socket, send_keys))
+        } else {
+            Box::new(socket)
+        };
+        let mut w = FrameWriter::new(io, tessera_proto::DEFAULT_MAX_FRAME);
+        w.feed(&Msg::Submit {
+            req: 1,
+            name: "x".into(),
+            len: sent.len() as u64,
+            checksum: 0,
+            key: 0,
+            submitter: 0,
+        })
+        .await?;
+        w.send_stream(1, &sent).await?;
+        anyhow::Ok(())
+    });
+    let socket = tokio::net::TcpStream::connect(addr).await?;
+    let io: Box<dyn tokio::io::AsyncRead + Send + Unpin> = if encrypted {
+        Box::new(SecureRead::new(
+            socket,
+            recv_keys,
+            "bench",
+            Default::default(),
+        ))
+    } else {
+        Box::new(socket)
+    };
+    let mut r = FrameReader::new(io, tessera_proto::DEFAULT_MAX_FRAME);
+    let cpu0 = cpu_seconds();
+    let start = Instant::now();
+    let first = r.recv().await?;
+    let Msg::Submit { len, .. } = first.msg else {
+        anyhow::bail!("unexpected {first:?}")
+    };
+    let mut c = Collector::new(len);
+    let got = loop {
+        let inc = r.recv().await?;
+        if let Some(all) = c.push(inc.payload)? {
+            break all;
+        }
+    };
+    let secs = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu0;
+    sender.await??;
+    anyhow::ensure!(got == data, "stream corrupted");
+    Ok((secs, cpu))
+}
+
+/// Seconds to seal `data` into records in memory, and to open them again.
+async fn records_in_memory(data: &Bytes) -> anyhow::Result<(f64, f64)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (send_keys, recv_keys) = keys();
+    let mut w = SecureWrite::new(Vec::with_capacity(data.len() + data.len() / 64), send_keys);
+    let start = Instant::now();
+    w.write_all(data).await?;
+    w.flush().await?;
+    let seal = start.elapsed().as_secs_f64();
+    let sealed = std::mem::take(w.get_mut());
+    let mut r = SecureRead::new(&sealed[..], recv_keys, "bench", Default::default());
+    let mut opened = vec![0u8; data.len()];
+    let start = Instant::now();
+    r.read_exact(&mut opened).await?;
+    let open = start.elapsed().as_secs_f64();
+    anyhow::ensure!(opened[..] == data[..], "records corrupted");
+    Ok((seal, open))
+}
+
+/// Both directions' keys of one connection (the dialer's, the master's).
+fn keys() -> (Keys, Keys) {
+    let key = ClusterKey::generate();
+    let mut i = noise::initiator(&key, b"bench");
+    let mut r = noise::responder(&key, b"bench");
+    let (mut m, mut p) = ([0u8; 256], [0u8; 256]);
+    let n = i.write_message(&[], &mut m).expect("first message");
+    r.read_message(&m[..n], &mut p).expect("same key");
+    let n = r.write_message(&[], &mut m).expect("answer");
+    i.read_message(&m[..n], &mut p).expect("same key");
+    (
+        Arc::new(noise::transport(i).expect("handshake done")),
+        Arc::new(noise::transport(r).expect("handshake done")),
+    )
+}
+
+/// CPU time of every thread of this process so far (nanosecond
+/// resolution, from /proc/self/task/*/schedstat).
+fn cpu_seconds() -> f64 {
+    let mut ns = 0u64;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for t in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
+                ns += s
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    ns as f64 / 1e9
 }

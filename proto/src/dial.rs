@@ -63,9 +63,10 @@ pub enum DialError {
     /// is not the master's).
     #[error("master refused the connection: {0}")]
     Refused(Refusal),
-    /// The server did not prove it holds our cluster key (its answer did
-    /// not decrypt under our key): a spoofed master, or one that was
-    /// tampered with in transit. Skip it (discovery) or fix the key file.
+    /// The keys differ: the master could not decrypt our handshake message
+    /// (it refused us `Unauthorized`), or its answer did not decrypt under
+    /// our key (a spoofed master, or tampering in transit). Skip it
+    /// (discovery) or fix the key file.
     #[error(
         "{addr} did not prove it holds this cluster's key (our key's fingerprint is {fingerprint}): it is a master of another cluster or not a tessera master, or the key file is not a copy of the master's cluster.key"
     )]
@@ -141,6 +142,10 @@ async fn handshake(
     writer.send_raw(first).await?;
     let answer = match reader.next_hello_reply().await? {
         HelloReply::Accept(answer) => answer,
+        // The master could not decrypt our message: the keys differ. Said
+        // as when the master's answer does not decrypt, with our key's
+        // fingerprint to compare.
+        HelloReply::Refused(Refusal::Unauthorized) => return Err(unauthenticated(addr, key)),
         HelloReply::Refused(r) => return Err(DialError::Refused(r)),
     };
     let mut welcome = vec![0u8; answer.len()];

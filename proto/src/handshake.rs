@@ -19,11 +19,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    MAGIC, PROTOCOL_VERSION,
-    error::DecodeError,
-    wire,
-};
+use crate::{MAGIC, PROTOCOL_VERSION, error::DecodeError, wire};
 
 /// Who is connecting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -51,7 +51,8 @@ pub struct Tampered {
 impl Tampered {
     /// The `Tampered` inside an I/O error, if that is what it is.
     pub fn from_io(e: &io::Error) -> Option<&Tampered> {
-        e.get_ref().and_then(|inner| inner.downcast_ref::<Tampered>())
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<Tampered>())
     }
 }
 
@@ -113,7 +114,10 @@ impl<R> SecureRead<R> {
         self.sealed.advance(LEN_PREFIX);
         let record = self.sealed.split_to(len);
         self.open.resize(len, 0);
-        match self.keys.read_message(self.counter, &record, &mut self.open) {
+        match self
+            .keys
+            .read_message(self.counter, &record, &mut self.open)
+        {
             Ok(n) => {
                 self.open.truncate(n);
                 self.counter += 1;
@@ -150,14 +154,21 @@ impl<R: AsyncRead + Unpin> AsyncRead for SecureRead<R> {
             // Read more ciphertext (room for a whole record at least).
             this.sealed.reserve(LEN_PREFIX + MAX_MESSAGE);
             let before = this.sealed.len();
-            let read = ready!(poll_read_buf(Pin::new(&mut this.inner), cx, &mut this.sealed))?;
+            let read = ready!(poll_read_buf(
+                Pin::new(&mut this.inner),
+                cx,
+                &mut this.sealed
+            ))?;
             if read == 0 {
                 if before == 0 {
                     return Poll::Ready(Ok(())); // a clean end between records
                 }
                 return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
-                    format!("{} closed the connection in the middle of a record", this.peer),
+                    format!(
+                        "{} closed the connection in the middle of a record",
+                        this.peer
+                    ),
                 )));
             }
         }

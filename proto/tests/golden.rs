@@ -3,9 +3,9 @@
 //! bytes *and* bumps `PROTOCOL_VERSION`.
 
 use tessera_proto::{
-    ClusterInfo, ErrorCode, EventEntry, FailureKind, Hello, HelloReply,
-    LeaseRef, Msg, PROTOCOL_VERSION, Refusal, Role, TaskCounts, TaskEvent, TaskId, TaskInfo,
-    TaskState, Throughput, Welcome, WorkerInfo, wire,
+    ClusterInfo, ErrorCode, EventEntry, FailureKind, Hello, HelloReply, LeaseRef, Msg,
+    PROTOCOL_VERSION, Refusal, Role, TaskCounts, TaskEvent, TaskId, TaskInfo, TaskState,
+    Throughput, Welcome, WorkerInfo, wire,
 };
 
 fn hex(bytes: &[u8]) -> String {

@@ -12,7 +12,9 @@ use tessera_proto::{
     accept::{AcceptOptions, accept},
     conn::decode_msg,
     frame::FrameCodec,
-    handshake::{parse_answer, parse_hello},
+    handshake::{check_first_message, parse_hello},
+    noise,
+    secure::SecureRead,
     wire,
 };
 use tokio::io::AsyncWriteExt;
@@ -32,8 +34,8 @@ fn accept_bytes(bytes: Vec<u8>) -> Result<Hello, tessera_proto::accept::AcceptEr
     rt.block_on(async move {
         let (mut peer, master_end) = tokio::io::duplex(1 << 16);
         let (mr, mw) = tokio::io::split(master_end);
-        let mut reader = FrameReader::new(mr, 1 << 20);
-        let mut writer = FrameWriter::new(mw, 1 << 20);
+        let reader = FrameReader::new(mr, 1 << 20);
+        let writer = FrameWriter::new(mw, 1 << 20);
         let feed = tokio::spawn(async move {
             let _ = peer.write_all(&bytes).await;
             let _ = peer.shutdown().await;
@@ -46,18 +48,16 @@ fn accept_bytes(bytes: Vec<u8>) -> Result<Hello, tessera_proto::accept::AcceptEr
             limits: FrameLimits::default(),
         };
         let key = ClusterKey::from_bytes([3; 32]);
-        let result = accept(&mut reader, &mut writer, &key, welcome(), options).await;
-        drop((reader, writer));
+        let result = accept(reader, writer, &key, welcome(), options, "peer").await;
+        let result = result.map(|accepted| accepted.hello);
         let _ = feed.await;
         result
     })
 }
 
-/// A well-formed `Hello` frame (prefix included) with a fixed nonce.
+/// A well-formed `Hello` frame (prefix included).
 fn hello_frame() -> Vec<u8> {
-    let mut hello = Hello::new(Role::Client, "p");
-    hello.nonce = [1; 32];
-    let body = wire::encode(&hello).unwrap();
+    let body = wire::encode(&Hello::new(Role::Client, "p")).unwrap();
     let mut frame = (body.len() as u32).to_be_bytes().to_vec();
     frame.extend_from_slice(&body);
     frame
@@ -121,7 +121,7 @@ proptest! {
     #[test]
     fn the_handshake_parsers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
         let _ = parse_hello(&bytes);
-        let _ = parse_answer(&bytes);
+        let _ = check_first_message(&bytes);
         let mut with_magic = b"TSRA".to_vec();
         with_magic.extend_from_slice(&bytes);
         let _ = parse_hello(&with_magic);
@@ -133,7 +133,7 @@ proptest! {
         prop_assert!(accept_bytes(bytes).is_err());
     }
 
-    /// A valid `Hello` followed by anything (a forged answer) is never welcomed.
+    /// A valid `Hello` followed by anything (a forged Noise message) is never welcomed.
     #[test]
     fn the_master_never_welcomes_a_forged_answer(answer in proptest::collection::vec(any::<u8>(), 0..80), prefixed in any::<bool>()) {
         let mut bytes = hello_frame();
@@ -143,4 +143,33 @@ proptest! {
         bytes.extend_from_slice(&answer);
         prop_assert!(accept_bytes(bytes).is_err());
     }
+
+    /// Bytes that were not sealed under the connection's keys yield no
+    /// plaintext: the record reader ends with an error (or a clean end on
+    /// no input), never with data, and never panics.
+    #[test]
+    fn the_record_reader_yields_nothing_from_forged_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..70_000)) {
+        let keys = std::sync::Arc::new(transport_keys());
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let (got, end) = rt.block_on(async {
+            let mut r = SecureRead::new(&bytes[..], keys, "fuzz", BytesMut::new());
+            let mut got = Vec::new();
+            let end = tokio::io::AsyncReadExt::read_to_end(&mut r, &mut got).await;
+            (got, end)
+        });
+        prop_assert!(got.is_empty());
+        prop_assert_eq!(end.is_ok(), bytes.is_empty());
+    }
+}
+
+/// The master's keys after an in-memory handshake under a fixed key.
+fn transport_keys() -> snow::StatelessTransportState {
+    let key = ClusterKey::from_bytes([3; 32]);
+    let mut peer = noise::initiator(&key, b"h");
+    let mut master = noise::responder(&key, b"h");
+    let (mut m, mut p) = ([0u8; 256], [0u8; 256]);
+    let n = peer.write_message(&[], &mut m).unwrap();
+    master.read_message(&m[..n], &mut p).unwrap();
+    master.write_message(&[], &mut m).unwrap();
+    noise::transport(master).unwrap()
 }

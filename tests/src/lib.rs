@@ -127,6 +127,16 @@ impl Proc {
     /// Starts `program args` with stdout piped and stderr inherited, and
     /// the test-only switches enabled ([`TEST_SWITCHES_ENV`]).
     pub fn spawn(name: &str, program: &str, args: &[&str]) -> Proc {
+        Proc::spawn_logging(name, program, args, Stdio::inherit())
+    }
+
+    /// [`Proc::spawn`] with stderr (the log) written to `log`.
+    pub fn spawn_logged(name: &str, program: &str, args: &[&str], log: &Path) -> Proc {
+        let file = std::fs::File::create(log).unwrap();
+        Proc::spawn_logging(name, program, args, file.into())
+    }
+
+    fn spawn_logging(name: &str, program: &str, args: &[&str], stderr: Stdio) -> Proc {
         let log = std::env::var("TESSERA_TEST_LOG").unwrap_or_else(|_| "warn".into());
         let child = Command::new(program)
             .args(args)
@@ -134,7 +144,7 @@ impl Proc {
             .env(TEST_SWITCHES_ENV, "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name} ({program}): {e}"));
@@ -213,6 +223,16 @@ pub async fn spawn_master(
     data_dir: &Path,
     extra: &[&str],
 ) -> (Proc, String, PathBuf) {
+    spawn_master_logged(node_bin, data_dir, extra, None).await
+}
+
+/// [`spawn_master`], its log written to `log` when given.
+pub async fn spawn_master_logged(
+    node_bin: &str,
+    data_dir: &Path,
+    extra: &[&str],
+    log: Option<&Path>,
+) -> (Proc, String, PathBuf) {
     let data = data_dir.to_str().expect("utf-8 path");
     let mut args = vec![
         "master",
@@ -223,7 +243,10 @@ pub async fn spawn_master(
         "--no-mdns",
     ];
     args.extend_from_slice(extra);
-    let mut master = Proc::spawn("master", node_bin, &args);
+    let mut master = match log {
+        Some(log) => Proc::spawn_logged("master", node_bin, &args, log),
+        None => Proc::spawn("master", node_bin, &args),
+    };
     let addr = master
         .wait_for_line("listening on ", Duration::from_secs(30))
         .await;

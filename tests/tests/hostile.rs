@@ -11,9 +11,7 @@ use bytes::Bytes;
 use tessera_client::{Client, ErrorCode, TaskState};
 use tessera_node::worker::{self, WorkerConfig};
 use tessera_proto::net::WriteHalf;
-use tessera_proto::{
-    Answer, ClusterKey, Hello, HelloReply, Msg, Refusal, Role, TaskId, auth, wire,
-};
+use tessera_proto::{ClusterKey, Hello, HelloReply, Msg, Refusal, Role, TaskId, noise, wire};
 use tessera_tests::{
     data_dir, eventually,
     inproc::{Cluster, Raw, send_result, start_assigned, until_closed},
@@ -25,7 +23,10 @@ const T: Duration = Duration::from_secs(10);
 
 /// Writes raw bytes (anything, framed or not) on the connection.
 async fn send_raw(w: &mut Raw, bytes: &[u8]) {
-    w.1.get_mut().write_all(bytes).await.unwrap();
+    let stream = w.1.get_mut();
+    stream.write_all(bytes).await.unwrap();
+    // After the handshake the stream seals what it was given on a flush.
+    stream.flush().await.unwrap();
 }
 
 /// A frame of `body` with its length prefix.
@@ -77,16 +78,21 @@ async fn expect_still_served(conn: &mut Raw) {
     .await;
 }
 
-/// A `Hello` sent, the master's `Challenge` read: the connection is ready for
-/// the peer's answer.
-async fn challenged(c: &Cluster) -> (Raw, Hello, tessera_proto::Challenge) {
+/// A `Hello` sent: the master waits for the peer's Noise message.
+async fn hello_sent(c: &Cluster) -> (Raw, Vec<u8>) {
     let mut conn = c.tcp().await;
-    let hello = Hello::new(Role::Client, "hostile");
-    conn.1.send_hello(&hello).await.unwrap();
-    match conn.0.recv_hello_reply(T).await.unwrap() {
-        HelloReply::Challenge(ch) => (conn, hello, ch),
-        other => panic!("expected a challenge, got {other:?}"),
-    }
+    let hello = wire::encode(&Hello::new(Role::Client, "hostile")).unwrap();
+    conn.1.send_raw(hello.clone()).await.unwrap();
+    (conn, hello)
+}
+
+/// The Noise message that follows `hello`, made with `key`.
+fn first_message(key: &ClusterKey, hello: &[u8]) -> Vec<u8> {
+    let mut first = vec![0; noise::FIRST_MESSAGE_LEN];
+    noise::initiator(key, hello)
+        .write_message(&[], &mut first)
+        .unwrap();
+    first
 }
 
 #[tokio::test]
@@ -172,11 +178,11 @@ async fn an_unknown_message_type_gets_a_typed_error() {
     let message = "unknown message type (variant 127)";
     expect_error(&mut conn, None, ErrorCode::UnknownMessage, message).await;
     expect_still_served(&mut conn).await;
-    // In place of the answer to the challenge: refused, closed.
-    let (mut conn, _, _) = challenged(&c).await;
+    // In place of the Noise message: refused, closed.
+    let (mut conn, _) = hello_sent(&c).await;
     send_raw(&mut conn, &framed(&[0x7f])).await;
-    let want = format!("expected the answer to the challenge: {message}");
-    expect_refused_and_closed(&mut conn, Refusal::Malformed(want)).await;
+    let want = "expected the 48-byte Noise handshake message after the Hello, got 1 bytes";
+    expect_refused_and_closed(&mut conn, Refusal::Malformed(want.into())).await;
     c.assert_serving(true).await;
 }
 
@@ -192,15 +198,20 @@ async fn a_valid_frame_at_the_wrong_time_is_refused() {
     .unwrap();
     send_raw(&mut conn, &framed(&status)).await;
     expect_refused_and_closed(&mut conn, Refusal::BadMagic).await;
-    // A proof before the Hello.
+    // A Noise message before the Hello.
     let mut conn = c.tcp().await;
-    conn.1.send_answer(&Answer::Proof([0; 32])).await.unwrap();
+    let first = first_message(&c.key, b"no hello");
+    conn.1.send_raw(first).await.unwrap();
     expect_refused_and_closed(&mut conn, Refusal::BadMagic).await;
-    // A second Hello instead of the answer to the challenge.
-    let (mut conn, hello, _) = challenged(&c).await;
-    conn.1.send_hello(&hello).await.unwrap();
-    let want = "expected the answer to the challenge: unknown message type (variant 84)";
-    expect_refused_and_closed(&mut conn, Refusal::Malformed(want.into())).await;
+    // A second Hello instead of the Noise message.
+    let (mut conn, hello_frame) = hello_sent(&c).await;
+    conn.1.send_raw(hello_frame.clone()).await.unwrap();
+    let want = format!(
+        "expected the 48-byte Noise handshake message after the Hello, got {} bytes",
+        hello_frame.len()
+    );
+    expect_refused_and_closed(&mut conn, Refusal::Malformed(want)).await;
+    let hello = Hello::new(Role::Client, "hostile");
 
     // After the handshake, each answered with a typed error; the connection goes on.
     let mut conn = c.authed(Role::Client).await;
@@ -390,10 +401,9 @@ async fn a_slowloris_is_cut_off_by_the_handshake_deadline() {
     let started = Instant::now();
     let (mut r1, w1) = c.tcp().await;
     let t1 = trickle(framed(&hello), w1);
-    // Trickling the proof, after a prompt Hello.
-    let ((mut r2, w2), _, _) = challenged(&c).await;
-    let answer = wire::encode(&Answer::Proof([0; 32])).unwrap();
-    let t2 = trickle(framed(&answer), w2);
+    // Trickling the Noise message, after a prompt Hello.
+    let ((mut r2, w2), hello_frame) = hello_sent(&c).await;
+    let t2 = trickle(framed(&first_message(&c.key, &hello_frame)), w2);
     let after_ms = deadline.as_millis() as u32;
     for r in [&mut r1, &mut r2] {
         assert_eq!(
@@ -572,10 +582,12 @@ async fn the_wrong_key_fails_on_both_sides_and_repeated_failures_are_slowed_down
         err.to_string()
             .contains("did not prove it holds this cluster's key")
     );
-    // A peer that ignores the master's proof and answers anyway: refused by name.
-    let (mut conn, hello, ch) = challenged(&c).await;
-    let proof = auth::peer_proof(&other, Role::Client, &ch.nonce, &hello.nonce);
-    conn.1.send_answer(&Answer::Proof(proof)).await.unwrap();
+    // A raw peer with the other key: refused by name.
+    let (mut conn, hello) = hello_sent(&c).await;
+    conn.1
+        .send_raw(first_message(&other, &hello))
+        .await
+        .unwrap();
     expect_refused_and_closed(&mut conn, Refusal::Unauthorized).await;
     // Three failures so far are free; each further one doubles the delay
     // before this address is answered (100 ms, 200 ms, ...).
@@ -583,7 +595,13 @@ async fn the_wrong_key_fails_on_both_sides_and_repeated_failures_are_slowed_down
         let _ = Client::connect(&c.addr, &other).await.unwrap_err();
     }
     let started = Instant::now();
-    let _ = challenged(&c).await;
+    let (mut conn, hello) = hello_sent(&c).await;
+    conn.1
+        .send_raw(first_message(&c.key, &hello))
+        .await
+        .unwrap();
+    let reply = conn.0.recv_hello_reply(T).await.unwrap();
+    assert!(matches!(reply, HelloReply::Accept(_)), "{reply:?}");
     let waited = started.elapsed();
     // At least four failures are recorded by now (the last may still be in
     // flight on the master's side).

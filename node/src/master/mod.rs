@@ -410,7 +410,15 @@ async fn serve_connection(
         },
     };
     let peer_name = peer.to_string();
-    let accepted = accept(reader, writer, &ctx.config.key, welcome, options, &peer_name).await;
+    let accepted = accept(
+        reader,
+        writer,
+        &ctx.config.key,
+        welcome,
+        options,
+        &peer_name,
+    )
+    .await;
     let Accepted {
         hello,
         reader,

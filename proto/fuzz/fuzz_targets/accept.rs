@@ -21,8 +21,8 @@ fuzz_target!(|data: &[u8]| {
     let result = rt.block_on(async move {
         let (mut peer, master_end) = tokio::io::duplex(1 << 16);
         let (mr, mw) = tokio::io::split(master_end);
-        let mut reader = FrameReader::new(mr, 1 << 20);
-        let mut writer = FrameWriter::new(mw, 1 << 20);
+        let reader = FrameReader::new(mr, 1 << 20);
+        let writer = FrameWriter::new(mw, 1 << 20);
         let feed = tokio::spawn(async move {
             let _ = peer.write_all(&data).await;
             let _ = peer.shutdown().await;
@@ -35,8 +35,7 @@ fuzz_target!(|data: &[u8]| {
             limits: FrameLimits::default(),
         };
         let key = ClusterKey::from_bytes([3; 32]);
-        let result = accept(&mut reader, &mut writer, &key, welcome, options).await;
-        drop((reader, writer));
+        let result = accept(reader, writer, &key, welcome, options, "fuzz").await;
         let _ = feed.await;
         result
     });
