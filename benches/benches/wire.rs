@@ -151,18 +151,9 @@ async fn records_in_memory(data: &Bytes) -> anyhow::Result<(f64, f64)> {
 
 /// Both directions' keys of one connection (the dialer's, the master's).
 fn keys() -> (Keys, Keys) {
-    let key = ClusterKey::generate();
-    let mut i = noise::initiator(&key, b"bench");
-    let mut r = noise::responder(&key, b"bench");
-    let (mut m, mut p) = ([0u8; 256], [0u8; 256]);
-    let n = i.write_message(&[], &mut m).expect("first message");
-    r.read_message(&m[..n], &mut p).expect("same key");
-    let n = r.write_message(&[], &mut m).expect("answer");
-    i.read_message(&m[..n], &mut p).expect("same key");
-    (
-        Arc::new(noise::transport(i).expect("handshake done")),
-        Arc::new(noise::transport(r).expect("handshake done")),
-    )
+    let (i, r) = noise::handshake_in_memory(&ClusterKey::generate(), b"bench")
+        .expect("a handshake under one key");
+    (Arc::new(i), Arc::new(r))
 }
 
 /// CPU time of every thread of this process so far (nanosecond

@@ -112,6 +112,22 @@ pub fn transport(state: HandshakeState) -> Result<StatelessTransportState, snow:
     state.into_stateless_transport_mode()
 }
 
+/// Both ends' keys of a handshake run in memory under `key`, initiator
+/// first: for tests, benches and fuzz targets of the record layer.
+pub fn handshake_in_memory(
+    key: &ClusterKey,
+    hello_frame: &[u8],
+) -> Result<(StatelessTransportState, StatelessTransportState), snow::Error> {
+    let mut peer = initiator(key, hello_frame);
+    let mut master = responder(key, hello_frame);
+    let (mut message, mut payload) = ([0u8; 256], [0u8; 256]);
+    let n = peer.write_message(&[], &mut message)?;
+    master.read_message(&message[..n], &mut payload)?;
+    let n = master.write_message(&[], &mut message)?;
+    peer.read_message(&message[..n], &mut payload)?;
+    Ok((transport(peer)?, transport(master)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

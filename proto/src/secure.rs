@@ -342,17 +342,8 @@ mod tests {
     /// Both sides' keys after an in-memory handshake.
     fn pair() -> (Keys, Keys) {
         let key = ClusterKey::from_bytes([3; 32]);
-        let mut i = noise::initiator(&key, b"hello");
-        let mut r = noise::responder(&key, b"hello");
-        let (mut m, mut p) = ([0u8; 256], [0u8; 256]);
-        let n = i.write_message(&[], &mut m).unwrap();
-        r.read_message(&m[..n], &mut p).unwrap();
-        let n = r.write_message(&[], &mut m).unwrap();
-        i.read_message(&m[..n], &mut p).unwrap();
-        (
-            Arc::new(noise::transport(i).unwrap()),
-            Arc::new(noise::transport(r).unwrap()),
-        )
+        let (i, r) = noise::handshake_in_memory(&key, b"hello").unwrap();
+        (Arc::new(i), Arc::new(r))
     }
 
     /// The records `writes` become, each write flushed on its own.
