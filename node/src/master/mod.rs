@@ -306,6 +306,11 @@ pub async fn run(
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, data_dir = %ctx.config.data_dir.display(), "master listening");
     }
+    if !tessera_proto::secure::ENCRYPTED {
+        warn!(
+            "built with the benchmarks-only feature unencrypted-records: connections are NOT encrypted"
+        );
+    }
     loop {
         let conn = tokio::select! {
             accepted = listener.accept() => match accepted {
