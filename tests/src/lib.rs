@@ -8,6 +8,7 @@ use std::{
 };
 
 pub mod chaos;
+pub mod eavesdrop;
 pub mod inproc;
 pub mod netns;
 pub mod procstat;
@@ -17,6 +18,8 @@ pub mod sim_clock;
 pub mod sim_disk;
 pub mod sim_net;
 pub mod supervisor;
+
+pub use eavesdrop::{image_windows, windows_found_in};
 
 use image::GenericImageView;
 pub use tessera_node::cli::TEST_SWITCHES_ENV;

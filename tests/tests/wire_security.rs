@@ -11,13 +11,14 @@
 //!   reconnects and the batch completes, every image once and pixel-exact.
 
 use std::{
-    collections::HashSet,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use tessera_tests::{Proc, check_batch_json, numbered_photos, spawn_master_logged};
+use tessera_tests::{
+    Proc, check_batch_json, image_windows, numbered_photos, spawn_master_logged, windows_found_in,
+};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -173,35 +174,6 @@ async fn proxy(
     addr
 }
 
-/// Sampled 32-byte windows of `files` (one every 512 bytes), by their
-/// first 8 bytes.
-fn windows(files: &[PathBuf]) -> HashSet<[u8; 32]> {
-    let mut set = HashSet::new();
-    for f in files {
-        let bytes = std::fs::read(f).unwrap();
-        for start in (0..bytes.len().saturating_sub(32)).step_by(512) {
-            set.insert(bytes[start..start + 32].try_into().unwrap());
-        }
-    }
-    set
-}
-
-/// How many of `windows` appear anywhere in `haystack`.
-fn found_in(haystack: &[u8], windows: &HashSet<[u8; 32]>) -> usize {
-    let prefixes: HashSet<[u8; 8]> = windows.iter().map(|w| w[..8].try_into().unwrap()).collect();
-    let mut found = HashSet::new();
-    for start in 0..haystack.len().saturating_sub(32) {
-        let prefix: [u8; 8] = haystack[start..start + 8].try_into().unwrap();
-        if prefixes.contains(&prefix) {
-            let w: [u8; 32] = haystack[start..start + 32].try_into().unwrap();
-            if windows.contains(&w) {
-                found.insert(w);
-            }
-        }
-    }
-    found.len()
-}
-
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
@@ -312,15 +284,19 @@ async fn a_tapped_and_tampered_link_shows_no_image_and_loses_none() {
         .iter()
         .map(|p| out.join(p.file_name().unwrap()))
         .collect();
-    let images = windows(&[inputs.clone(), results].concat());
+    let images = image_windows(&[inputs.clone(), results].concat());
     let capture = capture.lock().unwrap().clone();
     assert!(
         capture.len() > 4 * 400_000,
         "the images crossed the link: {} bytes",
         capture.len()
     );
-    assert_eq!(found_in(&capture, &images), 0, "image bytes in the capture");
+    assert_eq!(
+        windows_found_in(&capture, &images),
+        0,
+        "image bytes in the capture"
+    );
     // The scan itself finds image data where there is some.
     let clear = std::fs::read(&inputs[0]).unwrap();
-    assert!(found_in(&clear, &images) > 100);
+    assert!(windows_found_in(&clear, &images) > 100);
 }
