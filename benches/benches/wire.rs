@@ -84,7 +84,76 @@ fn main() -> anyhow::Result<()> {
             ],
         );
     }
+    let (n, secs, cpu) = rt.block_on(handshakes(repeat(2000)))?;
+    figure(
+        "wire",
+        "handshakes",
+        &[
+            ("connections", n as f64),
+            ("per_s", n as f64 / secs),
+            ("cpu_us_each", cpu / n as f64 * 1e6),
+        ],
+    );
     Ok(())
+}
+
+/// `n` connections opened one after another over loopback, each through
+/// the whole handshake (`dial` against `accept`) and one message each way.
+/// Returns `n`, the wall and the CPU (both ends) seconds.
+async fn handshakes(n: usize) -> anyhow::Result<(usize, f64, f64)> {
+    use std::time::Duration;
+
+    use tessera_proto::{
+        Role, Welcome,
+        accept::{AcceptOptions, accept},
+        dial::{DialOptions, dial},
+        frame::FrameLimits,
+        net::Tcp,
+    };
+    let key = ClusterKey::generate();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?.to_string();
+    let master_key = key.clone();
+    let master = tokio::spawn(async move {
+        let welcome = Welcome::new("bench", Duration::from_secs(1), Duration::from_secs(10));
+        let options = AcceptOptions {
+            timeout: Duration::from_secs(10),
+            limits: FrameLimits::default(),
+        };
+        for _ in 0..n {
+            let (socket, _) = listener.accept().await?;
+            socket.set_nodelay(true)?;
+            let (r, w) = socket.into_split();
+            let (r, w) = (FrameReader::new(r, 1 << 20), FrameWriter::new(w, 1 << 20));
+            let mut a = accept(r, w, &master_key, welcome.clone(), options, "bench").await?;
+            let ping = a.reader.recv().await?;
+            let Msg::Ping { seq } = ping.msg else {
+                anyhow::bail!("unexpected {ping:?}")
+            };
+            a.writer.send(&Msg::Pong { seq }).await?;
+        }
+        anyhow::Ok(())
+    });
+    let cpu0 = cpu_seconds();
+    let start = Instant::now();
+    for seq in 0..n as u64 {
+        let mut d = dial(
+            &Tcp::default(),
+            &addr,
+            Role::Client,
+            "bench",
+            &key,
+            DialOptions::default(),
+        )
+        .await?;
+        d.writer.send(&Msg::Ping { seq }).await?;
+        let pong = d.reader.recv().await?;
+        anyhow::ensure!(pong.msg == Msg::Pong { seq }, "unexpected {pong:?}");
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu0;
+    master.await??;
+    Ok((n, secs, cpu))
 }
 
 /// Sends `data` as one chunked stream over loopback TCP and reassembles
