@@ -51,6 +51,7 @@ mod encode;
 mod encode_parallel;
 mod error;
 mod filter;
+mod filtered_swap;
 mod header;
 mod limits;
 mod metadata;
@@ -61,6 +62,8 @@ mod swap;
 
 #[cfg(test)]
 mod encode_tests;
+#[cfg(test)]
+mod filtered_swap_tests;
 #[cfg(test)]
 mod reuse_tests;
 /// The integration tests' helpers (corpus, independent decoding), shared
@@ -76,6 +79,7 @@ use encode::Parallelism;
 
 pub use encode::encode_png;
 pub use error::{ErrorKind, ProcessError};
+pub use filtered_swap::{FilteredError, filtered_len, swap_rb_in_filtered_rows};
 pub use limits::Limits;
 pub use swap::{SampleLayout, swap_rb_in_place, swap_rb_sequential};
 
