@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use std::sync::Arc;
-use tessera_benches::{figure, machine, repeat};
+use tessera_benches::{cpu_seconds, figure, machine, repeat};
 
 use tessera_proto::{
     ClusterKey, FrameReader, FrameWriter, Msg, noise,
@@ -244,22 +244,4 @@ fn keys() -> (Keys, Keys) {
     let (i, r) = noise::handshake_in_memory(&ClusterKey::generate(), b"bench")
         .expect("a handshake under one key");
     (Arc::new(i), Arc::new(r))
-}
-
-/// CPU time of every thread of this process so far (nanosecond
-/// resolution, from /proc/self/task/*/schedstat).
-fn cpu_seconds() -> f64 {
-    let mut ns = 0u64;
-    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
-        for t in tasks.flatten() {
-            if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
-                ns += s
-                    .split_whitespace()
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-            }
-        }
-    }
-    ns as f64 / 1e9
 }

@@ -30,7 +30,7 @@
 //! property over random filtered data, and the RGB/RGBA files of PngSuite
 //! and the photos, each against an independent decode of the result.
 
-use crate::swap::SampleLayout;
+use crate::swap::{SampleLayout, swap_rb_sequential};
 
 /// The filtered data is not what the header says.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,7 +103,6 @@ pub fn swap_rb_in_filtered_rows(
         });
     }
     let bpp = layout.bytes_per_pixel();
-    let sample = bpp / layout.samples_per_pixel();
     let mut rest = data;
     for (pass, (w, h)) in passes(width, height, interlaced).into_iter().enumerate() {
         if w == 0 || h == 0 {
@@ -120,11 +119,9 @@ pub fn swap_rb_in_filtered_rows(
                     filter: line[0],
                 });
             }
-            for pixel in line[1..].chunks_exact_mut(bpp) {
-                for b in 0..sample {
-                    pixel.swap(b, 2 * sample + b);
-                }
-            }
+            // A row's bytes after its filter type are whole pixels: the
+            // SIMD kernel of the unfiltered path applies as is.
+            swap_rb_sequential(&mut line[1..], layout);
         }
     }
     Ok(())
