@@ -179,8 +179,16 @@ impl<R: AsyncRead + Unpin> AsyncRead for SecureRead<R> {
             if this.open_one()? {
                 continue;
             }
-            // Read more ciphertext (room for a whole record at least).
-            this.sealed.reserve(LEN_PREFIX + MAX_MESSAGE);
+            // Read more ciphertext: room for the rest of this record (at
+            // least 4 KiB), so an idle connection holds little.
+            let need = match this.sealed.len() {
+                n if n >= LEN_PREFIX => {
+                    LEN_PREFIX + usize::from(u16::from_be_bytes([this.sealed[0], this.sealed[1]]))
+                        - n
+                }
+                n => LEN_PREFIX - n,
+            };
+            this.sealed.reserve(need.max(4096));
             let before = this.sealed.len();
             let read = ready!(poll_read_buf(
                 Pin::new(&mut this.inner),
@@ -231,7 +239,9 @@ impl<W> SecureWrite<W> {
             inner,
             keys,
             counter: 0,
-            plain: Vec::with_capacity(MAX_RECORD_PLAINTEXT),
+            // Grows to a record's worth only on a connection that sends
+            // that much at once.
+            plain: Vec::new(),
             sealed: BytesMut::new(),
         }
     }
@@ -469,6 +479,24 @@ mod tests {
             1 << 20,
         );
         assert_eq!(reader.recv().await.unwrap().msg, Msg::Chunk { stream: 1 });
+    }
+
+    /// An idle connection (small control records) holds kilobytes, not a
+    /// record's worth per direction: the master has up to 1,024 of them.
+    #[tokio::test]
+    async fn small_records_keep_the_buffers_small() {
+        let (a, b) = pair();
+        let mut w = SecureWrite::new(Vec::new(), a);
+        w.write_all(b"heartbeat").await.unwrap();
+        w.flush().await.unwrap();
+        assert!(w.plain.capacity() < 1024, "{}", w.plain.capacity());
+        let wire = std::mem::take(w.get_mut());
+        let mut r = SecureRead::new(&wire[..], b, "peer", BytesMut::new());
+        let mut got = [0u8; 9];
+        r.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"heartbeat");
+        assert!(r.sealed.capacity() <= 8192, "{}", r.sealed.capacity());
+        assert!(r.open.capacity() <= 8192, "{}", r.open.capacity());
     }
 
     #[tokio::test]
