@@ -235,7 +235,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             skip_existing,
         } => {
-            let all = files::collect_inputs(&inputs)?;
+            let files::Collected {
+                inputs: all,
+                not_images,
+            } = files::collect_inputs(&inputs)?;
+            if !not_images.is_empty() {
+                eprintln!("{}", files::not_images_notice(&not_images));
+            }
             if all.is_empty() {
                 let args: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
                 bail!(

@@ -58,16 +58,74 @@ pub struct Input {
     pub name: PathBuf,
 }
 
-/// Expands files and directories into inputs. A file keeps its file name; a
-/// directory contributes every non-hidden regular file below it, named by its
-/// path relative to that directory. Sorted; two inputs with one name are an error.
-pub fn collect_inputs(args: &[PathBuf]) -> io::Result<Vec<Input>> {
+/// The inputs of a batch, and the files of its directories left out
+/// because they are not images.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Collected {
+    pub inputs: Vec<Input>,
+    /// Files found in a directory with neither an image format's
+    /// signature nor an image file extension (a README, a licence, notes):
+    /// not uploaded, reported once as skipped.
+    pub not_images: Vec<PathBuf>,
+}
+
+/// Image file extensions: a file in a directory with one of these is an
+/// input whatever its bytes (a damaged image must fail by name, not vanish).
+const IMAGE_EXTENSIONS: [&str; 10] = [
+    "png", "apng", "jpg", "jpeg", "gif", "webp", "bmp", "tif", "tiff", "avif",
+];
+
+/// Leading bytes of image formats (PNG, JPEG, GIF, WebP's RIFF, BMP,
+/// TIFF both ways).
+const IMAGE_SIGNATURES: [&[u8]; 7] = [
+    b"\x89PNG",
+    b"\xff\xd8\xff",
+    b"GIF8",
+    b"RIFF",
+    b"BM",
+    b"II*\0",
+    b"MM\0*",
+];
+
+/// Whether a file found in a directory is an image to process: an image
+/// extension, or an image format's first bytes.
+fn looks_like_an_image(path: &Path) -> io::Result<bool> {
+    let by_name = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
+    if by_name {
+        return Ok(true);
+    }
+    let mut head = [0u8; 8];
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    let mut filled = 0;
+    while filled < head.len() {
+        match std::io::Read::read(&mut file, &mut head[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(IMAGE_SIGNATURES
+        .iter()
+        .any(|sig| head[..filled].starts_with(sig)))
+}
+
+/// Expands files and directories into inputs. A file named on the command
+/// line is always an input and keeps its file name; a directory contributes
+/// every non-hidden regular file below it that looks like an image (see
+/// [`looks_like_an_image`]; the rest go to [`Collected::not_images`]),
+/// named by its path relative to that directory. Sorted; two inputs with
+/// one name are an error.
+pub fn collect_inputs(args: &[PathBuf]) -> io::Result<Collected> {
     let mut out = Vec::new();
+    let mut not_images = Vec::new();
     for arg in args {
         let meta = std::fs::metadata(arg)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", arg.display())))?;
         if meta.is_dir() {
-            walk(arg, Path::new(""), &mut out)?;
+            walk(arg, Path::new(""), &mut out, &mut not_images)?;
         } else {
             let name = arg.file_name().map(PathBuf::from).ok_or_else(|| {
                 io::Error::new(
@@ -95,7 +153,31 @@ pub fn collect_inputs(args: &[PathBuf]) -> io::Result<Vec<Input>> {
             ));
         }
     }
-    Ok(out)
+    not_images.sort();
+    Ok(Collected {
+        inputs: out,
+        not_images,
+    })
+}
+
+/// The one line telling which files of the directories were left out.
+pub fn not_images_notice(not_images: &[PathBuf]) -> String {
+    const SHOWN: usize = 5;
+    let mut names: Vec<String> = not_images
+        .iter()
+        .take(SHOWN)
+        .map(|p| p.display().to_string())
+        .collect();
+    if not_images.len() > SHOWN {
+        names.push(format!("and {} more", not_images.len() - SHOWN));
+    }
+    format!(
+        "skipping {} file{} that {} not images (no image extension or signature): {}",
+        not_images.len(),
+        if not_images.len() == 1 { "" } else { "s" },
+        if not_images.len() == 1 { "is" } else { "are" },
+        names.join(", ")
+    )
 }
 
 /// `--skip-existing`: the inputs whose output under `out_dir` does not exist
@@ -112,7 +194,12 @@ pub fn without_existing_outputs(inputs: Vec<Input>, out_dir: &Path) -> (Vec<Inpu
     (left, skipped)
 }
 
-fn walk(dir: &Path, rel: &Path, out: &mut Vec<Input>) -> io::Result<()> {
+fn walk(
+    dir: &Path,
+    rel: &Path,
+    out: &mut Vec<Input>,
+    not_images: &mut Vec<PathBuf>,
+) -> io::Result<()> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
     for entry in entries {
@@ -124,7 +211,9 @@ fn walk(dir: &Path, rel: &Path, out: &mut Vec<Input>) -> io::Result<()> {
         let path = entry.path();
         let kind = std::fs::metadata(&path)?;
         if kind.is_dir() {
-            walk(&path, &rel.join(&name), out)?;
+            walk(&path, &rel.join(&name), out, not_images)?;
+        } else if kind.is_file() && !looks_like_an_image(&path)? {
+            not_images.push(path);
         } else if kind.is_file() {
             out.push(Input {
                 path,
@@ -146,12 +235,39 @@ mod tests {
         std::fs::write(d.path().join("a/b/x.png"), b"x").unwrap();
         std::fs::write(d.path().join("y.png"), b"y").unwrap();
         std::fs::write(d.path().join(".hidden"), b"h").unwrap();
-        let got = collect_inputs(&[d.path().to_path_buf()]).unwrap();
+        let got = collect_inputs(&[d.path().to_path_buf()]).unwrap().inputs;
         let names: Vec<_> = got.iter().map(|i| i.name.clone()).collect();
         assert_eq!(
             names,
             vec![PathBuf::from("a/b/x.png"), PathBuf::from("y.png")]
         );
+    }
+
+    /// A README or licence beside the images is left out and named; a
+    /// damaged image (image extension, bad bytes) and an image without an
+    /// extension stay inputs, as does any file named on the command line.
+    #[test]
+    fn files_of_a_directory_that_are_not_images_are_left_out_and_named() {
+        let d = tempfile::tempdir().unwrap();
+        let w = |n: &str, b: &[u8]| std::fs::write(d.path().join(n), b).unwrap();
+        w("README.md", b"# photos");
+        w("LICENSE", b"MIT");
+        w("broken.PNG", b"not really");
+        w("scan", b"\x89PNG\r\n\x1a\n....");
+        w("photo.jpeg", b"\xff\xd8\xff\xe0");
+        let got = collect_inputs(&[d.path().to_path_buf()]).unwrap();
+        let names: Vec<_> = got.inputs.iter().map(|i| i.name.clone()).collect();
+        assert_eq!(
+            names,
+            ["broken.PNG", "photo.jpeg", "scan"].map(PathBuf::from)
+        );
+        assert_eq!(
+            got.not_images,
+            vec![d.path().join("LICENSE"), d.path().join("README.md")]
+        );
+        let named = collect_inputs(&[d.path().join("README.md")]).unwrap();
+        assert_eq!(named.inputs.len(), 1);
+        assert!(named.not_images.is_empty());
     }
 
     #[test]

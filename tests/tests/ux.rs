@@ -509,3 +509,34 @@ async fn skip_existing_resumes_an_interrupted_batch() {
         "{done:?}"
     );
 }
+
+/// A folder of photos with a README and a licence beside them: the two are
+/// left out before anything is uploaded and named once, and the batch
+/// succeeds (they used to fail as `not a PNG`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_s_readme_and_licence_are_skipped_not_failed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = master(tmp.path()).await;
+    let _w = m.worker("w", &["--threads", "1"]);
+    let inputs = tmp.path().join("in");
+    copy_into(&inputs, &photos());
+    std::fs::write(inputs.join("README.md"), "# holiday photos\n").unwrap();
+    std::fs::write(inputs.join("LICENSE"), "CC-BY 4.0\n").unwrap();
+    let out = tmp.path().join("out");
+    let run = m
+        .cli(&["run", inputs.to_str().unwrap(), "-o", out.to_str().unwrap()])
+        .await;
+    assert!(run.status.success(), "{run:?}");
+    let n = photos().len();
+    assert!(
+        stdout(&run).starts_with(&format!("{n}/{n} images done, 0 failed")),
+        "{run:?}"
+    );
+    let notice = format!(
+        "skipping 2 files that are not images (no image extension or signature): {}, {}",
+        inputs.join("LICENSE").display(),
+        inputs.join("README.md").display()
+    );
+    assert!(stderr(&run).contains(&notice), "{run:?}");
+    assert!(!out.join("README.md").exists());
+}
