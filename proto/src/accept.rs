@@ -1,6 +1,7 @@
 //! The master's side of the handshake: read the peer's `Hello` and its
-//! Noise message, answer with ours (which carries the `Welcome`), and
-//! switch the connection to encrypted records. Until then every frame must
+//! Noise message, answer with ours (which carries the `Welcome`), switch
+//! the connection to encrypted records and wait for the peer's
+//! confirmation, its first record. Until then every frame must
 //! fit in [`HANDSHAKE_MAX_FRAME`] bytes and the whole exchange must finish
 //! within one deadline; nothing but handshake frames is parsed.
 
@@ -11,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::{
     FrameReader, FrameWriter, Hello, HelloReply, ProtoError, Refusal, Welcome,
     frame::{FrameLimits, HANDSHAKE_MAX_FRAME},
-    handshake::{MAX_ACCEPT, check_first_message, parse_hello},
+    handshake::{CONFIRMATION, MAX_ACCEPT, check_first_message, parse_hello},
     key::ClusterKey,
     noise,
     secure::{SecureReader, SecureWriter, upgrade},
@@ -74,18 +75,30 @@ where
     W: AsyncWrite + Unpin,
 {
     reader.set_limits(FrameLimits::HANDSHAKE);
-    let result = tokio::time::timeout(
-        options.timeout,
-        exchange(&mut reader, &mut writer, key, welcome),
-    )
-    .await
-    .unwrap_or_else(|_| {
+    let deadline = tokio::time::Instant::now() + options.timeout;
+    let timed_out = || {
         let after_ms = options.timeout.as_millis().min(u128::from(u32::MAX)) as u32;
-        Err(AcceptError::Refused(Refusal::Timeout { after_ms }))
-    });
+        AcceptError::Refused(Refusal::Timeout { after_ms })
+    };
+    let result =
+        tokio::time::timeout_at(deadline, exchange(&mut reader, &mut writer, key, welcome))
+            .await
+            .unwrap_or_else(|_| Err(timed_out()));
     match result {
         Ok((hello, keys)) => {
-            let (reader, writer) = upgrade(reader, writer, keys, peer, options.limits);
+            // Encrypted from here: a failure is not refused in the clear
+            // (the peer could not read it), the connection just ends.
+            let (mut reader, writer) = upgrade(reader, writer, keys, peer, FrameLimits::HANDSHAKE);
+            let confirmation = tokio::time::timeout_at(deadline, reader.next_frame())
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(AcceptError::Proto)?;
+            if confirmation != CONFIRMATION {
+                return Err(AcceptError::Refused(Refusal::Malformed(
+                    "expected the handshake confirmation as the first encrypted frame".into(),
+                )));
+            }
+            reader.set_limits(options.limits);
             Ok(Accepted {
                 hello,
                 reader,

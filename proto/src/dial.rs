@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::{
     FrameReader, FrameWriter, Hello, HelloReply, ProtoError, Refusal, Role, Welcome,
     frame::FrameLimits,
+    handshake::CONFIRMATION,
     key::ClusterKey,
     net::{Connection, Dialer, ReadHalf, WriteHalf},
     noise,
@@ -116,9 +117,16 @@ pub async fn dial(
     .await
     .map_err(|_| ProtoError::Timeout(options.handshake_timeout))??;
     let (read, write) = streams(reader, writer, keys, addr);
+    let mut writer = FrameWriter::new(Box::new(write) as WriteHalf, options.limits.max_frame);
+    tokio::time::timeout(
+        options.handshake_timeout,
+        writer.send_raw(CONFIRMATION.to_vec()),
+    )
+    .await
+    .map_err(|_| ProtoError::Timeout(options.handshake_timeout))??;
     Ok(Dialed {
         reader: FrameReader::with_limits(Box::new(read), options.limits),
-        writer: FrameWriter::new(Box::new(write), options.limits.max_frame),
+        writer,
         welcome,
     })
 }

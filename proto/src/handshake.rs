@@ -8,8 +8,16 @@
 //!  | <- Accept(Noise `<- e, ee` + Welcome)     |   or Refused (cleartext): bad magic, version,
 //!  |                                           |   Busy, Unauthorized (the first message did
 //!  |                                           |   not decrypt under the master's key), Timeout
+//!  | [CONFIRMATION] (first record) ->          |   the peer proves it holds the connection's keys
 //!  | records (crate::secure) both ways ...     |
 //! ```
+//!
+//! The confirmation closes a gap of `NNpsk0`: the peer's first message
+//! proves the key but can be replayed from a capture, and only a record
+//! under the new keys proves the peer is live. Until it arrives the master
+//! counts the connection as unauthenticated (its handshake slot and
+//! deadline), so a replayer gets nothing but a timeout. The peer sends it
+//! right after the `Accept`, ahead of its first message: no round trip.
 //!
 //! `Hello`'s prefix (magic, version) and `HelloReply::Refused` (variant 1,
 //! with the refusals up to `Busy`) are the encodings that must stay stable
@@ -70,6 +78,9 @@ pub enum HelloReply {
     Accept(Vec<u8>),
     Refused(Refusal),
 }
+
+/// The body of the peer's first encrypted frame, which ends the handshake.
+pub const CONFIRMATION: &[u8] = b"tessera handshake confirmed";
 
 /// Longest `Accept` message: the master's ephemeral key, a `Welcome` and a tag.
 pub const MAX_ACCEPT: usize = 512;

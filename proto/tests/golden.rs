@@ -312,6 +312,10 @@ fn handshake_encodes_to_its_golden_bytes() {
             wire::encode(&HelloReply::Accept(vec![0xbb; 3])).unwrap(),
         ),
         (
+            "confirmation",
+            tessera_proto::handshake::CONFIRMATION.to_vec(),
+        ),
+        (
             "welcome",
             wire::encode(&Welcome {
                 version: 4,
@@ -373,6 +377,10 @@ fn hello_starts_with_magic_then_version() {
 const GOLDEN_HANDSHAKE: &[(&str, &str)] = &[
     ("hello", "545352410801027731"),
     ("accept", "0003bbbbbb"),
+    (
+        "confirmation",
+        "746573736572612068616e647368616b6520636f6e6669726d6564",
+    ),
     ("welcome", "04016dfbe803fb1027"),
     ("version mismatch", "01010102"),
     ("bad magic", "0100"),

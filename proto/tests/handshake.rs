@@ -144,17 +144,18 @@ async fn a_hello_changed_after_the_noise_message_was_made_is_refused() {
 }
 
 /// A first message captured from another connection and replayed is
-/// answered (the master cannot tell), but the replayer cannot make a
-/// record: the master's first read fails as tampering, acting on nothing.
+/// answered (the master cannot tell), but the replayer cannot make the
+/// confirmation record: the handshake fails, as tampering when it sends
+/// anything and by the deadline when it sends nothing. Never accepted.
 #[tokio::test]
-async fn a_replayed_handshake_gets_no_further_than_its_first_record() {
+async fn a_replayed_handshake_is_never_accepted() {
     let key = ClusterKey::generate();
     let hello = wire::encode(&Hello::new(Role::Worker, "w")).unwrap();
     let mut noise = noise::initiator(&key, &hello);
     let mut first = vec![0; noise::FIRST_MESSAGE_LEN];
     noise.write_message(&[], &mut first).unwrap();
-    for _ in 0..2 {
-        let (addr, master) = one_master(key.clone(), T).await;
+    for made_up_record in [true, false] {
+        let (addr, master) = one_master(key.clone(), Duration::from_millis(500)).await;
         let (mut r, mut w) = connect(&addr).await;
         w.send_raw(hello.clone()).await.unwrap();
         w.send_raw(first.clone()).await.unwrap();
@@ -162,14 +163,57 @@ async fn a_replayed_handshake_gets_no_further_than_its_first_record() {
             r.recv_hello_reply(T).await.unwrap(),
             HelloReply::Accept(_)
         ));
-        let mut m = master.await.unwrap().unwrap();
-        // A record the replayer made up: length, 40 bytes.
-        let raw = w.get_mut();
-        raw.write_all(&[0, 40]).await.unwrap();
-        raw.write_all(&[0x5a; 40]).await.unwrap();
-        let err = m.reader.recv().await.unwrap_err();
-        assert!(matches!(err, ProtoError::Tampered(_)), "{err:?}");
+        if made_up_record {
+            let raw = w.get_mut();
+            raw.write_all(&[0, 40]).await.unwrap();
+            raw.write_all(&[0x5a; 40]).await.unwrap();
+        }
+        let err = master.await.unwrap().unwrap_err();
+        if made_up_record {
+            assert!(
+                matches!(err, AcceptError::Proto(ProtoError::Tampered(_))),
+                "{err:?}"
+            );
+        } else {
+            assert!(
+                matches!(
+                    err,
+                    AcceptError::Refused(Refusal::Timeout { after_ms: 500 })
+                ),
+                "{err:?}"
+            );
+        }
     }
+}
+
+/// A peer that completes the Noise handshake but sends something else
+/// than the confirmation first is not accepted.
+#[tokio::test]
+async fn a_first_record_that_is_not_the_confirmation_is_refused() {
+    let key = ClusterKey::generate();
+    let (addr, master) = one_master(key.clone(), T).await;
+    let (mut r, mut w) = connect(&addr).await;
+    let hello = wire::encode(&Hello::new(Role::Client, "c")).unwrap();
+    let mut noise = noise::initiator(&key, &hello);
+    let mut first = vec![0; noise::FIRST_MESSAGE_LEN];
+    noise.write_message(&[], &mut first).unwrap();
+    w.send_raw(hello).await.unwrap();
+    w.send_raw(first).await.unwrap();
+    let HelloReply::Accept(answer) = r.recv_hello_reply(T).await.unwrap() else {
+        panic!("expected Accept")
+    };
+    noise.read_message(&answer, &mut [0u8; 512]).unwrap();
+    let keys = std::sync::Arc::new(noise::transport(noise).unwrap());
+    let mut secure = FrameWriter::new(
+        tessera_proto::secure::SecureWrite::new(w.into_inner(), keys),
+        1 << 20,
+    );
+    secure.send(&Msg::Ping { seq: 1 }).await.unwrap();
+    let err = master.await.unwrap().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "malformed handshake: expected the handshake confirmation as the first encrypted frame"
+    );
 }
 
 /// The peer's first message must be exactly a Noise `-> psk, e`.
