@@ -50,6 +50,16 @@ async fn one_master(
 
 const T: Duration = Duration::from_secs(10);
 
+/// A `Hello` frame of `role` and the Noise handshake begun after it with
+/// `key`: the state, and the first message to send.
+fn begin(key: &ClusterKey, role: Role) -> (Vec<u8>, snow::HandshakeState, Vec<u8>) {
+    let hello = wire::encode(&Hello::new(role, "c")).unwrap();
+    let mut noise = noise::initiator(key, &hello);
+    let mut first = vec![0; noise::FIRST_MESSAGE_LEN];
+    noise.write_message(&[], &mut first).unwrap();
+    (hello, noise, first)
+}
+
 async fn dial_with(
     addr: &str,
     role: Role,
@@ -128,10 +138,7 @@ async fn a_hello_changed_after_the_noise_message_was_made_is_refused() {
     let key = ClusterKey::generate();
     let (addr, master) = one_master(key.clone(), T).await;
     let (mut r, mut w) = connect(&addr).await;
-    let signed = wire::encode(&Hello::new(Role::Client, "c")).unwrap();
-    let mut noise = noise::initiator(&key, &signed);
-    let mut first = vec![0; noise::FIRST_MESSAGE_LEN];
-    noise.write_message(&[], &mut first).unwrap();
+    let (_, _, first) = begin(&key, Role::Client);
     // The role is changed in transit.
     w.send_hello(&Hello::new(Role::Worker, "c")).await.unwrap();
     w.send_raw(first).await.unwrap();
@@ -150,10 +157,7 @@ async fn a_hello_changed_after_the_noise_message_was_made_is_refused() {
 #[tokio::test]
 async fn a_replayed_handshake_is_never_accepted() {
     let key = ClusterKey::generate();
-    let hello = wire::encode(&Hello::new(Role::Worker, "w")).unwrap();
-    let mut noise = noise::initiator(&key, &hello);
-    let mut first = vec![0; noise::FIRST_MESSAGE_LEN];
-    noise.write_message(&[], &mut first).unwrap();
+    let (hello, _, first) = begin(&key, Role::Worker);
     for made_up_record in [true, false] {
         let (addr, master) = one_master(key.clone(), Duration::from_millis(500)).await;
         let (mut r, mut w) = connect(&addr).await;
@@ -193,10 +197,7 @@ async fn a_first_record_that_is_not_the_confirmation_is_refused() {
     let key = ClusterKey::generate();
     let (addr, master) = one_master(key.clone(), T).await;
     let (mut r, mut w) = connect(&addr).await;
-    let hello = wire::encode(&Hello::new(Role::Client, "c")).unwrap();
-    let mut noise = noise::initiator(&key, &hello);
-    let mut first = vec![0; noise::FIRST_MESSAGE_LEN];
-    noise.write_message(&[], &mut first).unwrap();
+    let (hello, mut noise, first) = begin(&key, Role::Client);
     w.send_raw(hello).await.unwrap();
     w.send_raw(first).await.unwrap();
     let HelloReply::Accept(answer) = r.recv_hello_reply(T).await.unwrap() else {
