@@ -96,7 +96,7 @@ impl ClientError {
             | ClientError::NotFound(_)
             | ClientError::Timeout(_)
             | ClientError::MasterSilent(_) => true,
-            ClientError::Refused(Refusal::Busy { .. }) => true,
+            ClientError::Refused(Refusal::Busy { .. } | Refusal::Timeout { .. }) => true,
             _ => false,
         }
     }

@@ -19,7 +19,7 @@ use std::{
     time::Duration,
 };
 
-use tessera_proto::{ClusterKey, backoff::Backoff};
+use tessera_proto::{ClusterKey, Refusal, backoff::Backoff};
 use tokio::{sync::Semaphore, time::Instant};
 use tracing::{info, warn};
 
@@ -170,7 +170,9 @@ impl Reconnecting {
     }
 }
 
-/// The master is gone (for now), as opposed to having answered.
+/// The master is gone (for now), as opposed to having answered. A
+/// handshake the master timed out counts: the network was too slow for
+/// its deadline, which says nothing about the request.
 fn is_lost_master(e: &ClientError) -> bool {
     matches!(
         e,
@@ -180,5 +182,6 @@ fn is_lost_master(e: &ClientError) -> bool {
             | ClientError::Wire(_)
             | ClientError::Timeout(_)
             | ClientError::MasterSilent(_)
+            | ClientError::Refused(Refusal::Timeout { .. })
     )
 }

@@ -219,3 +219,74 @@ async fn the_client_retries_a_submission_answered_busy() {
     assert_eq!(failure.reason, "stand-in failure");
     assert_eq!(master.await.unwrap(), 2, "submitted again after Busy");
 }
+
+/// A master that timed our handshake out (a slow or congested network) is
+/// a master to reconnect to, not a verdict on the request: the client
+/// library retries on a new connection. The stand-in serves a first
+/// connection and drops it, refuses the reconnection `Timeout` (as the
+/// master does when the handshake misses its deadline), and serves the
+/// next one.
+#[tokio::test]
+async fn a_handshake_the_master_timed_out_is_retried() {
+    use tessera_proto::{HelloReply, Refusal};
+
+    let key = ClusterKey::generate();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let master_key = key.clone();
+    let master = tokio::spawn(async move {
+        let welcome = Welcome::new("stand-in", Duration::from_secs(1), Duration::from_secs(10));
+        let options = AcceptOptions {
+            timeout: T,
+            limits: FrameLimits::default(),
+        };
+        let frames = |socket: tokio::net::TcpStream| {
+            let (r, w) = socket.into_split();
+            (FrameReader::new(r, 1 << 21), FrameWriter::new(w, 1 << 21))
+        };
+        // First connection: accepted, then lost.
+        let (r, w) = frames(listener.accept().await.unwrap().0);
+        drop(
+            accept(r, w, &master_key, welcome.clone(), options, "client")
+                .await
+                .unwrap(),
+        );
+        // The reconnection: its handshake "missed the deadline".
+        let (mut r, mut w) = frames(listener.accept().await.unwrap().0);
+        r.next_frame().await.unwrap();
+        let timeout = Refusal::Timeout { after_ms: 10_000 };
+        w.send_hello_reply(&HelloReply::Refused(timeout))
+            .await
+            .unwrap();
+        drop((r, w));
+        // The next one is served.
+        let (r, w) = frames(listener.accept().await.unwrap().0);
+        let mut a = accept(r, w, &master_key, welcome, options, "client")
+            .await
+            .unwrap();
+        loop {
+            if let Msg::Status { req, task } = a.reader.recv().await.unwrap().msg {
+                let info = TaskInfo {
+                    task,
+                    name: "a.png".into(),
+                    state: TaskState::Queued,
+                    input_len: 4,
+                    output_len: None,
+                    attempts: 0,
+                    worker: None,
+                };
+                a.writer.send(&Msg::Info { req, info }).await.unwrap();
+                return;
+            }
+        }
+    });
+    let client = Reconnecting::connect(&addr, &key, ClientConfig::default(), T)
+        .await
+        .unwrap();
+    let info = client
+        .run(|c| async move { c.status(TaskId(3)).await })
+        .await
+        .unwrap();
+    assert_eq!(info.state, TaskState::Queued);
+    master.await.unwrap();
+}
