@@ -3,7 +3,9 @@
 //! run (ARCHITECTURE.md, "The simulation", lists the seams that make it so,
 //! the faults, the oracle, and how to add a fault).
 //!
-//! `TESSERA_SIM_SEEDS=N` runs seeds 1..=N (default 200, about a minute);
+//! `TESSERA_SIM_SEEDS=N` runs seeds 1..=N (default 200, about a minute;
+//! `TESSERA_SIM_FIRST=K` starts at seed K instead, to split a long run
+//! over processes);
 //! `TESSERA_SIM_SEED=S` replays one and prints its faults and the master's
 //! record. Each run ends with the line
 //! `simulation: N seeds passed, 0 failed (F faults injected)`.
@@ -616,7 +618,11 @@ fn seeded_faults_lose_no_image_and_fail_no_innocent_one() {
             let n: u64 = std::env::var("TESSERA_SIM_SEEDS")
                 .map(|s| s.parse().expect("TESSERA_SIM_SEEDS: a number"))
                 .unwrap_or(200);
-            (1..=n).collect()
+            // Where to start, to split a long run over processes.
+            let first: u64 = std::env::var("TESSERA_SIM_FIRST")
+                .map(|s| s.parse().expect("TESSERA_SIM_FIRST: a number"))
+                .unwrap_or(1);
+            (first..first + n).collect()
         }
     };
     let (mut passed, mut failed, mut injected) = (0, Vec::new(), 0);
