@@ -54,7 +54,7 @@ const ADAM7: [(u64, u64, u64, u64); 7] = [
 
 /// The passes' sizes in pixels (one pass for a non-interlaced image);
 /// empty passes have no rows in the data.
-fn passes(width: u32, height: u32, interlaced: bool) -> Vec<(u64, u64)> {
+pub(crate) fn passes(width: u32, height: u32, interlaced: bool) -> Vec<(u64, u64)> {
     let (w, h) = (u64::from(width), u64::from(height));
     if !interlaced {
         return vec![(w, h)];

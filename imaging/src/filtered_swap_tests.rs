@@ -7,7 +7,7 @@ use miniz_oxide::{deflate::compress_to_vec_zlib, inflate::decompress_to_vec_zlib
 use proptest::prelude::*;
 
 use crate::{
-    filtered_swap::{FilteredError, filtered_len, swap_rb_in_filtered_rows},
+    filtered_swap::{FilteredError, filtered_len, passes, swap_rb_in_filtered_rows},
     swap::SampleLayout,
     test_common::{
         Chunk, assemble, chunks, png_header, raw_frames, read, swap_samples, valid_files,
@@ -98,31 +98,6 @@ fn filtered_data(
     }
     assert_eq!(pos, len);
     data
-}
-
-fn passes(w: u32, h: u32, interlaced: bool) -> Vec<(u32, u32)> {
-    if !interlaced {
-        return vec![(w, h)];
-    }
-    let ext = |s: u32, start: u32, step: u32| {
-        if s > start {
-            (s - start).div_ceil(step)
-        } else {
-            0
-        }
-    };
-    [
-        (0, 0, 8, 8),
-        (4, 0, 8, 8),
-        (0, 4, 4, 8),
-        (2, 0, 4, 4),
-        (0, 2, 2, 4),
-        (1, 0, 2, 2),
-        (0, 1, 1, 2),
-    ]
-    .iter()
-    .map(|&(x0, y0, dx, dy)| (ext(w, x0, dx), ext(h, y0, dy)))
-    .collect()
 }
 
 /// Every filter type on every row, every layout, interlaced and not, every
