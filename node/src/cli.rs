@@ -51,7 +51,9 @@ pub enum Command {
         /// Times an image may kill its worker while it runs there alone (or
         /// run past --task-timeout) before it fails: a poison image cannot
         /// take down every worker. Deaths beside other images, silence and
-        /// prefetched tasks never count (see --max-lost).
+        /// prefetched tasks never count (see --max-lost). In a storm of worker
+        /// deaths it takes more: until that many would be implausible for an
+        /// innocent image.
         #[arg(long, default_value_t = 3)]
         max_attempts: u32,
         /// How often workers send heartbeats (told to each worker when it joins).

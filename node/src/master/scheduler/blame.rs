@@ -7,7 +7,9 @@
 //!   worker died while it was the *only* image executing there, or it ran
 //!   past the task timeout on a worker whose heartbeats kept coming. At
 //!   `max_attempts` pieces of evidence the task fails ([`FailureKind::Crashes`]
-//!   or [`FailureKind::TimedOut`]), and the reason lists them.
+//!   or [`FailureKind::TimedOut`]), and the reason lists them; in a storm of
+//!   worker deaths it takes more, until that many deaths alone would be
+//!   implausible for an innocent image ([`super::background`]).
 //! * **Suspicion is not evidence.** A worker that dies while executing several
 //!   images at once casts suspicion on each (a *strike*), but condemns none:
 //!   a task with a strike is handed out to run alone from then on
@@ -26,7 +28,7 @@
 
 use tessera_proto::{FailureKind, TaskEvent, TaskId};
 
-use super::{Phase, Scheduler, WorkerId};
+use super::{Phase, Scheduler, WorkerId, background::implausible};
 
 /// How an attempt was lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +87,7 @@ impl Scheduler {
     ) -> bool {
         let max_evidence = self.config.max_attempts;
         let max_lost = self.config.max_lost;
+        let background = self.background.rate();
         let Some(task) = self.tasks.get_mut(&task_id) else {
             return false;
         };
@@ -138,7 +141,9 @@ impl Scheduler {
             },
         ));
         let without_evidence = task.lost - task.evidence;
-        let failure = if task.evidence >= max_evidence {
+        let failure = if task.evidence >= max_evidence
+            && implausible(task.evidence, task.strikes, background)
+        {
             let kind = if loss == Loss::TimedOut {
                 FailureKind::TimedOut
             } else {
@@ -169,6 +174,8 @@ impl Scheduler {
                     duration_ms: 0,
                 };
                 self.events.push((task_id, failed));
+                self.background
+                    .decided(task.evidence, task.strikes, false, Some(kind));
                 task.phase = Phase::Failed { kind, reason };
                 task.shadow = None;
                 if frees_key(kind) && self.by_key.get(&task.key) == Some(&task_id) {

@@ -47,6 +47,12 @@ impl Scheduler {
                 (Some((l.worker, l.attempt)), event, reason)
             }
         };
+        self.background.decided(
+            task.evidence,
+            task.strikes,
+            false,
+            Some(FailureKind::Cancelled),
+        );
         task.phase = Phase::Failed {
             kind: FailureKind::Cancelled,
             reason,

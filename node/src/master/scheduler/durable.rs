@@ -103,6 +103,8 @@ impl Scheduler {
     /// record only (see `archive.rs`): they are counted, not loaded.
     pub fn restore(&mut self, rows: Vec<(TaskId, TaskRow)>, next_task: u64) {
         let mut max_id = 0;
+        self.background =
+            super::background::Background::from_rows(rows.iter().map(|(id, r)| (*id, r)));
         for (id, row) in rows {
             max_id = max_id.max(id.0);
             if super::archive::row_at_rest(&row.state) {

@@ -3,6 +3,8 @@
 //! a master asked to (`MasterConfig::invariants`, the simulation) checks
 //! them on every operation of a live cluster.
 
+use tessera_proto::FailureKind;
+
 use super::{Phase, Scheduler};
 
 impl Scheduler {
@@ -17,8 +19,17 @@ impl Scheduler {
                 (_, 0) => {}
                 (_, _) => return Some(format!("non-queued task {id} in queue")),
             }
-            if t.evidence > self.config.max_attempts {
-                return Some(format!("task {id} over max attempts"));
+            // Failed for its content only on at least `max_attempts` pieces
+            // of evidence (more in a storm: `background.rs`).
+            if let Phase::Failed {
+                kind: FailureKind::Crashes | FailureKind::TimedOut,
+                ..
+            } = t.phase
+                && t.evidence < self.config.max_attempts
+            {
+                return Some(format!(
+                    "task {id} failed for its content on too little evidence"
+                ));
             }
             if t.lost - t.evidence > self.config.max_lost {
                 return Some(format!("task {id} over max lost"));

@@ -19,6 +19,7 @@
 //! phases agree; no task fails for a loss that did not point at it.
 
 pub mod archive;
+pub mod background;
 pub mod blame;
 pub mod cancel;
 mod dispatch;
@@ -237,6 +238,9 @@ pub struct Scheduler {
     archived: archive::Archived,
     /// Tasks deleted so far ([`Scheduler::deletions`]).
     deletions: u64,
+    /// What recently decided innocent tasks went through: the background
+    /// deaths alone are weighed against ([`background`]).
+    background: background::Background,
 }
 
 impl Scheduler {
@@ -255,6 +259,7 @@ impl Scheduler {
             durations: straggler::Durations::default(),
             archived: archive::Archived::default(),
             deletions: 0,
+            background: background::Background::default(),
         }
     }
 

@@ -112,6 +112,8 @@ impl Scheduler {
         if matches!(task.phase, Phase::Queued) {
             self.queue.retain(|t| *t != task_id);
         }
+        self.background
+            .decided(task.evidence, task.strikes, true, None);
         task.phase = Phase::Done {
             output_len,
             output_checksum,
@@ -186,6 +188,8 @@ impl Scheduler {
                 duration_ms,
             };
             self.events.push((task_id, event));
+            self.background
+                .decided(task.evidence, task.strikes, false, Some(kind));
             task.phase = Phase::Failed { kind, reason };
             task.shadow = None;
         }

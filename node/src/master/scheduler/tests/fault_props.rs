@@ -5,8 +5,10 @@
 //! has already taken back and deliver their results late, so stale and expired
 //! attempts are reached too. Checked at every step: the structural invariants
 //! (no task has two live leases); at the end: every task ended, every poison
-//! failed as `Crashes` after exactly `max_attempts` deaths pointing at it
-//! alone, no task accepted twice, and no innocent task failed — unless random
+//! failed as `Crashes` after at least `max_attempts` deaths pointing at it
+//! alone (more when random kills make such deaths plausible for an innocent
+//! image: `background.rs`), no task accepted twice, and no innocent task
+//! failed — unless random
 //! kills struck it `max_attempts` times while it was the only image running on
 //! the killed worker, which is exactly what a poison looks like from outside
 //! and which the model counts (real faults make that vanishingly rare; the
@@ -204,8 +206,8 @@ proptest! {
             if m.poison.contains(t) {
                 let crashed = matches!(state, TaskState::Failed { kind: FailureKind::Crashes, .. });
                 prop_assert!(crashed, "poison {} ended {:?}", t, state);
-                prop_assert_eq!(deaths_alone.get(t).copied().unwrap_or(0), MAX_ATTEMPTS,
-                    "poison {} failed after other than max_attempts deaths alone", t);
+                prop_assert!(deaths_alone.get(t).copied().unwrap_or(0) >= MAX_ATTEMPTS,
+                    "poison {} failed after fewer than max_attempts deaths alone", t);
             } else if m.kills_alone.get(t).copied().unwrap_or(0) < MAX_ATTEMPTS {
                 prop_assert_eq!(&state, &TaskState::Done, "innocent task {} ended {:?}", t, state);
             } else {
