@@ -1,22 +1,21 @@
-//! Issue 18's floor: what the worker's per-image work costs today
-//! (`tessera_imaging::process`, `fast`), next to the path it proposes,
-//! measured here as a prototype on one thread: inflate the image data
-//! (fdeflate, into a buffer of the size the header gives),
-//! exchange red and blue in the filtered rows
-//! (`swap_rb_in_filtered_rows`), deflate with fdeflate (what `fast`
-//! uses); and next to inflate plus deflate alone, the floor of that path.
-//! Per set: megapixels per CPU-second of each way (median of the rounds,
-//! the ways taking turns), the prototype's and today's output sizes.
-//!
-//! The prototype is not yet the worker's path: it skips what `process`
-//! also does (chunk validation, the other chunks, APNG), so its figure is
-//! an upper bound of what wiring it in can give.
+//! Issue 18's per-core figures, on one thread, `fast`: the worker's
+//! per-image work (`tessera_imaging::process`, which takes the filtered
+//! path for still truecolour images: inflate, exchange red and blue in the
+//! filtered rows, deflate), the full path it replaced (decode, swap,
+//! encode: `process_full_path`), a bare prototype of the filtered path
+//! (inflate with fdeflate into a buffer of the size the header gives,
+//! `swap_rb_in_filtered_rows`, deflate; no validation, no other chunks),
+//! and inflate plus deflate alone, the floor of that path. Per set:
+//! megapixels per CPU-second of each way (median of the rounds, the ways
+//! taking turns), the worker's output size against the full path's.
 //!
 //! `cargo bench -p tessera-benches --bench filtered`
 //! (`TESSERA_BENCH_REPEAT=N` sets the rounds; default 5.)
 
 use tessera_benches::{cpu_seconds, figure, machine, photo_bytes, photo_like_png, repeat};
-use tessera_imaging::{Compression, Options, SampleLayout, process, swap_rb_in_filtered_rows};
+use tessera_imaging::{
+    Compression, Options, SampleLayout, process, process_full_path, swap_rb_in_filtered_rows,
+};
 
 /// The concatenated IDAT data and the IHDR fields of a PNG.
 fn image_data(png: &[u8]) -> (Vec<u8>, u32, u32, SampleLayout, bool) {
@@ -41,11 +40,10 @@ fn image_data(png: &[u8]) -> (Vec<u8>, u32, u32, SampleLayout, bool) {
     (idat, w, h, layout, interlaced)
 }
 
-/// The prototype path: inflate, exchange in the filtered rows, deflate.
-fn prototype(png: &[u8], swap: bool) -> usize {
+/// fdeflate's inflate (what the png crate decodes with) of the image data
+/// into a buffer of the exact size the header gives.
+fn inflate(png: &[u8]) -> (Vec<u8>, u32, u32, SampleLayout, bool) {
     let (idat, w, h, layout, interlaced) = image_data(png);
-    // fdeflate's inflate (what the png crate decodes with) into a buffer of
-    // the exact size the header gives.
     let len = tessera_imaging::filtered_len(w, h, layout, interlaced) as usize;
     let mut filtered = vec![0u8; len];
     let (mut decoder, mut read, mut written) = (fdeflate::Decompressor::new(), 0, 0);
@@ -57,10 +55,54 @@ fn prototype(png: &[u8], swap: bool) -> usize {
         assert!(r + w > 0, "inflate made no progress");
     }
     assert_eq!(written, len);
+    (filtered, w, h, layout, interlaced)
+}
+
+/// The prototype path: inflate, exchange in the filtered rows, deflate.
+fn prototype(png: &[u8], swap: bool) -> usize {
+    let (mut filtered, w, h, layout, interlaced) = inflate(png);
     if swap {
         swap_rb_in_filtered_rows(&mut filtered, w, h, layout, interlaced).expect("valid rows");
     }
     fdeflate::compress_to_vec(&filtered).len()
+}
+
+/// One large image's latency on a pool of two threads (a 2-core worker):
+/// the worker's path (the filtered path in bands: inflating on one thread,
+/// exchanging and deflating the finished bands on the other), the full
+/// path, and inflating its image data alone on one thread, the bound.
+fn large_image_latency(rounds: usize, opts: &Options) {
+    let png = photo_like_png(7680, 4320);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let mut times = [Vec::new(), Vec::new(), Vec::new()];
+    for _ in 0..rounds {
+        for (way, t) in times.iter_mut().enumerate() {
+            let start = std::time::Instant::now();
+            pool.install(|| match way {
+                0 => drop(process(&png, opts).expect("a valid image")),
+                1 => drop(process_full_path(&png, opts).expect("a valid image")),
+                _ => drop(inflate(&png)),
+            });
+            t.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let [worker, full, inflate] = times.map(|mut t| {
+        t.sort_by(f64::total_cmp);
+        t[t.len() / 2]
+    });
+    figure(
+        "filtered",
+        "7680x4320 latency, 2 threads",
+        &[
+            ("worker_ms", worker),
+            ("full_path_ms", full),
+            ("inflate_alone_ms", inflate),
+            ("worker_vs_inflate", worker / inflate),
+        ],
+    );
 }
 
 fn main() {
@@ -82,8 +124,8 @@ fn main() {
                 f64::from(w) * f64::from(h) / 1e6
             })
             .sum();
-        let mut times = [Vec::new(), Vec::new(), Vec::new()];
-        let (mut today_bytes, mut proto_bytes) = (0usize, 0usize);
+        let mut times = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+        let (mut worker_bytes, mut full_bytes) = (0usize, 0usize);
         for _ in 0..rounds {
             for (way, t) in times.iter_mut().enumerate() {
                 let start = cpu_seconds();
@@ -91,14 +133,18 @@ fn main() {
                 for png in &images {
                     bytes += match way {
                         0 => process(png, &opts).expect("a valid image").bytes.len(),
-                        1 => prototype(png, true),
+                        1 => process_full_path(png, &opts)
+                            .expect("a valid image")
+                            .bytes
+                            .len(),
+                        2 => prototype(png, true),
                         _ => prototype(png, false),
                     };
                 }
                 t.push(cpu_seconds() - start);
                 match way {
-                    0 => today_bytes = bytes,
-                    1 => proto_bytes = bytes,
+                    0 => worker_bytes = bytes,
+                    1 => full_bytes = bytes,
                     _ => {}
                 }
             }
@@ -107,22 +153,24 @@ fn main() {
             t.sort_by(f64::total_cmp);
             t[t.len() / 2]
         };
-        let [today, proto, floor] = times.map(|mut t| median(&mut t));
+        let [worker, full, proto, floor] = times.map(|mut t| median(&mut t));
         figure(
             "filtered",
             name,
             &[
                 ("images", images.len() as f64),
                 ("megapixels", mpix),
-                ("today_mpix_per_cpu_s", mpix / today),
+                ("worker_mpix_per_cpu_s", mpix / worker),
+                ("full_path_mpix_per_cpu_s", mpix / full),
                 ("prototype_mpix_per_cpu_s", mpix / proto),
                 ("inflate_deflate_mpix_per_cpu_s", mpix / floor),
-                ("prototype_vs_floor", floor / proto),
+                ("worker_vs_floor", floor / worker),
                 (
-                    "prototype_bytes_vs_today",
-                    proto_bytes as f64 / today_bytes as f64,
+                    "worker_bytes_vs_full_path",
+                    worker_bytes as f64 / full_bytes as f64,
                 ),
             ],
         );
     }
+    large_image_latency(rounds, &opts);
 }

@@ -47,7 +47,13 @@ pub(crate) fn encode_bands(
             piece
         })
         .collect::<Result<_, _>>()?;
+    Ok(zlib_stream(pieces, deflater))
+}
 
+/// `pieces`, in order, as one zlib stream in pieces: the first starts with
+/// the zlib header, the last ends with the end of the stream and the
+/// combined Adler-32 (also used by the filtered path's bands).
+pub(crate) fn zlib_stream(pieces: Vec<Piece>, deflater: Deflater) -> Vec<Vec<u8>> {
     let mut joiner = Joiner::new();
     let mut out: Vec<Vec<u8>> = Vec::with_capacity(pieces.len());
     for piece in pieces {
@@ -62,7 +68,7 @@ pub(crate) fn encode_bands(
     out.last_mut()
         .expect("at least the header")
         .extend_from_slice(&joiner.trailer());
-    Ok(out)
+    out
 }
 
 thread_local! {

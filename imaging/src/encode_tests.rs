@@ -224,7 +224,7 @@ fn process_in_parallel_bands_gives_the_same_pixels_on_the_corpus() {
     for path in valid_files() {
         let input = std::fs::read(&path).unwrap();
         let name = path.display();
-        let usual = process_png(&input, &options, &Engine::DEFAULT).unwrap();
+        let usual = process_png(&input, &options, &Engine::FULL_PATH).unwrap();
         if usual.path != Path::Reencoded {
             continue;
         }
@@ -233,6 +233,7 @@ fn process_in_parallel_bands_gives_the_same_pixels_on_the_corpus() {
         let engine = Engine {
             parallelism: parallel(band_bytes),
             buffers: &buffers,
+            filtered: false,
         };
         let banded = process_png(&input, &options, &engine).unwrap();
         assert_eq!(banded.path, Path::Reencoded);

@@ -11,12 +11,18 @@
 //! * grayscale, grayscale + alpha: nothing to swap; the input is fully
 //!   decoded to validate it and returned verbatim;
 //! * indexed: the palette is swapped, the pixel data is copied untouched;
-//! * RGB, RGBA (8 and 16 bit): decoded, swapped in place, re-encoded with
-//!   the same colour type and bit depth. Interlaced inputs come out
-//!   non-interlaced (the pixels are identical). Frames of more than 16 MiB
-//!   of pixels are encoded in parallel bands on the current rayon pool
-//!   ([`encode_png`]); decode buffers are reused from a bounded
-//!   process-wide cache.
+//! * RGB, RGBA (8 and 16 bit), still, with `fast` (the default), up to
+//!   16 MiB of image data: red and blue are exchanged in the *filtered*
+//!   rows and the image data recompressed, without unfiltering
+//!   ([`Path::FilteredSwap`]; `filtered_swap.rs` proves it exact). The
+//!   source's filters and interlacing are kept. The whole file is validated
+//!   as on the full path below, the zlib stream's Adler-32 included;
+//! * RGB, RGBA otherwise (animated, `default`, `best`, larger frames):
+//!   decoded, swapped in place, re-encoded with the same colour type and
+//!   bit depth. Interlaced inputs come out non-interlaced (the pixels are
+//!   identical). Frames of more than 16 MiB of pixels are encoded in
+//!   parallel bands on the current rayon pool ([`encode_png`]); decode
+//!   buffers are reused from a bounded process-wide cache.
 //!
 //! In every case the other chunks are kept in their order, byte for byte
 //! unless they hold colour values that must follow the swap (PLTE, the tRNS
@@ -33,7 +39,7 @@
 //! ))?;
 //! let output = process(&png, &Options::default())?;
 //! assert_eq!((output.width, output.height), (32, 32));
-//! assert_eq!(output.path, Path::Reencoded);
+//! assert_eq!(output.path, Path::FilteredSwap);
 //!
 //! let err = process(b"GIF89a...", &Options::default()).unwrap_err();
 //! assert_eq!(err.to_string(), "unsupported format: GIF (only PNG is supported)");
@@ -55,6 +61,8 @@ mod filtered_swap;
 mod header;
 mod limits;
 mod metadata;
+mod png_filtered;
+use png_filtered::Filtered;
 mod png_palette;
 mod png_rgb;
 mod stream;
@@ -64,6 +72,8 @@ mod swap;
 mod encode_tests;
 #[cfg(test)]
 mod filtered_swap_tests;
+#[cfg(test)]
+mod png_filtered_tests;
 #[cfg(test)]
 mod reuse_tests;
 /// The integration tests' helpers (corpus, independent decoding), shared
@@ -137,6 +147,10 @@ pub enum Path {
     PaletteSwapped,
     /// Truecolour: the pixels were decoded, swapped and re-encoded.
     Reencoded,
+    /// Truecolour, still, `fast`: red and blue exchanged in the filtered
+    /// rows and the image data recompressed, keeping the source's filters
+    /// and interlacing; validated as fully as [`Path::Reencoded`].
+    FilteredSwap,
 }
 
 /// The processed image.
@@ -178,18 +192,39 @@ pub fn process(input: &[u8], opts: &Options) -> Result<Output, ProcessError> {
     })
 }
 
+/// [`process`] without the filtered path: every truecolour image decoded,
+/// swapped and re-encoded, as before it existed. For benchmarks that
+/// compare the two; not part of the interface.
+#[doc(hidden)]
+pub fn process_full_path(input: &[u8], opts: &Options) -> Result<Output, ProcessError> {
+    opts.limits.check_input(input.len())?;
+    let format = detect::detect(input)?;
+    guarded(|| match format {
+        Format::Png => process_png(input, opts, &Engine::FULL_PATH),
+    })
+}
+
 /// How the work of [`process`] is carried out: when frames are encoded in
 /// parallel, and where decode buffers come from. Tests vary both.
 #[derive(Debug)]
 pub(crate) struct Engine<'a> {
     pub(crate) parallelism: Parallelism,
     pub(crate) buffers: &'a BufferCache,
+    /// Whether a still truecolour image may take the filtered path
+    /// ([`png_filtered`]); tests of the full path turn it off.
+    pub(crate) filtered: bool,
 }
 
 impl Engine<'static> {
     const DEFAULT: Self = Self {
         parallelism: Parallelism::DEFAULT,
         buffers: &buffers::GLOBAL,
+        filtered: true,
+    };
+    /// [`Engine::DEFAULT`] without the filtered path: decode, swap, encode.
+    pub(crate) const FULL_PATH: Self = Self {
+        filtered: false,
+        ..Self::DEFAULT
     };
 }
 
@@ -222,23 +257,48 @@ fn process_png(input: &[u8], opts: &Options, engine: &Engine<'_>) -> Result<Outp
             (png_palette::swap_palette(input), Path::PaletteSwapped)
         }
         png::ColorType::Rgb | png::ColorType::Rgba => {
+            let filtered = match engine.filtered {
+                true => png_filtered::reencode_filtered(
+                    input,
+                    &header,
+                    opts.compression,
+                    engine.parallelism,
+                    limits.max_decoded_bytes,
+                ),
+                false => Filtered::NotHere,
+            };
+            if let Filtered::Done(bytes) = filtered {
+                return Ok(output(bytes, &header, Path::FilteredSwap));
+            }
             // check_header bounded the frame size by max_decoded_bytes.
             let frame_bytes = header.frame_bytes();
             let size = usize::try_from(frame_bytes).map_err(|_| {
                 ProcessError::TooLarge(format!("{frame_bytes} bytes do not fit in memory"))
             })?;
             let reader = decode::open(input, &stream, limits.decoder_limits(frame_bytes))?;
-            let bytes = png_rgb::reencode(input, reader, &header, size, opts.compression, engine)?;
+            let bytes = png_rgb::reencode(input, reader, &header, size, opts.compression, engine)
+                .and_then(|bytes| match filtered {
+                // The full path's message when it finds the problem
+                // too; the filtered path's when only it does.
+                Filtered::Broken(why) => {
+                    Err(ProcessError::corrupt(format!("damaged image data: {why}")))
+                }
+                _ => Ok(bytes),
+            })?;
             (bytes, Path::Reencoded)
         }
     };
-    Ok(Output {
+    Ok(output(bytes, &header, path))
+}
+
+fn output(bytes: Vec<u8>, header: &header::Header, path: Path) -> Output {
+    Output {
         bytes,
         format: Format::Png,
         width: header.width,
         height: header.height,
         path,
-    })
+    }
 }
 
 /// The message of a caught panic, if it has one.

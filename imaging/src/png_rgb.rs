@@ -65,15 +65,23 @@ pub(crate) fn reencode(
         )?);
         Ok(())
     })?;
-    splice(input, header, &encoded)
+    splice(input, header, &encoded, true)
 }
 
 /// Builds the output: the input's chunks, with each run of image data
 /// chunks (the IDATs, then each frame's fdATs) replaced by the image data
 /// of the next encoded frame.
 ///
-/// [`decode::open`] has checked that there is one frame per run.
-fn splice(input: &[u8], header: &Header, frames: &[ImageData]) -> Result<Vec<u8>, ProcessError> {
+/// [`decode::open`] has checked that there is one frame per run. With
+/// `deinterlace` (frames encoded from pixels, which the encoder writes
+/// non-interlaced) the IHDR's interlace method is cleared; the filtered
+/// path keeps the source's interlaced data, and its IHDR.
+pub(crate) fn splice(
+    input: &[u8],
+    header: &Header,
+    frames: &[ImageData],
+    deinterlace: bool,
+) -> Result<Vec<u8>, ProcessError> {
     let mismatch = || ProcessError::Internal("frames and image data runs disagree".into());
     // The input's other chunks plus the new image data, at most.
     let image_data: usize = frames.iter().map(ImageData::len).sum();
@@ -83,7 +91,7 @@ fn splice(input: &[u8], header: &Header, frames: &[ImageData]) -> Result<Vec<u8>
     let mut previous: Option<ChunkType> = None;
     for chunk in chunks_of(input) {
         match chunk.kind {
-            chunk::IHDR if header.interlaced => {
+            chunk::IHDR if header.interlaced && deinterlace => {
                 let mut data = chunk.data.to_vec();
                 data[12] = 0; // interlace method: none
                 out.write(chunk::IHDR, &data);

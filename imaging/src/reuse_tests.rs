@@ -18,6 +18,7 @@ fn stale_buffers_never_reach_the_output() {
     let marked_engine = Engine {
         parallelism: Parallelism::DEFAULT,
         buffers: &marked,
+        filtered: false,
     };
     let mut reencoded = 0;
     for path in valid_files() {
@@ -27,6 +28,7 @@ fn stale_buffers_never_reach_the_output() {
         let fresh_engine = Engine {
             parallelism: Parallelism::DEFAULT,
             buffers: &fresh,
+            filtered: false,
         };
         let expected = process_png(&input, &options, &fresh_engine).unwrap();
         if expected.path != Path::Reencoded {
@@ -54,6 +56,7 @@ fn a_failed_decode_leaves_the_next_image_intact() {
     let engine = Engine {
         parallelism: Parallelism::DEFAULT,
         buffers: &marked,
+        filtered: false,
     };
     let photo = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
