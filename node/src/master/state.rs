@@ -239,7 +239,7 @@ impl Shared {
         let mut g = self.lock();
         g.workers.remove(&worker);
         let held = g.scheduler.leases_of(worker);
-        let failed = g.scheduler.worker_lost(worker, why);
+        let failed = g.scheduler.worker_lost(worker, why, self.clock.now());
         if !held.is_empty() {
             info!(%worker, tasks = held.len(), "worker lost ({why}); its tasks are queued again");
         }

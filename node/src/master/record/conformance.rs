@@ -27,6 +27,7 @@ fn row(name: &str, state: RowState) -> TaskRow {
             id: 7,
             confirmed: false,
         }],
+        exposure_ms: 0,
     }
 }
 
@@ -315,8 +316,49 @@ mod redb {
         let loaded = store.load().unwrap();
         assert_eq!(loaded.rows, vec![(TaskId(1), legacy.clone())]);
         drop(store);
-        // And again, now in format 2.
+        // And again, now in the current format.
         let store = RedbStore::open(&path).unwrap();
         assert_eq!(store.load().unwrap().rows, vec![(TaskId(1), legacy)]);
+    }
+
+    /// A record of row format 2 opens, its rows rewritten in the current
+    /// format with no running time (`exposure_ms`) yet.
+    #[test]
+    fn a_record_of_row_format_2_is_migrated_on_open() {
+        let (_dir, path) = fresh();
+        let mut old = row("a", done());
+        (old.strikes, old.evidence) = (2, 1);
+        {
+            let db = ::redb::Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                let tasks: ::redb::TableDefinition<u64, &[u8]> =
+                    ::redb::TableDefinition::new("tasks");
+                let meta: ::redb::TableDefinition<&str, u64> = ::redb::TableDefinition::new("meta");
+                let mut t = tx.open_table(tasks).unwrap();
+                let v2 = super::super::row::tests_support::encode_v2(&old);
+                t.insert(1, v2.as_slice()).unwrap();
+                tx.open_table(meta)
+                    .unwrap()
+                    .insert("row_format", 2)
+                    .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let store = RedbStore::open(&path).unwrap();
+        assert_eq!(store.load().unwrap().rows, vec![(TaskId(1), old.clone())]);
+        drop(store);
+        use ::redb::ReadableDatabase;
+        let db = ::redb::Database::open(&path).unwrap();
+        let tx = db.begin_read().unwrap();
+        let meta: ::redb::TableDefinition<&str, u64> = ::redb::TableDefinition::new("meta");
+        let format = tx
+            .open_table(meta)
+            .unwrap()
+            .get("row_format")
+            .unwrap()
+            .unwrap()
+            .value();
+        assert_eq!(format, u64::from(super::super::row::ROW_FORMAT));
     }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tessera_proto::{FailureKind, wire};
 
 /// The format rows are written in.
-pub const ROW_FORMAT: u8 = 2;
+pub const ROW_FORMAT: u8 = 3;
 
 /// One task's durable current state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +40,10 @@ pub struct TaskRow {
     /// is kept until each has confirmed. Empty for a format-1 row: then any
     /// confirmation removes the result, as it did then.
     pub submitters: Vec<Submitter>,
+    /// Milliseconds its attempts ran on workers, from `Started` to their end
+    /// (format 3; 0 in older rows): how long a worker's death could have
+    /// struck it (`scheduler/background.rs`).
+    pub exposure_ms: u64,
 }
 
 /// One submitter of a task.
@@ -77,7 +81,7 @@ pub enum RowState {
 /// Why a stored row cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum RowError {
-    #[error("row format {found}, this master reads format {ROW_FORMAT} (and 1)")]
+    #[error("row format {found}, this master reads format {ROW_FORMAT} (and 1 and 2)")]
     Format { found: u8 },
     #[error("empty row")]
     Empty,
@@ -94,10 +98,19 @@ pub fn encode_row(row: &TaskRow) -> Result<Vec<u8>, RowError> {
     Ok(out)
 }
 
-/// A row written by [`encode_row`].
+/// A row written by [`encode_row`], in this format or format 2.
 pub fn decode_row(bytes: &[u8]) -> Result<TaskRow, RowError> {
     match bytes.split_first() {
         Some((&ROW_FORMAT, rest)) => Ok(wire::decode_exact(rest)?),
+        Some((&2, rest)) => {
+            let v2: TaskRowV2 = wire::decode_exact(rest)?;
+            Ok(TaskRow {
+                strikes: v2.strikes,
+                evidence: v2.evidence,
+                submitters: v2.submitters,
+                ..from_v1(v2.v1)
+            })
+        }
         Some((&found, _)) => Err(RowError::Format { found }),
         None => Err(RowError::Empty),
     }
@@ -105,8 +118,12 @@ pub fn decode_row(bytes: &[u8]) -> Result<TaskRow, RowError> {
 
 /// A format-1 row (no format byte, no submitters).
 pub fn decode_legacy_row(bytes: &[u8]) -> Result<TaskRow, RowError> {
-    let v1: TaskRowV1 = wire::decode_exact(bytes)?;
-    Ok(TaskRow {
+    Ok(from_v1(wire::decode_exact(bytes)?))
+}
+
+/// A row of format 1's fields, with nothing known of the later ones.
+fn from_v1(v1: TaskRowV1) -> TaskRow {
+    TaskRow {
         name: v1.name,
         input_len: v1.input_len,
         input_checksum: v1.input_checksum,
@@ -119,7 +136,18 @@ pub fn decode_legacy_row(bytes: &[u8]) -> Result<TaskRow, RowError> {
         strikes: 0,
         evidence: 0,
         submitters: Vec::new(),
-    })
+        exposure_ms: 0,
+    }
+}
+
+/// The row of format 2, as it was written (after its format byte): format
+/// 1's fields, then these (bincode writes a nested struct's fields in line).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct TaskRowV2 {
+    v1: TaskRowV1,
+    strikes: u32,
+    evidence: u32,
+    submitters: Vec<Submitter>,
 }
 
 /// The row of format 1, as it was written.
@@ -136,13 +164,13 @@ struct TaskRowV1 {
     state: RowState,
 }
 
-/// Writing rows the way format 1 did, for tests of the migration.
+/// Writing rows the way formats 1 and 2 did, for tests of the migration.
 #[cfg(test)]
 pub mod tests_support {
     use super::*;
 
-    pub fn encode_v1(row: &TaskRow) -> Vec<u8> {
-        let v1 = TaskRowV1 {
+    fn v1(row: &TaskRow) -> TaskRowV1 {
+        TaskRowV1 {
             name: row.name.clone(),
             input_len: row.input_len,
             input_checksum: row.input_checksum,
@@ -152,8 +180,23 @@ pub mod tests_support {
             lost: row.lost,
             history: row.history.clone(),
             state: row.state.clone(),
+        }
+    }
+
+    pub fn encode_v1(row: &TaskRow) -> Vec<u8> {
+        wire::encode(&v1(row)).unwrap()
+    }
+
+    pub fn encode_v2(row: &TaskRow) -> Vec<u8> {
+        let v2 = TaskRowV2 {
+            v1: v1(row),
+            strikes: row.strikes,
+            evidence: row.evidence,
+            submitters: row.submitters.clone(),
         };
-        wire::encode(&v1).unwrap()
+        let mut out = vec![2];
+        wire::encode_into(&v2, &mut out).unwrap();
+        out
     }
 }
 
@@ -195,11 +238,11 @@ mod tests {
                     confirmed: false,
                 },
             ],
+            exposure_ms: 4_000,
         }
     }
 
-    /// Format 2, byte for byte: a change to the row's encoding must bump
-    /// [`ROW_FORMAT`] (and keep reading the older formats).
+    /// Format 2, as the master of protocol 7 wrote it.
     const GOLDEN_V2: &str = concat!(
         "02",             // format
         "05612e706e67",   // name
@@ -222,11 +265,31 @@ mod tests {
         "02fbbc0a010000", // submitters
     );
 
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len() / 2)
+            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Format 3, byte for byte: format 2's fields, then `exposure_ms`
+    /// (4,000: `fba00f`). A change to the row's encoding must bump
+    /// [`ROW_FORMAT`] (and keep reading the older formats).
+    fn golden_v3() -> String {
+        format!("03{}fba00f", &GOLDEN_V2[2..])
+    }
+
     #[test]
     fn a_row_encodes_to_its_golden_bytes_and_back() {
         let bytes = encode_row(&done_row()).unwrap();
-        assert_eq!(hex(&bytes), GOLDEN_V2);
+        assert_eq!(hex(&bytes), golden_v3());
         assert_eq!(decode_row(&bytes).unwrap(), done_row());
+    }
+
+    #[test]
+    fn a_format_2_row_still_loads_with_no_exposure() {
+        let mut want = done_row();
+        want.exposure_ms = 0;
+        assert_eq!(decode_row(&unhex(GOLDEN_V2)).unwrap(), want);
     }
 
     /// A format-1 row, as the master of protocol 6 wrote it.
@@ -242,7 +305,7 @@ mod tests {
             .collect();
         let mut want = done_row();
         want.submitters.clear();
-        (want.strikes, want.evidence) = (0, 0);
+        (want.strikes, want.evidence, want.exposure_ms) = (0, 0, 0);
         assert_eq!(decode_legacy_row(&bytes).unwrap(), want);
         // And it is not mistaken for a row of the current format.
         assert!(decode_row(&bytes).is_err());

@@ -93,13 +93,19 @@ impl RedbStore {
             let format = meta.get("row_format").map_err(io)?.map(|v| v.value());
             match format {
                 Some(f) if f == u64::from(ROW_FORMAT) => {}
-                // Format 1 (no format byte): rewrite every row once.
-                None => {
+                // Format 1 (no format byte) or 2: rewrite every row once in
+                // the current format.
+                None | Some(2) => {
+                    let old = format.map_or(1, |_| 2);
+                    let decode = match format {
+                        None => row::decode_legacy_row,
+                        _ => row::decode_row,
+                    };
                     let mut rows = Vec::new();
                     for item in tasks.iter().map_err(io)? {
                         let (k, v) = item.map_err(io)?;
-                        let row = row::decode_legacy_row(v.value()).map_err(|e| {
-                            StoreError::Corrupt(format!("task {} (format 1): {e}", k.value()))
+                        let row = decode(v.value()).map_err(|e| {
+                            StoreError::Corrupt(format!("task {} (format {old}): {e}", k.value()))
                         })?;
                         rows.push((k.value(), row));
                     }
@@ -112,7 +118,7 @@ impl RedbStore {
                 }
                 Some(f) => {
                     return Err(StoreError::Corrupt(format!(
-                        "rows are in format {f}; this master reads formats 1 and {ROW_FORMAT}"
+                        "rows are in format {f}; this master reads formats 1, 2 and {ROW_FORMAT}"
                     )));
                 }
             }

@@ -26,6 +26,8 @@
 //!   on a cluster that works); past it the task fails as
 //!   [`FailureKind::WorkerLost`] with its history, instead of looping forever.
 
+use std::time::Instant;
+
 use tessera_proto::{FailureKind, TaskEvent, TaskId};
 
 use super::{Phase, Scheduler, WorkerId, background::implausible};
@@ -84,6 +86,7 @@ impl Scheduler {
         worker_name: &str,
         loss: Loss,
         why: &str,
+        now: Instant,
     ) -> bool {
         let max_evidence = self.config.max_attempts;
         let max_lost = self.config.max_lost;
@@ -96,6 +99,9 @@ impl Scheduler {
         };
         let attempt = lease.attempt;
         let holder = lease.worker;
+        if let Some(at) = lease.started_at {
+            task.exposure_ms += now.saturating_duration_since(at).as_millis() as u64;
+        }
         // A worker that times out twice on the same image is the suspect:
         // its pool may be stuck, and would time out on anything.
         let again = loss == Loss::TimedOut && task.timed_out_on.contains(&holder);
@@ -142,7 +148,7 @@ impl Scheduler {
         ));
         let without_evidence = task.lost - task.evidence;
         let failure = if task.evidence >= max_evidence
-            && implausible(task.evidence, task.strikes, background)
+            && (loss == Loss::TimedOut || implausible(task.evidence, task.exposure_ms, background))
         {
             let kind = if loss == Loss::TimedOut {
                 FailureKind::TimedOut
@@ -175,7 +181,7 @@ impl Scheduler {
                 };
                 self.events.push((task_id, failed));
                 self.background
-                    .decided(task.evidence, task.strikes, false, Some(kind));
+                    .decided(task.evidence, task.exposure_ms, Some(kind));
                 task.phase = Phase::Failed { kind, reason };
                 task.shadow = None;
                 if frees_key(kind) && self.by_key.get(&task.key) == Some(&task_id) {

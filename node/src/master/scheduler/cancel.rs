@@ -49,8 +49,7 @@ impl Scheduler {
         };
         self.background.decided(
             task.evidence,
-            task.strikes,
-            false,
+            task.exposure_ms,
             Some(FailureKind::Cancelled),
         );
         task.phase = Phase::Failed {

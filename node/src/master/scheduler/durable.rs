@@ -92,6 +92,7 @@ impl Scheduler {
             history: t.history.clone(),
             state,
             strikes: t.strikes,
+            exposure_ms: t.exposure_ms,
             evidence: t.evidence,
             submitters: t.submitters.clone(),
         })
@@ -247,6 +248,7 @@ pub(super) fn task_from_row(row: TaskRow) -> Task {
         attempts: row.attempts,
         lost: row.lost,
         strikes: row.strikes,
+        exposure_ms: row.exposure_ms,
         evidence: row.evidence,
         shadow: None,
         timed_out_on: Vec::new(),

@@ -112,7 +112,7 @@ impl Scheduler {
                 let why = format!("lease expired (no heartbeat for {timeout:?})");
                 (Loss::Silent, why)
             };
-            let failed = self.end_lease(task, &name, loss, &why);
+            let failed = self.end_lease(task, &name, loss, &why, now);
             if let Some(slot) = self.workers.get_mut(&worker) {
                 slot.leases.remove(&task);
                 if !timed_out {

@@ -138,6 +138,9 @@ struct Task {
     /// Lost attempts that cast suspicion on the image: it was executing
     /// when its worker died. A task with a strike runs alone from then on.
     strikes: u32,
+    /// Milliseconds its attempts ran on workers (from `Started` to their
+    /// end): how long a worker's death could have struck it.
+    exposure_ms: u64,
     /// Lost attempts that point at this image alone: its worker died while
     /// it was the only image executing there, or it ran past the task
     /// timeout. At `max_attempts` of these the task fails.
@@ -306,6 +309,7 @@ impl Scheduler {
             attempts: 0,
             lost: 0,
             strikes: 0,
+            exposure_ms: 0,
             evidence: 0,
             shadow: None,
             timed_out_on: Vec::new(),

@@ -108,12 +108,13 @@ impl Scheduler {
         };
         if let Some(ran) = ran {
             self.durations.record(task.input_len, ran);
+            task.exposure_ms += ran.as_millis() as u64;
         }
         if matches!(task.phase, Phase::Queued) {
             self.queue.retain(|t| *t != task_id);
         }
         self.background
-            .decided(task.evidence, task.strikes, true, None);
+            .decided(task.evidence, task.exposure_ms, None);
         task.phase = Phase::Done {
             output_len,
             output_checksum,
@@ -189,7 +190,7 @@ impl Scheduler {
             };
             self.events.push((task_id, event));
             self.background
-                .decided(task.evidence, task.strikes, false, Some(kind));
+                .decided(task.evidence, task.exposure_ms, Some(kind));
             task.phase = Phase::Failed { kind, reason };
             task.shadow = None;
         }

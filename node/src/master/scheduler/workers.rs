@@ -1,7 +1,7 @@
 //! Worker membership: a worker joins, states its capacity, grants credits,
 //! drains, and is lost (every lease it held ends at once).
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, time::Instant};
 
 use tessera_proto::TaskId;
 
@@ -57,7 +57,7 @@ impl Scheduler {
     /// blamed, one beside others is suspected, one not started is innocent).
     /// Its straggling attempts just end (their backups run on). Returns the
     /// tasks that failed for good.
-    pub fn worker_lost(&mut self, worker: WorkerId, why: &str) -> Vec<TaskId> {
+    pub fn worker_lost(&mut self, worker: WorkerId, why: &str, now: Instant) -> Vec<TaskId> {
         let Some(slot) = self.workers.get(&worker) else {
             return Vec::new();
         };
@@ -78,7 +78,7 @@ impl Scheduler {
         let mut failed = Vec::new();
         // Requeue newest first at the front, so the oldest ends up first in line.
         for task_id in slot.leases.into_iter().rev() {
-            if self.end_lease(task_id, &slot.name, Loss::Died { alone }, why) {
+            if self.end_lease(task_id, &slot.name, Loss::Died { alone }, why, now) {
                 failed.push(task_id);
             }
         }

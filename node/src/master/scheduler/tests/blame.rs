@@ -39,7 +39,7 @@ fn a_poison_image_takes_none_of_its_prefetched_neighbours_with_it() {
         s.started(w, first.task, first.attempt, now);
         if first.task == poison {
             deaths += 1;
-            s.worker_lost(w, "connection closed");
+            s.worker_lost(w, "connection closed", now);
             continue;
         }
         s.complete(w, first.task, first.attempt, 1, 0, now);
@@ -48,7 +48,7 @@ fn a_poison_image_takes_none_of_its_prefetched_neighbours_with_it() {
             if a.task == poison {
                 s.started(w, a.task, a.attempt, now);
                 deaths += 1;
-                s.worker_lost(w, "connection closed");
+                s.worker_lost(w, "connection closed", now);
                 break;
             }
             s.started(w, a.task, a.attempt, now);
@@ -72,7 +72,7 @@ fn prefetched_tasks_of_a_dead_worker_go_back_to_the_front_with_no_strike() {
     let w = join(&mut s, 1, 1, 2);
     s.dispatch(now);
     s.started(w, a, 1, now);
-    s.worker_lost(w, "connection reset");
+    s.worker_lost(w, "connection reset", now);
     let rows = (s.row(a).unwrap(), s.row(b).unwrap());
     assert_eq!((rows.0.strikes, rows.0.evidence), (1, 1), "a ran alone");
     assert_eq!((rows.1.strikes, rows.1.evidence), (0, 0), "b only waited");
@@ -95,7 +95,7 @@ fn a_death_beside_other_images_suspects_them_and_each_then_runs_alone() {
     s.dispatch(now);
     s.started(wide, a, 1, now);
     s.started(wide, b, 1, now);
-    s.worker_lost(wide, "connection closed");
+    s.worker_lost(wide, "connection closed", now);
     for t in [a, b] {
         let r = s.row(t).unwrap();
         assert_eq!((r.strikes, r.evidence), (1, 0), "suspected, not blamed");
@@ -127,7 +127,7 @@ fn a_death_beside_other_images_suspects_them_and_each_then_runs_alone() {
     s.started(w2, a, 2, now);
     assert!(s.steal().is_empty(), "an isolating worker is not idle");
     // The isolated one dies alone: now that is evidence against it.
-    s.worker_lost(w2, "connection closed");
+    s.worker_lost(w2, "connection closed", now);
     let r = s.row(a).unwrap();
     assert_eq!((r.strikes, r.evidence), (2, 1));
 }
@@ -148,7 +148,7 @@ fn a_suspect_waits_for_a_reserved_worker_to_empty_when_all_are_wide() {
     let w3 = join(&mut s, 3, 2, 3);
     assert_eq!(s.dispatch(now).len(), 5);
     assert_eq!((s.leases_of(w2).len(), s.leases_of(w3).len()), (2, 3));
-    s.worker_lost(w1, "killed");
+    s.worker_lost(w1, "killed", now);
     assert!(s.suspect(suspect));
     assert!(s.dispatch(now).is_empty(), "nobody can run it alone yet");
     assert_eq!(s.reserved, Some(w2), "the one holding the fewest leases");
@@ -181,7 +181,7 @@ fn a_suspect_goes_to_a_one_thread_worker_before_an_empty_wide_one() {
     let first = join(&mut s, 1, 1, 1);
     s.dispatch(now);
     s.started(first, t, 1, now);
-    s.worker_lost(first, "killed");
+    s.worker_lost(first, "killed", now);
     assert!(s.suspect(t));
     let _wide = join(&mut s, 2, 2, 2);
     let one = join(&mut s, 3, 1, 1);
@@ -304,7 +304,7 @@ fn blame_survives_a_restart() {
     let w = join(&mut s, 1, 1, 1);
     s.dispatch(now);
     s.started(w, t, 1, now);
-    s.worker_lost(w, "closed");
+    s.worker_lost(w, "closed", now);
     let row = s.row(t).unwrap();
     let mut again = sched();
     again.restore(vec![(t, row)], 2);
@@ -396,7 +396,7 @@ fn only_a_failure_for_no_fault_of_the_image_frees_its_key() {
     let key = |s: &Scheduler, t: TaskId| s.row(t).unwrap().key;
     let w = join(&mut s, 1, 1, 1);
     s.dispatch(now);
-    s.worker_lost(w, "killed"); // `lost`, unstarted: one machine loss, the bound
+    s.worker_lost(w, "killed", now); // `lost`, unstarted: one machine loss, the bound
     assert_eq!(failed_kind(&s, lost), Some(FailureKind::WorkerLost));
     assert_eq!(s.task_for_key(key(&s, lost)), None);
     for round in 0..3u64 {
@@ -404,7 +404,7 @@ fn only_a_failure_for_no_fault_of_the_image_frees_its_key() {
         let out = s.dispatch(now);
         assert_eq!(out[0].1.task, poison);
         s.started(w, poison, out[0].1.attempt, now);
-        s.worker_lost(w, "crashed");
+        s.worker_lost(w, "crashed", now);
     }
     assert_eq!(failed_kind(&s, poison), Some(FailureKind::Crashes));
     assert_eq!(s.task_for_key(key(&s, poison)), Some(poison));
@@ -420,4 +420,76 @@ fn only_a_failure_for_no_fault_of_the_image_frees_its_key() {
     assert_eq!(again.task_for_key(key(&s, lost)), None);
     assert_eq!(again.task_for_key(key(&s, poison)), Some(poison));
     assert_eq!(again.task_for_key(key(&s, cancelled)), None);
+}
+
+/// Runs `t` alone on a fresh one-thread worker from `at` and has the
+/// worker die `after` into the run; returns when it died.
+fn dies_alone(s: &mut Scheduler, worker: u64, t: TaskId, at: Instant, after: Duration) -> Instant {
+    let w = join(s, worker, 1, 1);
+    let out = s.dispatch(at);
+    assert_eq!(out.len(), 1, "{t} handed out");
+    assert_eq!(out[0].1.task, t);
+    s.started(w, t, out[0].1.attempt, at);
+    s.worker_lost(w, "connection closed", at + after);
+    at + after
+}
+
+/// A storm: workers die every ten seconds or so of running, whatever they
+/// run. Three deaths alone at random points of long runs are what an
+/// innocent image meets there, and it is not failed for them; a poison
+/// that kills its worker as it starts still fails after three, storm or
+/// not (`background.rs`). Seed 5591 of the simulation, in small.
+#[test]
+fn in_a_storm_deaths_in_long_runs_do_not_fail_an_image_but_deaths_at_once_still_do() {
+    let mut s = sched();
+    let mut now = Instant::now();
+    let mut worker = 0;
+    // Twenty innocent images, each lost once to a death alone 10 s into
+    // its run, then done in 1 s: the background of deaths alone.
+    for i in 0..20 {
+        let t = s.submit(format!("storm{i}"), 1);
+        worker += 1;
+        now = dies_alone(&mut s, worker, t, now, Duration::from_secs(10));
+        worker += 1;
+        let w = join(&mut s, worker, 1, 1);
+        let out = s.dispatch(now);
+        s.started(w, t, out[0].1.attempt, now);
+        now += Duration::from_secs(1);
+        s.complete(w, t, out[0].1.attempt, 1, 0, now);
+        s.worker_lost(w, "retired", now);
+    }
+    let innocent = s.submit("innocent".into(), 1);
+    for _ in 0..MAX_ATTEMPTS {
+        worker += 1;
+        now = dies_alone(&mut s, worker, innocent, now, Duration::from_secs(5));
+    }
+    assert_eq!(s.info(innocent).unwrap().state, TaskState::Queued);
+    // Its next run succeeds.
+    worker += 1;
+    let w = join(&mut s, worker, 1, 1);
+    let out = s.dispatch(now);
+    s.started(w, innocent, out[0].1.attempt, now);
+    s.complete(w, innocent, out[0].1.attempt, 1, 0, now);
+    s.worker_lost(w, "retired", now);
+    assert_eq!(s.info(innocent).unwrap().state, TaskState::Done);
+    let poison = s.submit("poison".into(), 1);
+    for n in 1..=MAX_ATTEMPTS {
+        assert_eq!(
+            failed_kind(&s, poison),
+            None,
+            "failed after {} deaths",
+            n - 1
+        );
+        worker += 1;
+        now = dies_alone(&mut s, worker, poison, now, Duration::from_millis(20));
+    }
+    assert_eq!(failed_kind(&s, poison), Some(FailureKind::Crashes));
+    // The same three long runs in a quiet cluster are evidence enough.
+    let mut quiet = sched();
+    let mut now = Instant::now();
+    let image = quiet.submit("image".into(), 1);
+    for w in 0..u64::from(MAX_ATTEMPTS) {
+        now = dies_alone(&mut quiet, w, image, now, Duration::from_secs(5));
+    }
+    assert_eq!(failed_kind(&quiet, image), Some(FailureKind::Crashes));
 }

@@ -28,7 +28,7 @@ fn a_draining_worker_hands_back_a_started_task_without_a_strike() {
             "round {round}: no longer its lease"
         );
         assert_eq!(s.info(a).unwrap().state, TaskState::Queued, "round {round}");
-        let lost = s.worker_lost(w, "connection closed");
+        let lost = s.worker_lost(w, "connection closed", now);
         assert!(
             lost.is_empty(),
             "round {round}: nothing left to lose: {lost:?}"

@@ -68,7 +68,7 @@ impl Model {
     /// The worker at `i` crashes (a poison, or a kill).
     fn crash(&mut self, i: usize) {
         let w = self.workers.remove(i);
-        self.s.worker_lost(w.id, "killed");
+        self.s.worker_lost(w.id, "killed", self.now);
         self.s.check_invariants();
         self.join(w.threads);
     }

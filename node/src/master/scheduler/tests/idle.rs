@@ -105,9 +105,9 @@ fn a_straggling_attempt_still_executes_while_its_task_waits_for_another_backup()
     assert_eq!(out.len(), 1);
     assert_eq!((out[0].0, out[0].1.task), (wide, innocent));
     s.started(wide, innocent, out[0].1.attempt, at);
-    s.worker_lost(backup, "connection closed");
+    s.worker_lost(backup, "connection closed", at);
     assert_eq!(s.info(big).unwrap().state, TaskState::Queued);
-    s.worker_lost(wide, "connection closed");
+    s.worker_lost(wide, "connection closed", at);
     let r = s.row(innocent).unwrap();
     assert_eq!(
         (r.strikes, r.evidence),

@@ -103,7 +103,7 @@ fn an_image_that_kills_its_worker_alone_fails_after_max_attempts() {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].1.attempt, round as u32);
         s.started(w, t, round as u32, now);
-        let failed = s.worker_lost(w, "connection closed");
+        let failed = s.worker_lost(w, "connection closed", now);
         if round < 3 {
             assert!(failed.is_empty());
             assert_eq!(s.info(t).unwrap().state, TaskState::Queued);
@@ -267,7 +267,7 @@ fn a_stale_report_does_not_release_the_live_attempt() {
         Outcome::Stale
     );
     assert_eq!(s.leases_of(w), vec![t]);
-    s.worker_lost(w, "gone");
+    s.worker_lost(w, "gone", Instant::now());
     assert_eq!(
         s.info(t).unwrap().state,
         TaskState::Queued,

@@ -79,7 +79,7 @@ proptest! {
                 Op::Steal => { s.steal(); }
                 Op::Tick(secs) => { now += Duration::from_secs(secs.into()); s.expire(now); }
                 Op::Draining(x) => s.worker_draining(w(x)),
-                Op::Lost(x) => { s.worker_lost(w(x), "lost"); }
+                Op::Lost(x) => { s.worker_lost(w(x), "lost", now); }
                 Op::Cancel(y) => { s.cancel(t(y)); }
             }
             s.check_invariants();
@@ -122,7 +122,7 @@ proptest! {
                 Some(0) => {
                     // Kill one worker and start a new one.
                     let victim = live.remove(0);
-                    s.worker_lost(victim, "killed");
+                    s.worker_lost(victim, "killed", now);
                     live.push(join(&mut s, next_worker, 1, 2));
                     next_worker += 1;
                 }

@@ -79,7 +79,7 @@ fn the_straggler_may_still_win_and_its_death_costs_nothing() {
         (Outcome::Accepted, vec![(fast, 2)])
     );
     // The straggler of u dies: u's backup runs on, nothing counted.
-    s.worker_lost(slow, "killed");
+    s.worker_lost(slow, "killed", at);
     let r = s.row(u).unwrap();
     assert_eq!((r.lost, r.strikes), (0, 0));
     assert_eq!(s.lease_of(u).unwrap().worker, fast);
@@ -146,7 +146,7 @@ fn the_straggler_runs_on_when_its_backup_is_lost_and_stops_when_cancelled() {
     let fast = join(&mut s, 2, 1, 1);
     let at = t0 + Duration::from_secs(2);
     assert_eq!(s.backups(at).len(), 1);
-    s.worker_lost(fast, "connection closed");
+    s.worker_lost(fast, "connection closed", at);
     assert_eq!(s.info(t).unwrap().state, TaskState::Queued);
     assert!(
         s.heartbeat(slow, &[lr(t, 1)], at).is_empty(),
