@@ -81,9 +81,20 @@ pub enum Command {
             value_name = "ADDR",
             num_args = 0..=1,
             default_missing_value = DEFAULT_METRICS,
-            value_parser = parse_metrics_addr
+            value_parser = parse_local_addr
         )]
         metrics: Option<SocketAddr>,
+        /// Serve the web page (upload, watch, download in a browser) at ADDR:
+        /// a port (on loopback), or HOST:PORT. It opens only with the link
+        /// the master prints (its token comes from the cluster key).
+        #[arg(
+            long,
+            value_name = "ADDR",
+            num_args = 0..=1,
+            default_missing_value = DEFAULT_HTTP,
+            value_parser = parse_local_addr
+        )]
+        http: Option<SocketAddr>,
         #[command(flatten)]
         mdns: AdvertiseArgs,
         #[command(flatten)]
@@ -135,6 +146,15 @@ pub enum Command {
         /// missing; without --data-dir a fresh key in the temporary directory).
         #[arg(long, env = tessera_proto::KEY_FILE_ENV, value_name = "PATH")]
         key_file: Option<PathBuf>,
+        /// Serve the master's web page at ADDR (see `master --http`).
+        #[arg(
+            long,
+            value_name = "ADDR",
+            num_args = 0..=1,
+            default_missing_value = DEFAULT_HTTP,
+            value_parser = parse_local_addr
+        )]
+        http: Option<SocketAddr>,
         #[command(flatten)]
         work: WorkArgs,
         #[command(flatten)]
@@ -142,11 +162,31 @@ pub enum Command {
     },
 }
 
+/// Where `--http` without a value serves.
+const DEFAULT_HTTP: &str = "127.0.0.1:7879";
+
+/// Binds `--http` and prints the page's link (before "listening on":
+/// scripts read both, in this order).
+fn web_page(
+    addr: SocketAddr,
+    key: &tessera_proto::ClusterKey,
+) -> anyhow::Result<master::web::WebConfig> {
+    let web = master::web::WebConfig::bind(addr, master::web::Token::new(key.web_token()))?;
+    if !web.local_addr().ip().is_loopback() {
+        eprintln!(
+            "warning: the web page is reachable from other machines at {}: anyone with its link can use the cluster, and HTTP is not encrypted",
+            web.local_addr()
+        );
+    }
+    println!("web page on {}", web.url());
+    Ok(web)
+}
+
 /// Where `--metrics` without a value serves.
 const DEFAULT_METRICS: &str = "127.0.0.1:9464";
 
-/// `--metrics`: a port alone means loopback.
-fn parse_metrics_addr(s: &str) -> Result<SocketAddr, String> {
+/// `--metrics`, `--http`: a port alone means loopback.
+fn parse_local_addr(s: &str) -> Result<SocketAddr, String> {
     if let Ok(port) = s.parse::<u16>() {
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
@@ -356,6 +396,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             retention,
             no_group_commit,
             metrics,
+            http,
             mdns,
             key,
             limits,
@@ -392,6 +433,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 // Before "listening on": scripts read both, in this order.
                 println!("metrics on http://{}/metrics", exporter.local_addr());
                 config.metrics = Some(exporter);
+            }
+            if let Some(addr) = http {
+                config.web = Some(web_page(addr, &config.key)?);
             }
             let bound = listener.local_addr()?;
             // The bound address, for scripts and tests that asked for port 0.
@@ -430,6 +474,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             data_dir,
             key_file,
+            http,
             work,
             mdns,
         } => {
@@ -444,6 +489,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             config.listen = listen;
             config.data_dir = data_dir;
+            if let Some(addr) = http {
+                config.web = Some(web_page(addr, &config.key)?);
+            }
             // Every worker option, through the same path as `worker`'s (so
             // none is ignored); threads and prefetch default per dev worker.
             work.apply(&mut config.worker)?;
@@ -511,18 +559,14 @@ mod tests {
     #[test]
     fn a_metrics_port_alone_means_loopback() {
         assert_eq!(
-            parse_metrics_addr("9464").unwrap(),
+            parse_local_addr("9464").unwrap(),
             "127.0.0.1:9464".parse::<SocketAddr>().unwrap()
         );
         assert_eq!(
-            parse_metrics_addr("0.0.0.0:1").unwrap(),
+            parse_local_addr("0.0.0.0:1").unwrap(),
             "0.0.0.0:1".parse::<SocketAddr>().unwrap()
         );
-        assert!(
-            parse_metrics_addr("localhost")
-                .unwrap_err()
-                .contains("9464")
-        );
+        assert!(parse_local_addr("localhost").unwrap_err().contains("9464"));
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub struct DevConfig {
     pub worker: WorkerConfig,
     /// The cluster key (default: a fresh one, known only to this process).
     pub key: ClusterKey,
+    /// Serve the master's web page (`--http`).
+    pub web: Option<crate::master::web::WebConfig>,
 }
 
 impl DevConfig {
@@ -64,6 +66,7 @@ impl DevConfig {
             data_dir: None,
             worker: WorkerConfig::new("", key.clone()),
             key,
+            web: None,
         }
     }
 }
@@ -83,6 +86,7 @@ impl DevCluster {
         let workers_shutdown = CancellationToken::new();
         let mut master_config = MasterConfig::new(data_dir.clone());
         master_config.key = config.key.clone();
+        master_config.web = config.web.clone();
         let master_id = master_config.master_id.clone();
         let m = master::run(listener, master_config, master_shutdown.clone());
         let master = tokio::spawn(async move {

@@ -39,16 +39,53 @@ impl Checksummer {
 
 /// The default idempotency key of a submission: its name and its content.
 pub fn submission_key(name: &str, data: &[u8]) -> u128 {
-    let mut h = Xxh3::new();
-    h.update(&(name.len() as u64).to_le_bytes());
-    h.update(name.as_bytes());
+    let mut h = SubmissionKeyer::new(name);
     h.update(data);
-    h.digest128()
+    h.finish()
+}
+
+/// [`submission_key`] computed over a stream of chunks (an upload whose
+/// content is not known before it has arrived, as the web page's).
+#[derive(Clone)]
+pub struct SubmissionKeyer(Box<Xxh3>);
+
+impl std::fmt::Debug for SubmissionKeyer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SubmissionKeyer")
+    }
+}
+
+impl SubmissionKeyer {
+    pub fn new(name: &str) -> Self {
+        let mut h = Box::new(Xxh3::new());
+        h.update(&(name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        SubmissionKeyer(h)
+    }
+
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.0.update(chunk);
+    }
+
+    pub fn finish(&self) -> u128 {
+        self.0.digest128()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streamed_and_whole_submission_keys_agree() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 13) as u8).collect();
+        let mut k = SubmissionKeyer::new("a/b.png");
+        for part in data.chunks(777) {
+            k.update(part);
+        }
+        assert_eq!(k.finish(), submission_key("a/b.png", &data));
+        assert_ne!(k.finish(), submission_key("a/c.png", &data));
+    }
 
     #[test]
     fn streamed_and_whole_checksums_agree() {

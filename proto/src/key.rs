@@ -79,6 +79,16 @@ impl ClusterKey {
         mac.finalize().into_bytes().into()
     }
 
+    /// The master's web page token (`--http`): the first 16 bytes of
+    /// HMAC-SHA256(key, "tessera web token"), in hex. Whoever holds the key
+    /// can open the page; the token reveals nothing of the key, and no
+    /// handshake proof can be derived from it.
+    pub fn web_token(&self) -> String {
+        let mut mac = self.mac();
+        mac.update(b"tessera web token");
+        hex(&mac.finalize().into_bytes()[..16])
+    }
+
     /// An HMAC-SHA256 instance keyed with this key.
     pub(crate) fn mac(&self) -> HmacSha256 {
         HmacSha256::new_from_slice(&self.0).expect("HMAC takes keys of any length")
@@ -222,6 +232,15 @@ mod tests {
         assert_ne!(a.fingerprint(), b.fingerprint());
         assert_eq!(a.fingerprint(), a.clone().fingerprint());
         assert!(!format!("{a:?}").contains("0101"));
+    }
+
+    #[test]
+    fn the_web_token_is_derived_from_the_key_and_hides_it() {
+        let a = ClusterKey::from_bytes([1; 32]);
+        // HMAC-SHA256([1; 32], "tessera web token")[..16], by Python's `hmac`.
+        assert_eq!(a.web_token(), "d457349ff78a7e560d5dbf963d8b0e5d");
+        assert_ne!(a.web_token(), ClusterKey::from_bytes([2; 32]).web_token());
+        assert_ne!(a.web_token()[..16], a.fingerprint());
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub mod stream;
 pub mod task;
 pub mod wire;
 
-pub use checksum::{Checksummer, checksum, submission_key};
+pub use checksum::{Checksummer, SubmissionKeyer, checksum, submission_key};
 pub use cluster::{ClusterInfo, TaskCounts, Throughput, WorkerInfo};
 pub use conn::{FrameReader, FrameWriter, Incoming};
 pub use error::{DecodeError, ProtoError};

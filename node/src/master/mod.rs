@@ -29,6 +29,7 @@ pub mod retention;
 pub mod scheduler;
 pub mod state;
 pub mod store;
+pub mod web;
 pub mod worker_conn;
 
 use std::{collections::HashMap, path::PathBuf, sync::Arc, time::Duration};
@@ -106,6 +107,8 @@ pub struct MasterConfig {
     pub group_commit: bool,
     /// Serve Prometheus metrics (`--metrics`): the installed recorder and its listener.
     pub metrics: Option<metrics::Exporter>,
+    /// Serve the web page (`--http`): its listener and token.
+    pub web: Option<web::WebConfig>,
     /// Tests and simulations: check the scheduler's invariants on every
     /// operation and report each one found broken here.
     pub invariants: Option<InvariantHook>,
@@ -157,6 +160,7 @@ impl MasterConfig {
             retention: Duration::from_secs(24 * 3600),
             group_commit: true,
             metrics: None,
+            web: None,
             invariants: None,
         }
     }
@@ -301,6 +305,9 @@ pub async fn run(
             ctx.clone(),
             shutdown.clone(),
         ));
+    }
+    if let Some(web) = ctx.config.web.clone() {
+        tokio::spawn(web::serve(web, ctx.clone(), shutdown.clone()));
     }
     let slots = Arc::new(Semaphore::new(ctx.config.max_connections));
     if let Ok(addr) = listener.local_addr() {

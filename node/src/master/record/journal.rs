@@ -24,6 +24,7 @@ use tokio::sync::oneshot;
 use tracing::error;
 
 use super::{
+    feed::Feed,
     row::TaskRow,
     store::{Entry, StoreError, TaskStore},
 };
@@ -69,12 +70,14 @@ pub struct Journal {
     thread: Mutex<Option<thread::JoinHandle<()>>>,
     /// The store, written in `push`, on a seeded thread.
     inline: Option<Mutex<Inline>>,
+    feed: Feed,
 }
 
 /// What the writer thread owns, owned by the journal instead.
 struct Inline {
     store: Box<dyn TaskStore>,
     sync: SyncDirs,
+    feed: Feed,
 }
 
 /// The directories whose renames a durable batch first makes durable, on
@@ -122,6 +125,7 @@ impl Journal {
             disk,
         };
         let queue = Arc::new((Mutex::new(Queue::default()), Condvar::new()));
+        let feed = Feed::default();
         if tessera_proto::determinism::is_seeded() {
             return Journal {
                 queue,
@@ -129,19 +133,28 @@ impl Journal {
                 inline: Some(Mutex::new(Inline {
                     store: Box::new(store),
                     sync,
+                    feed: feed.clone(),
                 })),
+                feed,
             };
         }
         let q = queue.clone();
+        let written = feed.clone();
         let handle = thread::Builder::new()
             .name("tessera-journal".into())
-            .spawn(move || run(store, &q, group_commit, &sync))
+            .spawn(move || run(store, &q, group_commit, &sync, &written))
             .expect("spawn the journal thread");
         Journal {
             queue,
             thread: Mutex::new(Some(handle)),
             inline: None,
+            feed,
         }
+    }
+
+    /// The events written from now on (see [`Feed`]).
+    pub fn feed(&self) -> &Feed {
+        &self.feed
     }
 
     fn push(&self, job: Job) {
@@ -166,8 +179,8 @@ impl Journal {
         if let Some(inline) = &self.inline {
             drop(q);
             let mut w = inline.lock().unwrap_or_else(|e| e.into_inner());
-            let Inline { store, sync } = &mut *w;
-            write_grouped(&mut **store, vec![job], sync);
+            let Inline { store, sync, feed } = &mut *w;
+            write_grouped(&mut **store, vec![job], sync, feed);
             return;
         }
         // The journal thread waits only on an empty queue: wake it for the
@@ -250,6 +263,7 @@ fn run(
     queue: &(Mutex<Queue>, Condvar),
     group_commit: bool,
     sync: &SyncDirs,
+    feed: &Feed,
 ) {
     let (lock, cv) = queue;
     loop {
@@ -261,10 +275,10 @@ fn run(
             (std::mem::take(&mut q.jobs), q.closed)
         };
         if group_commit {
-            write_grouped(&mut store, jobs, sync);
+            write_grouped(&mut store, jobs, sync, feed);
         } else {
             for job in jobs {
-                write_grouped(&mut store, vec![job], sync);
+                write_grouped(&mut store, vec![job], sync, feed);
             }
         }
         if closed
@@ -280,8 +294,13 @@ fn run(
 }
 
 /// Writes every write job in one transaction (fsynced if any is durable),
-/// answers them, then answers the reads in order.
-fn write_grouped(store: &mut (impl TaskStore + ?Sized), jobs: Vec<Job>, sync: &SyncDirs) {
+/// answers them, tells the feed, then answers the reads in order.
+fn write_grouped(
+    store: &mut (impl TaskStore + ?Sized),
+    jobs: Vec<Job>,
+    sync: &SyncDirs,
+    feed: &Feed,
+) {
     let mut entries = Vec::new();
     let mut next_task = 0;
     let mut durable = false;
@@ -307,8 +326,9 @@ fn write_grouped(store: &mut (impl TaskStore + ?Sized), jobs: Vec<Job>, sync: &S
     if !entries.is_empty() || !replies.is_empty() {
         let synced = if durable { sync.sync() } else { Ok(()) };
         let result = synced.and_then(|()| store.apply(&entries, next_task, durable));
-        if let Err(e) = &result {
-            error!("cannot write the task record: {e}");
+        match &result {
+            Ok(()) => feed.publish(&entries),
+            Err(e) => error!("cannot write the task record: {e}"),
         }
         for r in replies {
             let _ = r.send(result.clone());

@@ -6,9 +6,11 @@
 //! * [`mem`]: the same seam in memory (the reference, and a store tests can
 //!   slow down or fail); `conformance.rs` runs one suite against both.
 //! * [`journal`]: group commit on a dedicated thread.
+//! * [`feed`]: the events written, for live views.
 
 #[cfg(test)]
 mod conformance;
+pub mod feed;
 pub mod journal;
 pub mod mem;
 pub mod row;

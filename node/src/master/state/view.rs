@@ -4,7 +4,7 @@
 use tessera_proto::{ClusterInfo, cluster::listed_text};
 
 use super::Shared;
-use crate::master::scheduler::WorkerId;
+use crate::master::{record::feed::Feed, scheduler::WorkerId};
 
 impl Shared {
     /// The cluster now, as the master `master_id` sees it.
@@ -14,6 +14,11 @@ impl Shared {
         info.master_id = listed_text(master_id);
         info.uptime_ms = now.saturating_duration_since(self.started).as_millis() as u64;
         info
+    }
+
+    /// The events the record writes from now on (the web page's task stream).
+    pub fn feed(&self) -> &Feed {
+        self.journal.feed()
     }
 
     /// Records where a worker's connection comes from.
