@@ -175,6 +175,12 @@ function stateText(row) {
 
 function renderRow(row) {
   const tr = row.tr || (row.tr = el("tr"));
+  // Rebuilt only when what it shows changed: a row rebuilt under the
+  // pointer would swallow a click on its link.
+  const shown = JSON.stringify([row.state, row.task, row.worker, row.reason, row.outputLen,
+    row.state === "uploading" || row.state === "waiting" ? Math.round(row.progress * 100) : 0]);
+  if (tr.dataset.shown === shown) return tr;
+  tr.dataset.shown = shown;
   tr.dataset.state = row.state;
   tr.dataset.task = row.task ?? "";
   tr.replaceChildren();
@@ -209,7 +215,10 @@ function renderRow(row) {
 function render() {
   const body = $("tasks").tBodies[0];
   const trs = rows.slice().reverse().map(renderRow);
-  body.replaceChildren(...trs);
+  // Newest first; rows are only ever added, so only new ones move in.
+  if (trs.length !== body.children.length || trs.some((tr, i) => body.children[i] !== tr)) {
+    body.replaceChildren(...trs);
+  }
   const count = (s) => rows.filter((r) => r.state === s).length;
   const done = count("done");
   const open = rows.filter((r) => r.state === "queued" || r.state === "running").length;
