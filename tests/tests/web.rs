@@ -87,7 +87,13 @@ fn check_closed_without_the_token(addr: &str, token: &str) {
             assert_eq!(status, 401, "{method} {path} with {headers:?}: {body}");
         }
     }
-    let (status, _) = http(addr, "GET", &format!("/?token={}", "f".repeat(32)), &[], b"");
+    let (status, _) = http(
+        addr,
+        "GET",
+        &format!("/?token={}", "f".repeat(32)),
+        &[],
+        b"",
+    );
     assert_eq!(status, 401, "a wrong token in the link");
     // With the cookie, a change still needs the header and this origin.
     let cookie = format!("Cookie: tessera_token={token}");
@@ -98,7 +104,11 @@ fn check_closed_without_the_token(addr: &str, token: &str) {
         addr,
         "POST",
         "/api/tasks/1/cancel",
-        &[&cookie, "X-Tessera-Request: 1", "Origin: http://evil.example"],
+        &[
+            &cookie,
+            "X-Tessera-Request: 1",
+            "Origin: http://evil.example",
+        ],
         b"",
     );
     assert_eq!(status, 403, "{body}");
@@ -114,7 +124,10 @@ fn check_closed_without_the_token(addr: &str, token: &str) {
         b"",
     );
     assert_eq!(status, 413, "{body}");
-    assert!(body.contains("over the master's image size limit of 3000000 bytes"), "{body}");
+    assert!(
+        body.contains("over the master's image size limit of 3000000 bytes"),
+        "{body}"
+    );
     // The link turns into the cookie, and leaves the address bar.
     let (status, _) = http(addr, "GET", &format!("/?token={token}"), &[], b"");
     assert_eq!(status, 303);
@@ -281,7 +294,11 @@ async fn the_web_page_uploads_watches_cancels_and_downloads_in_a_real_browser() 
         started.elapsed().as_secs_f64()
     );
 
-    assert_eq!(result["problems"], serde_json::json!([]), "errors on the page");
+    assert_eq!(
+        result["problems"],
+        serde_json::json!([]),
+        "errors on the page"
+    );
     // Each result, downloaded through its link, is its input swapped.
     let by_name: BTreeMap<String, &PathBuf> = inputs
         .iter()
@@ -293,11 +310,18 @@ async fn the_web_page_uploads_watches_cancels_and_downloads_in_a_real_browser() 
     let mut downloaded = BTreeMap::new();
     for d in downloads {
         let name = d["name"].as_str().unwrap();
-        assert_eq!(d["suggested"].as_str().unwrap(), name, "the download's file name");
+        assert_eq!(
+            d["suggested"].as_str().unwrap(),
+            name,
+            "the download's file name"
+        );
         let input = std::fs::read(by_name[name]).unwrap();
         let output = std::fs::read(d["path"].as_str().unwrap()).unwrap();
         check_swapped(&input, &output).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert!(tasks.insert(d["task"].as_u64().unwrap()), "one task per image");
+        assert!(
+            tasks.insert(d["task"].as_u64().unwrap()),
+            "one task per image"
+        );
         downloaded.insert(name.to_string(), output);
     }
     let cancelled = result["cancelled_task"].as_u64().unwrap();
@@ -316,7 +340,10 @@ async fn the_web_page_uploads_watches_cancels_and_downloads_in_a_real_browser() 
     let skipped = result["skipped"].as_array().unwrap();
     assert_eq!(skipped.len(), 1, "{skipped:?}");
     let skipped = skipped[0].as_str().unwrap();
-    assert!(skipped.contains("LICENSE.txt") && skipped.contains("not a PNG"), "{skipped}");
+    assert!(
+        skipped.contains("LICENSE.txt") && skipped.contains("not a PNG"),
+        "{skipped}"
+    );
     let rows = result["worker_rows"].to_string();
     for name in workers {
         assert!(rows.contains(name), "worker {name} listed: {rows}");
@@ -334,4 +361,117 @@ async fn the_web_page_uploads_watches_cancels_and_downloads_in_a_real_browser() 
     );
     assert!(screenshot.exists());
     println!("screenshot: {}", screenshot.display());
+}
+
+/// Starts a master with the page on; returns it, the page's address and
+/// its token, and the master's address.
+async fn master_with_page(data: &Path) -> (Proc, String, String, String) {
+    let mut master = Proc::spawn(
+        "master",
+        NODE,
+        &[
+            "master",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--no-mdns",
+            "--http",
+            "127.0.0.1:0",
+        ],
+    );
+    let lines = master
+        .wait_for_lines(&["web page on ", "listening on "], T)
+        .await;
+    let (url, addr) = (lines[0].clone(), lines[1].clone());
+    let token = url.rsplit_once("token=").unwrap().1.to_string();
+    let web = url
+        .strip_prefix("http://")
+        .and_then(|u| u.split_once('/'))
+        .unwrap()
+        .0
+        .to_string();
+    (master, web, token, addr)
+}
+
+/// `GET /health` answered 200 (false when the connection is closed unanswered).
+fn health(addr: &str) -> bool {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(T));
+    let _ = write!(
+        s,
+        "GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    );
+    let mut reply = String::new();
+    let _ = s.read_to_string(&mut reply);
+    reply.starts_with("HTTP/1.1 200")
+}
+
+/// Waits until the peer closes `s` (a read returns 0 or fails), at most `within`.
+fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_page_bounds_connections_cuts_idle_ones_and_leaves_nothing_of_a_cut_upload() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (_master, web, token, _) = master_with_page(&data).await;
+    let cookie = format!("Cookie: tessera_token={token}");
+
+    // An upload cut off halfway (over the in-memory cutoff, so it goes to
+    // a temporary file on disk): nothing is kept, nothing is recorded.
+    let len = 3 * 1024 * 1024;
+    let mut s = TcpStream::connect(&web).unwrap();
+    write!(
+        s,
+        "POST /api/upload?batch=b-1&name=cut.png HTTP/1.1\r\nHost: {web}\r\n{cookie}\r\nX-Tessera-Request: 1\r\nContent-Length: {len}\r\n\r\n"
+    )
+    .unwrap();
+    s.write_all(&vec![7u8; len / 2]).unwrap();
+    let tmp_dir = data.join("tmp");
+    let parts = || std::fs::read_dir(&tmp_dir).map(|d| d.count()).unwrap_or(0);
+    tessera_tests::eventually(T, "the upload's temporary file on disk", || parts() == 1).await;
+    drop(s);
+    tessera_tests::eventually(T, "the cut upload's temporary file removed", || {
+        parts() == 0
+    })
+    .await;
+    let (status, body) = http(&web, "GET", "/api/tasks/1/history", &[&cookie], b"");
+    assert_eq!(status, 404, "no task was made of it: {body}");
+
+    // A connection that sends nothing is closed after the head deadline.
+    let mut idle = TcpStream::connect(&web).unwrap();
+    let since = Instant::now();
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(30)),
+        "an idle connection was left open"
+    );
+    println!(
+        "{{\"bench\":\"web\",\"idle_connection_closed_after_s\":{:.1}}}",
+        since.elapsed().as_secs_f64()
+    );
+
+    // At most 64 connections at once: the 65th is closed at once, and the
+    // page serves again when they go.
+    let held: Vec<TcpStream> = (0..64).map(|_| TcpStream::connect(&web).unwrap()).collect();
+    let mut extra = TcpStream::connect(&web).unwrap();
+    assert!(
+        closed_within(&mut extra, Duration::from_secs(5)),
+        "a 65th connection was served"
+    );
+    drop(held);
+    tessera_tests::eventually(T, "the page serving again", || health(&web)).await;
 }
