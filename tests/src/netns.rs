@@ -150,17 +150,48 @@ impl Lan {
     /// told: TCP connections through it stay open and go silent, as in a
     /// real partition.
     pub fn set_connected(&self, host: &str, connected: bool) -> Result<(), String> {
+        let i = self.port_of(host)?;
+        let state = if connected { "up" } else { "down" };
+        ip(&["-n", &self.ns("sw"), "link", "set", &format!("p{i}"), state])
+    }
+
+    /// Shapes `host`'s link to `rate` (as `tc` writes it: `1gbit`) both
+    /// ways, with a token bucket (`tc qdisc ... tbf`) on each end of its
+    /// veth pair: its own `eth0` (what it sends) and its switch port (what
+    /// it receives).
+    pub fn shape(&self, host: &str, rate: &str) -> Result<(), String> {
+        let port = format!("p{}", self.port_of(host)?);
+        let tbf = |ns: &str, dev: &str| {
+            let out = std::process::Command::new("ip")
+                .args(["netns", "exec", ns, "tc", "qdisc", "replace", "dev", dev])
+                .args([
+                    "root", "tbf", "rate", rate, "burst", "512kb", "latency", "10ms",
+                ])
+                .output()
+                .map_err(|e| format!("cannot run `tc` (install iproute2): {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "`tc qdisc replace dev {dev} root tbf rate {rate}` in {ns} failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+            }
+        };
+        tbf(&self.ns(host), "eth0")?;
+        tbf(&self.ns("sw"), &port)
+    }
+
+    /// The switch port number of `host`.
+    fn port_of(&self, host: &str) -> Result<usize, String> {
         let ns = self.ns(host);
         // Namespaces are the switch, then the hosts in order; host i has
         // switch port `p{i}`.
-        let i = self
-            .namespaces
+        self.namespaces
             .iter()
             .position(|n| *n == ns)
             .and_then(|i| i.checked_sub(1))
-            .ok_or_else(|| format!("no host {host} on this LAN"))?;
-        let state = if connected { "up" } else { "down" };
-        ip(&["-n", &self.ns("sw"), "link", "set", &format!("p{i}"), state])
+            .ok_or_else(|| format!("no host {host} on this LAN"))
     }
 
     /// The namespace of `host`.

@@ -461,14 +461,17 @@ async fn serve_connection(
         ctx.config.idle_timeout,
         shutdown.clone(),
     ));
-    let capacity = match hello.role {
-        Role::Client => outbox::OUTBOX_CAPACITY,
-        Role::Worker => outbox::worker_capacity(ctx.config.scheduler.max_credits),
+    let (capacity, order) = match hello.role {
+        Role::Client => (outbox::OUTBOX_CAPACITY, outbox::Order::ControlFirst),
+        Role::Worker => (
+            outbox::worker_capacity(ctx.config.scheduler.max_credits),
+            outbox::Order::Fifo,
+        ),
     };
     let (out, rx) = mpsc::channel(capacity);
     let disk = ctx.store.disk();
     let writer_task = tokio::spawn(async move {
-        if let Err(e) = outbox::run(writer, rx, disk).await {
+        if let Err(e) = outbox::run(writer, rx, disk, order).await {
             debug!(%peer, "connection writer stopped: {e}");
         }
     });
