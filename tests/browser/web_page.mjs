@@ -46,13 +46,24 @@ try {
   await page.locator("#link.live").waitFor();
   await page.locator("#no-workers").waitFor({ state: "visible" });
 
-  // No worker yet: an image waits in the queue, and is cancelled there.
-  await page.setInputFiles("#files", [config.cancel_image]);
+  // No worker yet: two images wait in the queue; one is cancelled by its
+  // own button, the other by "Cancel all".
+  await page.setInputFiles("#files", config.cancel_images);
   const queued = page.locator("#tasks tbody tr[data-state=queued]");
-  await queued.waitFor();
-  const cancelledTask = Number(await queued.getAttribute("data-task"));
-  await queued.getByRole("button", { name: "Cancel" }).click();
+  await page.waitForFunction(
+    (n) => document.querySelectorAll("#tasks tbody tr[data-state=queued]").length === n,
+    config.cancel_images.length,
+  );
+  const cancelledTask = Number(await queued.first().getAttribute("data-task"));
+  await queued.first().getByRole("button", { name: "Cancel" }).click();
   await page.locator(`#tasks tbody tr[data-task="${cancelledTask}"][data-state=cancelled]`).waitFor();
+  await page.locator("#cancel-all").click();
+  await page.waitForFunction(
+    (n) => document.querySelectorAll("#tasks tbody tr[data-state=cancelled]").length === n,
+    config.cancel_images.length,
+  );
+  const cancelled = await page.locator("#tasks tbody tr[data-state=cancelled]").evaluateAll(
+    (rows) => rows.map((r) => Number(r.dataset.task)));
 
   console.log("step: workers");
   await nextLine();
@@ -112,7 +123,7 @@ try {
   await page.screenshot({ path: config.screenshot, fullPage: true });
 
   console.log("result: " + JSON.stringify({
-    cancelled_task: cancelledTask, downloads, zip, skipped, spans, worker_rows: workerRows,
+    cancelled, downloads, zip, skipped, spans, worker_rows: workerRows,
     history, summary, problems,
   }));
 } finally {

@@ -1,7 +1,8 @@
 //! The master's web page (`--http`) in a real browser: Debian's chromium,
 //! driven through the DevTools protocol by `tests/browser/web_page.mjs`
 //! (playwright-core; `scripts/test-deps` installs both). A master process
-//! with no worker yet; the page cancels a queued image; two worker
+//! with no worker yet; the page cancels two queued images (one by its
+//! button, one by "Cancel all"); two worker
 //! processes join and are listed by name; a dozen real images go in
 //! through the page's file input (and one file that is not an image, which
 //! the page skips); every result is downloaded through its link and
@@ -226,8 +227,14 @@ async fn the_web_page_uploads_watches_cancels_and_downloads_in_a_real_browser() 
     check_closed_without_the_token(&web, &token);
 
     let inputs = images(&tmp.path().join("in"));
-    let cancel_image = tmp.path().join("wait-here.png");
-    std::fs::copy(&inputs[4], &cancel_image).unwrap();
+    let cancel_images: Vec<PathBuf> = ["wait-here.png", "wait-too.png"]
+        .iter()
+        .map(|name| {
+            let to = tmp.path().join(name);
+            std::fs::copy(&inputs[4], &to).unwrap();
+            to
+        })
+        .collect();
     let not_image = tmp.path().join("LICENSE.txt");
     std::fs::write(&not_image, "These images are licensed as follows...\n").unwrap();
     let out = tmp.path().join("out");
@@ -237,7 +244,7 @@ async fn the_web_page_uploads_watches_cancels_and_downloads_in_a_real_browser() 
     let config = serde_json::json!({
         "url": url,
         "chromium": chromium,
-        "cancel_image": cancel_image,
+        "cancel_images": cancel_images,
         "images": inputs,
         "not_image": not_image,
         "out_dir": out,
@@ -324,8 +331,14 @@ async fn the_web_page_uploads_watches_cancels_and_downloads_in_a_real_browser() 
         );
         downloaded.insert(name.to_string(), output);
     }
-    let cancelled = result["cancelled_task"].as_u64().unwrap();
-    assert!(!tasks.contains(&cancelled));
+    let cancelled: Vec<u64> = result["cancelled"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_u64().unwrap())
+        .collect();
+    assert_eq!(cancelled.len(), 2, "one by its button, one by Cancel all");
+    assert!(cancelled.iter().all(|t| !tasks.contains(t)));
     // The zip holds exactly the same results.
     let zip = std::fs::File::open(result["zip"].as_str().unwrap()).unwrap();
     let mut zip = zip::ZipArchive::new(zip).unwrap();
@@ -356,7 +369,7 @@ async fn the_web_page_uploads_watches_cancels_and_downloads_in_a_real_browser() 
     );
     let summary = result["summary"].as_str().unwrap();
     assert!(
-        summary.starts_with("14 images: 12 done, 0 to go, 0 failed, 1 cancelled, 1 skipped"),
+        summary.starts_with("15 images: 12 done, 0 to go, 0 failed, 2 cancelled, 1 skipped"),
         "{summary}"
     );
     assert!(screenshot.exists());
