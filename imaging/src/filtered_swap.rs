@@ -75,11 +75,22 @@ pub(crate) fn passes(width: u32, height: u32, interlaced: bool) -> Vec<(u64, u64
 /// The length of the filtered (inflated) data of an image: per row, one
 /// filter-type byte and the row's pixels.
 pub fn filtered_len(width: u32, height: u32, layout: SampleLayout, interlaced: bool) -> u64 {
-    let bpp = layout.bytes_per_pixel() as u64;
+    image_data_len(
+        width,
+        height,
+        8 * layout.bytes_per_pixel() as u64,
+        interlaced,
+    )
+}
+
+/// The length of the filtered (inflated) data of any image whose pixels
+/// take `bits_per_pixel`: per row, one filter-type byte and the row's
+/// pixels, rounded up to whole bytes.
+pub fn image_data_len(width: u32, height: u32, bits_per_pixel: u64, interlaced: bool) -> u64 {
     passes(width, height, interlaced)
         .iter()
         .filter(|(w, h)| *w > 0 && *h > 0)
-        .map(|(w, h)| h * (1 + w * bpp))
+        .map(|(w, h)| h * (1 + (w * bits_per_pixel).div_ceil(8)))
         .sum()
 }
 

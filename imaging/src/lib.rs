@@ -250,10 +250,12 @@ fn process_png(input: &[u8], opts: &Options, engine: &Engine<'_>) -> Result<Outp
     let (bytes, path) = match header.color_type {
         png::ColorType::Grayscale | png::ColorType::GrayscaleAlpha => {
             decode::validate(decode::open(input, &stream, limits.decoder_limits(0))?)?;
+            check_image_data(input, &header)?;
             (input.to_vec(), Path::Unchanged)
         }
         png::ColorType::Indexed => {
             decode::validate(decode::open(input, &stream, limits.decoder_limits(0))?)?;
+            check_image_data(input, &header)?;
             (png_palette::swap_palette(input), Path::PaletteSwapped)
         }
         png::ColorType::Rgb | png::ColorType::Rgba => {
@@ -283,12 +285,20 @@ fn process_png(input: &[u8], opts: &Options, engine: &Engine<'_>) -> Result<Outp
                 Filtered::Broken(why) => {
                     Err(ProcessError::corrupt(format!("damaged image data: {why}")))
                 }
-                _ => Ok(bytes),
+                // Not read to its end by the filtered path: read it here.
+                _ => check_image_data(input, &header).map(|()| bytes),
             })?;
             (bytes, Path::Reencoded)
         }
     };
     Ok(output(bytes, &header, path))
+}
+
+/// [`png_filtered::check_image_data`], its reason worded as the filtered
+/// path words it.
+fn check_image_data(input: &[u8], header: &header::Header) -> Result<(), ProcessError> {
+    png_filtered::check_image_data(input, header)
+        .map_err(|why| ProcessError::corrupt(format!("damaged image data: {why}")))
 }
 
 fn output(bytes: Vec<u8>, header: &header::Header, path: Path) -> Output {

@@ -24,7 +24,7 @@ use crate::Compression;
 use crate::deflate_piece::{Deflater, Piece, compress_piece};
 use crate::encode::{ImageData, Parallelism};
 use crate::encode_parallel::zlib_stream;
-use crate::filtered_swap::{filtered_len, swap_rb_in_filtered_rows};
+use crate::filtered_swap::{filtered_len, image_data_len, swap_rb_in_filtered_rows};
 use crate::header::Header;
 use crate::png_rgb::splice;
 use crate::swap::SampleLayout;
@@ -83,6 +83,34 @@ pub(crate) fn reencode_filtered(
     }) {
         Ok(bytes) => Filtered::Done(bytes),
         Err(not_done) => not_done,
+    }
+}
+
+/// The full path's check of what its `png` reader does not read: the image
+/// data's zlib stream to its end, Adler-32 included, keeping only a
+/// window of it. `Err` with the reason when it is broken (the caller words
+/// it "damaged image data"); `Ok` also when this cannot tell (an animated
+/// file, whose frames are separate streams, or a stream with more data
+/// than the rows need, which the `png` crate accepts): the full path's own
+/// checks stand then.
+pub(crate) fn check_image_data(input: &[u8], header: &Header) -> Result<(), String> {
+    let bits = u64::from(header.bit_depth as u8) * u64::from(header.color_type.samples() as u8);
+    let len = image_data_len(header.width, header.height, bits, header.interlaced);
+    let Ok(len) = usize::try_from(len) else {
+        return Ok(());
+    };
+    const UNIT: usize = 256 << 10;
+    let mut buffer = Vec::new();
+    match inflate_rows(
+        input,
+        len,
+        UNIT,
+        2 * UNIT + (256 << 10),
+        &mut buffer,
+        |_| Ok(()),
+    ) {
+        Ok(()) | Err(Filtered::NotHere) | Err(Filtered::Done(_)) => Ok(()),
+        Err(Filtered::Broken(why)) => Err(why),
     }
 }
 
