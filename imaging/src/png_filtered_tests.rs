@@ -131,15 +131,21 @@ fn with_idat_byte(input: &[u8], at: usize, value: u8) -> Vec<u8> {
     assemble(&parts)
 }
 
-#[test]
-fn damage_the_crcs_cannot_see_is_refused() {
-    let input = read(&PathBuf::from(DATA).join("pngsuite/basn2c08.png"));
-    let idat_len = chunks(&input)
+/// The length of the first IDAT chunk's data.
+fn idat_len(input: &[u8]) -> usize {
+    let parts = chunks(input);
+    parts
         .iter()
         .find(|c| &c.kind == b"IDAT")
         .unwrap()
         .data
-        .len();
+        .len()
+}
+
+#[test]
+fn damage_the_crcs_cannot_see_is_refused() {
+    let input = read(&PathBuf::from(DATA).join("pngsuite/basn2c08.png"));
+    let idat_len = idat_len(&input);
     let (mut tried, mut broken) = (0, 0);
     // Every byte of the zlib stream: its header, the blocks, the Adler-32.
     for at in 0..idat_len {
@@ -261,12 +267,7 @@ fn no_path_accepts_a_broken_zlib_stream() {
             compression,
             ..Options::default()
         };
-        let idat_len = chunks(&input)
-            .iter()
-            .find(|c| &c.kind == b"IDAT")
-            .unwrap()
-            .data
-            .len();
+        let idat_len = idat_len(&input);
         let mut broken = 0;
         for at in 0..idat_len {
             for value in [0x00, 0xff, 0x55, 0x01] {
