@@ -61,17 +61,5 @@ pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |c| c.get())
 }
 
-/// Prints the machine's state as a figure (`case` "machine"): the cores this
-/// process may use and the 1-minute load average before the run, because
-/// the figures mean little on a machine that other work keeps busy.
-pub fn machine(bench: &str) {
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(f64::NAN);
-    figure(
-        bench,
-        "machine",
-        &[("cores", cores() as f64), ("load_avg_1m", load)],
-    );
-}
+/// The machine line every bench starts with (cores, load before the run).
+pub use tessera_tests::bench_line::machine;

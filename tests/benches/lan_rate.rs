@@ -95,20 +95,10 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// The machine line every bench starts with: cores, and the load before.
-fn machine() {
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let load = load.split_whitespace().next().unwrap_or("null");
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-    println!(
-        "{{\"bench\":\"lan_rate\",\"case\":\"machine\",\"cores\":{cores},\"load_avg_1m\":{load}}}"
-    );
-}
-
 #[tokio::main]
 async fn main() {
     require_root();
-    machine();
+    tessera_tests::bench_line::machine("lan_rate");
     let repeat: usize = std::env::var("TESSERA_BENCH_REPEAT")
         .ok()
         .and_then(|v| v.parse().ok())

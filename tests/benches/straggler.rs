@@ -90,6 +90,7 @@ fn median(v: &mut [f64]) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    tessera_tests::bench_line::machine("straggler");
     let rounds: usize = std::env::var("TESSERA_BENCH_REPEAT")
         .ok()
         .and_then(|s| s.parse().ok())

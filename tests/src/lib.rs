@@ -7,6 +7,7 @@ use std::{
     time::Duration,
 };
 
+pub mod bench_line;
 pub mod chaos;
 pub mod eavesdrop;
 pub mod inproc;

@@ -174,6 +174,10 @@ async fn proxy(
     addr
 }
 
+/// The master's default lease timeout, which is also how long a worker
+/// waits on a silent master: the first timer that closes a connection.
+const SILENCE_LIMIT: Duration = Duration::from_secs(10);
+
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
@@ -264,9 +268,13 @@ async fn a_tapped_and_tampered_link_shows_no_image_and_loses_none() {
             "{{\"bench\":\"tamper\",\"case\":\"close_after_flip_ms\",\"conn\":{conn},\"value\":{},\"unit\":\"ms\"}}",
             took.as_millis()
         );
+        // Not a speed goal (the figure above is printed for that): the
+        // record's failure, not a timer, must have closed it. The first
+        // timer that could is the silence limit, the default lease timeout
+        // (both ends give up on a peer silent that long).
         assert!(
-            took < Duration::from_secs(1),
-            "connection {conn} closed {took:?} after the flip"
+            took < SILENCE_LIMIT,
+            "connection {conn} closed {took:?} after the flip: by a timer, not by the tampered record"
         );
     }
     let (master_log, worker_log) = (read(&master_log), read(&worker_log));

@@ -141,7 +141,8 @@ proptest! {
                     }
                 }
             }
-            // Results of expired leases still held by live workers arrive too.
+            // Results for the leases still live arrive too (those of expired
+            // leases were sent above, before event 1 expired them).
             for w in live.clone() {
                 for task in s.leases_of(w) {
                     let attempt = s.lease_of(task).unwrap().attempt;

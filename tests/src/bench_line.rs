@@ -1,0 +1,22 @@
+//! The first line every bench prints (the workspace's `benches/` and this
+//! crate's own): the cores this process may use and the 1-minute load
+//! average before the run, because the figures mean little on a machine
+//! that other work keeps busy.
+
+/// Prints `{"bench":BENCH,"case":"machine","cores":N,"load_avg_1m":L}`.
+pub fn machine(bench: &str) {
+    let load: f64 = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN);
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    // JSON has no NaN: an unreadable load is `null`.
+    let load = if load.is_nan() {
+        "null".to_string()
+    } else {
+        format!("{load:.2}")
+    };
+    println!(
+        "{{\"bench\":\"{bench}\",\"case\":\"machine\",\"cores\":{cores},\"load_avg_1m\":{load}}}"
+    );
+}
