@@ -64,6 +64,12 @@ try {
   );
   const cancelled = await page.locator("#tasks tbody tr[data-state=cancelled]").evaluateAll(
     (rows) => rows.map((r) => Number(r.dataset.task)));
+  // The header's count, pushed by the master, names them too.
+  await page.waitForFunction(
+    (n) => document.querySelector("#n-failed").textContent === String(n) &&
+      document.querySelector("#n-failed").parentElement.textContent.includes("failed or cancelled"),
+    config.cancel_images.length,
+  );
 
   console.log("step: workers");
   await nextLine();
