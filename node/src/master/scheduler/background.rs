@@ -202,12 +202,24 @@ mod tests {
             worker: "w".into(),
             removed: true,
         };
+        let failed = |kind| RowState::Failed {
+            kind,
+            reason: "r".into(),
+        };
+        // The same tasks as above, read back from their rows: a failure
+        // for the content is left out, one for machine faults counts; a
+        // task not decided yet is no evidence.
         let rows: Vec<(TaskId, TaskRow)> = (1..=10)
             .map(|i| (TaskId(i), row(1, 20_000, done.clone())))
-            .chain([(TaskId(11), row(4, 9_000, RowState::Queued))])
+            .chain([
+                (TaskId(11), row(5, 1_000, failed(FailureKind::Crashes))),
+                (TaskId(12), row(1, 600_000, failed(FailureKind::TimedOut))),
+                (TaskId(13), row(2, 40_000, failed(FailureKind::WorkerLost))),
+                (TaskId(14), row(4, 9_000, RowState::Queued)),
+            ])
             .collect();
         let restored = Background::from_rows(rows.iter().map(|(id, r)| (*id, r)));
-        let want = (10.0 + 0.1) / (200.0 + PRIOR_SECONDS);
+        let want = (12.0 + 0.1) / (240.0 + PRIOR_SECONDS);
         assert!(
             (restored.rate() - want).abs() < 1e-12,
             "{}",
