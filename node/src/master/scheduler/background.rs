@@ -115,7 +115,8 @@ pub fn at_least(k: u32, mean: f64) -> f64 {
     let ln_first =
         -mean + f64::from(k) * mean.ln() - (1..=k).map(|i| f64::from(i).ln()).sum::<f64>();
     let (mut term, mut sum, mut i) = (ln_first.exp(), 0.0, k);
-    while term > 0.0 && term > sum * 1e-17 {
+    // Until a term no longer moves the sum (or the first underflowed to 0).
+    while term > sum * 1e-17 {
         sum += term;
         i += 1;
         term *= mean / f64::from(i);
@@ -148,6 +149,14 @@ mod tests {
         // Far in the tail, without underflowing to nothing on the way.
         assert!(at_least(200, 1.0) == 0.0 || at_least(200, 1.0) < 1e-300);
         assert!((at_least(5, 2.0) - 0.052_653_017_343_711_1).abs() < 1e-12);
+        // Far in the tail yet above zero: every term counts, however small.
+        let tiny = at_least(40, 1e-3);
+        assert!(
+            (tiny / 1.224_422_298_234_989_8e-168 - 1.0).abs() < 1e-9,
+            "{tiny:e}"
+        );
+        // A mean above k: one minus the terms below k (0 to 3 here).
+        assert!((at_least(4, 5.0) - 0.734_974_084_702_638_3).abs() < 1e-12);
     }
 
     #[test]
