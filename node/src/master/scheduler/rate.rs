@@ -159,6 +159,22 @@ mod tests {
     }
 
     #[test]
+    fn the_oldest_second_the_graph_shows_is_kept_and_an_older_one_goes() {
+        let t0 = Instant::now();
+        let mut r = Recent::default();
+        r.record(t0, 1);
+        // Second 60: the graph shows seconds 0..=59, second 0 included.
+        r.record(t0 + secs(60.5), 1);
+        let graph = r.per_second(t0 + secs(60.5));
+        assert_eq!(graph.len(), KEEP_SECS as usize);
+        assert_eq!(graph[0], 1, "second 0 is still on the graph");
+        // Second 61: second 0 is off the graph, and gone from memory.
+        r.record(t0 + secs(61.2), 1);
+        let kept: Vec<u64> = r.buckets.iter().map(|b| b.sec).collect();
+        assert_eq!(kept, vec![60, 61]);
+    }
+
+    #[test]
     fn a_young_history_gives_a_short_window() {
         let t0 = Instant::now();
         let mut r = Recent::default();
