@@ -10,37 +10,25 @@ use super::{Outcome, Phase, Scheduler, WorkerId};
 
 impl Scheduler {
     /// The master could not store the result of (`task`, `attempt`): the
-    /// task is queued again without counting the attempt as lost, whoever
-    /// holds it now. False when the task is already decided.
-    pub fn not_stored(
-        &mut self,
-        worker: WorkerId,
-        task_id: TaskId,
-        attempt: u32,
-        why: &str,
-    ) -> bool {
-        let Some(task) = self.tasks.get(&task_id) else {
-            return false;
+    /// task is queued again at the front without counting the attempt as
+    /// lost, whoever holds it now. Nothing happens to a task that is
+    /// queued or already decided.
+    pub fn not_stored(&mut self, worker: WorkerId, task_id: TaskId, attempt: u32, why: &str) {
+        let Some(Phase::Leased(l)) = self.tasks.get(&task_id).map(|t| &t.phase) else {
+            return;
         };
-        match &task.phase {
-            Phase::Leased(l) => {
-                let holder = l.worker;
-                let name = self
-                    .workers
-                    .get(&worker)
-                    .map_or_else(|| worker.to_string(), |s| s.name.to_string());
-                let event = TaskEvent::Lost {
-                    attempt,
-                    worker: name,
-                    why: format!("result not stored: {why}"),
-                };
-                self.events.push((task_id, event));
-                self.requeue_front(holder, task_id);
-                true
-            }
-            Phase::Queued => true,
-            _ => false,
-        }
+        let holder = l.worker;
+        let name = self
+            .workers
+            .get(&worker)
+            .map_or_else(|| worker.to_string(), |s| s.name.to_string());
+        let event = TaskEvent::Lost {
+            attempt,
+            worker: name,
+            why: format!("result not stored: {why}"),
+        };
+        self.events.push((task_id, event));
+        self.requeue_front(holder, task_id);
     }
 
     /// An assignment never reached its worker (its connection closed first):

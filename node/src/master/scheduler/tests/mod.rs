@@ -287,6 +287,50 @@ fn undeliverable_assignments_go_back_without_losing_an_attempt() {
 }
 
 #[test]
+fn a_result_the_master_could_not_store_is_run_again_first_without_losing_an_attempt() {
+    let now = Instant::now();
+    let mut s = sched();
+    let t = s.submit("a".into(), 1);
+    let later = s.submit("b".into(), 1);
+    let w = join(&mut s, 1, 1, 1);
+    let a = s.dispatch(now).remove(0).1;
+    assert_eq!(a.task, t);
+    s.started(w, t, a.attempt, now);
+    s.take_events();
+    s.not_stored(w, t, a.attempt, "disk full");
+    assert_eq!(s.info(t).unwrap().state, TaskState::Queued);
+    assert_eq!(
+        s.tasks[&t].lost, 0,
+        "not the worker's fault, nor the image's"
+    );
+    let events = s.take_events();
+    assert_eq!(
+        events[0],
+        (
+            t,
+            TaskEvent::Lost {
+                attempt: a.attempt,
+                worker: "node-1".into(),
+                why: "result not stored: disk full".into(),
+            }
+        )
+    );
+    // The worker's lease is gone; with its credit back, the task goes to
+    // it before the one queued after it.
+    assert!(s.leases_of(w).is_empty());
+    s.worker_ready(w, 1);
+    let again = s.dispatch(now);
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].0, again[0].1.task), (w, t));
+    assert_eq!(again[0].1.attempt, a.attempt + 1);
+    assert_eq!(s.info(later).unwrap().state, TaskState::Queued);
+    // A task that is queued or decided is left as it is.
+    s.not_stored(w, later, 1, "disk full");
+    assert_eq!(s.info(later).unwrap().state, TaskState::Queued);
+    assert!(s.take_events().iter().all(|(id, _)| *id != later));
+}
+
+#[test]
 fn an_idle_worker_steals_an_unstarted_task_from_a_busy_one() {
     let now = Instant::now();
     let mut s = sched();
