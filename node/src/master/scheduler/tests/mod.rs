@@ -331,6 +331,31 @@ fn a_result_the_master_could_not_store_is_run_again_first_without_losing_an_atte
 }
 
 #[test]
+fn a_late_result_from_the_worker_that_holds_a_newer_attempt_stops_that_attempt() {
+    let now = Instant::now();
+    let mut s = sched();
+    let t = s.submit("a".into(), 1);
+    let w = join(&mut s, 1, 1, 2);
+    let first = s.dispatch(now).remove(0).1;
+    // Its lease expires (the worker paused); the worker shows life again
+    // and the task comes back to it as a new attempt.
+    let later = now + TIMEOUT + Duration::from_secs(1);
+    s.expire(later);
+    s.worker_seen(w);
+    s.worker_ready(w, 1);
+    let second = s.dispatch(later);
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_eq!((second[0].0, second[0].1.task), (w, t));
+    let newer = second[0].1.attempt;
+    assert_ne!(newer, first.attempt);
+    // The first attempt's result wins; the newer attempt on the same
+    // worker is no longer wanted.
+    let (outcome, drops) = s.complete(w, t, first.attempt, 1, 0, later);
+    assert_eq!(outcome, Outcome::Accepted);
+    assert_eq!(drops, vec![(w, newer)]);
+}
+
+#[test]
 fn an_idle_worker_steals_an_unstarted_task_from_a_busy_one() {
     let now = Instant::now();
     let mut s = sched();
