@@ -169,3 +169,33 @@ fn the_straggler_runs_on_when_its_backup_is_lost_and_stops_when_cancelled() {
         "cancelled: the straggling attempt is dropped too"
     );
 }
+
+#[test]
+fn an_older_result_from_the_stragglers_worker_stops_both_newer_attempts() {
+    let t0 = Instant::now();
+    let mut s = sched();
+    let slow = join(&mut s, 1, 1, 1);
+    history(&mut s, slow, t0);
+    let t = s.submit("big".into(), 1000);
+    assert_eq!(s.dispatch(t0).len(), 1);
+    // Attempt 1's lease expires; the worker shows life and gets the task
+    // back as attempt 2, which straggles: attempt 3 is its backup.
+    let t1 = t0 + TIMEOUT + Duration::from_secs(1);
+    s.expire(t1);
+    s.worker_seen(slow);
+    s.worker_ready(slow, 1);
+    let again = s.dispatch(t1);
+    assert_eq!((again[0].0, again[0].1.attempt), (slow, 2));
+    s.started(slow, t, 2, t1);
+    let fast = join(&mut s, 2, 1, 1);
+    let at = t1 + Duration::from_secs(1);
+    let b = s.backups(at);
+    assert_eq!(b.len(), 1);
+    assert_eq!((b[0].worker, b[0].assignment.attempt), (fast, 3));
+    // Attempt 1's result arrives first and wins: the backup and the
+    // straggling attempt, on the reporter's own worker, both stop.
+    let (outcome, mut drops) = s.complete(slow, t, 1, 1, 0, at);
+    assert_eq!(outcome, Outcome::Accepted);
+    drops.sort();
+    assert_eq!(drops, vec![(slow, 2), (fast, 3)]);
+}
