@@ -26,17 +26,17 @@ const READ_DEADLINE: Duration = Duration::from_secs(5);
 const MAX_CONNECTIONS: usize = 16;
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
+/// A tokio listener on a copy of the bound `listener` (the master binds
+/// its HTTP listeners at start, before the runtime serves them).
+pub(crate) fn tokio_listener(listener: &std::net::TcpListener) -> std::io::Result<TcpListener> {
+    let l = listener.try_clone()?;
+    l.set_nonblocking(true)?;
+    TcpListener::from_std(l)
+}
+
 /// Serves scrapes until `shutdown`.
 pub async fn serve(exporter: Exporter, ctx: Arc<Ctx>, shutdown: CancellationToken) {
-    let listener = match exporter
-        .listener
-        .try_clone()
-        .and_then(|l| {
-            l.set_nonblocking(true)?;
-            Ok(l)
-        })
-        .and_then(TcpListener::from_std)
-    {
+    let listener = match tokio_listener(&exporter.listener) {
         Ok(l) => l,
         Err(e) => {
             warn!("cannot serve metrics on {}: {e}", exporter.addr);

@@ -38,7 +38,7 @@ use hyper_util::{
     rt::{TokioIo, TokioTimer},
     service::TowerToHyperService,
 };
-use tokio::{net::TcpListener, sync::Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -133,15 +133,7 @@ fn routes(web: Shared) -> Router {
 
 /// Serves the page until `shutdown`.
 pub async fn serve(config: WebConfig, ctx: Arc<Ctx>, shutdown: CancellationToken) {
-    let listener = match config
-        .listener
-        .try_clone()
-        .and_then(|l| {
-            l.set_nonblocking(true)?;
-            Ok(l)
-        })
-        .and_then(TcpListener::from_std)
-    {
+    let listener = match crate::master::metrics::http::tokio_listener(&config.listener) {
         Ok(l) => l,
         Err(e) => {
             warn!("cannot serve the web page on {}: {e}", config.addr);
