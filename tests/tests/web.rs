@@ -191,39 +191,19 @@ async fn the_web_page_uploads_watches_cancels_and_downloads_in_a_real_browser() 
     let chromium = chromium();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let mut master = Proc::spawn(
-        "master",
-        NODE,
-        &[
-            "master",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--no-mdns",
-            "--http",
-            "127.0.0.1:0",
-            "--max-image-bytes",
-            "3000000",
-        ],
+    let master = master_with_page(&data, &["--max-image-bytes", "3000000"]).await;
+    let (url, web, token, addr) = (
+        master.url.clone(),
+        master.web.clone(),
+        master.token.clone(),
+        master.addr.clone(),
     );
-    let lines = master
-        .wait_for_lines(&["web page on ", "listening on "], T)
-        .await;
-    let (url, addr) = (lines[0].clone(), lines[1].clone());
     let key = data.join(tessera_proto::KEY_FILE_NAME);
-    let token = url.rsplit_once("token=").unwrap().1.to_string();
     assert_eq!(
         token,
         tessera_proto::ClusterKey::load(&key).unwrap().web_token(),
         "the token is the one derived from the cluster key"
     );
-    let web = url
-        .strip_prefix("http://")
-        .and_then(|u| u.split_once('/'))
-        .unwrap()
-        .0
-        .to_string();
     check_closed_without_the_token(&web, &token);
 
     let inputs = images(&tmp.path().join("in"));
@@ -376,23 +356,32 @@ async fn the_web_page_uploads_watches_cancels_and_downloads_in_a_real_browser() 
     println!("screenshot: {}", screenshot.display());
 }
 
-/// Starts a master with the page on; returns it, the page's address and
-/// its token, and the master's address.
-async fn master_with_page(data: &Path) -> (Proc, String, String, String) {
-    let mut master = Proc::spawn(
+/// A master started with its web page on.
+struct PageMaster {
+    _proc: Proc,
+    /// The link the master printed (`http://ADDR/?token=TOKEN`).
+    url: String,
+    /// The page's address (`host:port`).
+    web: String,
+    token: String,
+    /// The master's protocol address.
+    addr: String,
+}
+
+/// Starts a master with the page on (and `extra` arguments).
+async fn master_with_page(data: &Path, extra: &[&str]) -> PageMaster {
+    let mut args = vec![
         "master",
-        NODE,
-        &[
-            "master",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--no-mdns",
-            "--http",
-            "127.0.0.1:0",
-        ],
-    );
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--no-mdns",
+        "--http",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    let mut master = Proc::spawn("master", NODE, &args);
     let lines = master
         .wait_for_lines(&["web page on ", "listening on "], T)
         .await;
@@ -404,7 +393,13 @@ async fn master_with_page(data: &Path) -> (Proc, String, String, String) {
         .unwrap()
         .0
         .to_string();
-    (master, web, token, addr)
+    PageMaster {
+        _proc: master,
+        url,
+        web,
+        token,
+        addr,
+    }
 }
 
 /// `GET /health` answered 200 (false when the connection is closed unanswered).
@@ -441,7 +436,8 @@ fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
 async fn the_web_page_bounds_connections_cuts_idle_ones_and_leaves_nothing_of_a_cut_upload() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let (_master, web, token, _) = master_with_page(&data).await;
+    let master = master_with_page(&data, &[]).await;
+    let (web, token) = (master.web.clone(), master.token.clone());
     let cookie = format!("Cookie: tessera_token={token}");
 
     // An upload cut off halfway (over the in-memory cutoff, so it goes to
