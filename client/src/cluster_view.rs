@@ -88,8 +88,8 @@ pub fn summary_lines(info: &ClusterInfo, addr: &str) -> Vec<String> {
             duration(info.uptime_ms)
         ),
         format!(
-            "tasks       {} done, {} failed, {} running, {} queued (queue depth {})",
-            t.done, t.failed, t.running, t.queued, t.queued
+            "tasks       {} done, {} failed, {} cancelled, {} running, {} queued (queue depth {})",
+            t.done, t.failed, t.cancelled, t.running, t.queued, t.queued
         ),
         format!(
             "throughput  {:.1} images/s, {:.1} MB/s over the last {:.0} s",
@@ -176,6 +176,7 @@ mod tests {
                 running: 2,
                 done: 120,
                 failed: 4,
+                cancelled: 5,
             },
             workers: vec![WorkerInfo {
                 name: "w1".into(),
@@ -204,7 +205,7 @@ mod tests {
         assert_eq!(
             render(&info(), "127.0.0.1:7878"),
             "master      master-1-ab at 127.0.0.1:7878, up 2m 5s\n\
-             tasks       120 done, 4 failed, 2 running, 3 queued (queue depth 3)\n\
+             tasks       120 done, 4 failed, 5 cancelled, 2 running, 3 queued (queue depth 3)\n\
              throughput  2.5 images/s, 0.5 MB/s over the last 10 s\n\
              workers     1\n\
              \n\

@@ -165,7 +165,7 @@ fn footer(view: &View, now: Instant) -> Line<'static> {
 
 fn draw_progress(f: &mut Frame, info: &ClusterInfo, area: Rect) {
     let t = &info.tasks;
-    let finished = t.done + t.failed;
+    let finished = t.done + t.failed + t.cancelled;
     let total = t.total();
     let ratio = if total == 0 {
         0.0
@@ -173,8 +173,8 @@ fn draw_progress(f: &mut Frame, info: &ClusterInfo, area: Rect) {
         finished as f64 / total as f64
     };
     let label = format!(
-        "{finished}/{total} tasks finished ({} done, {} failed)",
-        t.done, t.failed
+        "{finished}/{total} tasks finished ({} done, {} failed, {} cancelled)",
+        t.done, t.failed, t.cancelled
     );
     let gauge = Gauge::default()
         .block(Block::bordered().title(" progress "))
@@ -257,8 +257,9 @@ mod tests {
             tasks: TaskCounts {
                 queued: 1,
                 running: 1,
-                done: 7,
+                done: 6,
                 failed: 1,
+                cancelled: 1,
             },
             workers: vec![WorkerInfo {
                 name: "alpha".into(),
@@ -287,7 +288,7 @@ mod tests {
         let text = screen(&view, now);
         for want in [
             "master-9-ff at 127.0.0.1:7878, up 1m 1s",
-            "8/10 tasks finished (7 done, 1 failed)",
+            "8/10 tasks finished (6 done, 1 failed, 1 cancelled)",
             "last 3 s (peak 5; now 0.8/s)",
             "workers: 1",
             "alpha (synthetic)",

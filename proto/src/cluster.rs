@@ -33,13 +33,16 @@ pub struct TaskCounts {
     pub queued: u64,
     pub running: u64,
     pub done: u64,
-    /// Failed tasks, cancelled ones included.
+    /// Failed tasks: for what is in the image, or out of attempts.
+    /// Cancelled ones are counted apart.
     pub failed: u64,
+    /// Cancelled on request (`tessera cancel`, the web page).
+    pub cancelled: u64,
 }
 
 impl TaskCounts {
     pub fn total(&self) -> u64 {
-        self.queued + self.running + self.done + self.failed
+        self.queued + self.running + self.done + self.failed + self.cancelled
     }
 }
 

@@ -207,6 +207,7 @@ fn cluster() -> ClusterInfo {
             running: 2,
             done: 3,
             failed: 4,
+            cancelled: 5,
         },
         workers: vec![WorkerInfo {
             name: "w".into(),
@@ -261,7 +262,7 @@ const GOLDEN_MSGS: &[(&str, &str)] = &[
     ("GetCluster", "1b09"),
     (
         "Cluster",
-        "1c09016dfbe803010203040101770161020101030001fa000101fb102703fb2c0103010002",
+        "1c09016dfbe80301020304050101770161020101030001fa000101fb102703fb2c0103010002",
     ),
     ("Ping", "1d03"),
     ("Pong", "1e03"),
@@ -299,7 +300,7 @@ fn every_message_encodes_to_its_golden_bytes() {
 #[test]
 fn handshake_encodes_to_its_golden_bytes() {
     assert_eq!(
-        PROTOCOL_VERSION, 8,
+        PROTOCOL_VERSION, 9,
         "bump the golden bytes with the version"
     );
     let cases: Vec<(&str, Vec<u8>)> = vec![
@@ -375,7 +376,7 @@ fn hello_starts_with_magic_then_version() {
 /// mismatch` or `busy` before anything else). The Noise messages inside
 /// `accept` are pinned by `noise_handshake_and_records_are_pinned`.
 const GOLDEN_HANDSHAKE: &[(&str, &str)] = &[
-    ("hello", "545352410801027731"),
+    ("hello", "545352410901027731"),
     ("accept", "0003bbbbbb"),
     (
         "confirmation",
@@ -473,14 +474,14 @@ const GOLDEN_NOISE: &[(&str, &str)] = &[
         "first message",
         concat!(
             "f4fbf328ae0881ebf1d65bdbc5e2203727085d1904de8c11c0f126a91fa99101",
-            "eecadafdec4e50dae5a30d2f0094ffae"
+            "b332879cdde5b8ea28be4076ef8d34b2"
         ),
     ),
     (
         "accept",
         concat!(
             "808653a872f437a89ddfd297833eaed727170692b9d96482d04537932be1472d",
-            "46fd4ef2d2ece7b8e2548d26379e41e276bf5a28a5ead0"
+            "46fd4ef2d2ece7ea414462cf2fccb58315598441723780"
         ),
     ),
     (

@@ -85,13 +85,13 @@ fn hello_checks_magic_then_version() {
     assert_eq!(parse_hello(b"GET / HTTP/1.1\r\n"), Err(Refusal::BadMagic));
     assert_eq!(parse_hello(b""), Err(Refusal::BadMagic));
     let mut future = Hello::new(Role::Client, "c");
-    future.version = 9;
+    future.version = tessera_proto::PROTOCOL_VERSION + 1;
     let bytes = wire::encode(&future).unwrap();
     assert_eq!(
         parse_hello(&bytes),
         Err(Refusal::VersionMismatch {
             master: tessera_proto::PROTOCOL_VERSION,
-            peer: 9
+            peer: tessera_proto::PROTOCOL_VERSION + 1
         })
     );
     let msg = Refusal::VersionMismatch { master: 1, peer: 9 }.to_string();

@@ -64,10 +64,12 @@ try {
   );
   const cancelled = await page.locator("#tasks tbody tr[data-state=cancelled]").evaluateAll(
     (rows) => rows.map((r) => Number(r.dataset.task)));
-  // The header's count, pushed by the master, names them too.
+  // The header's counts, pushed by the master, name them too: cancelled,
+  // not failed.
   await page.waitForFunction(
-    (n) => document.querySelector("#n-failed").textContent === String(n) &&
-      document.querySelector("#n-failed").parentElement.textContent.includes("failed or cancelled"),
+    (n) => document.querySelector("#n-cancelled").textContent === String(n) &&
+      document.querySelector("#n-cancelled").parentElement.textContent.includes("cancelled") &&
+      document.querySelector("#n-failed").textContent === "0",
     config.cancel_images.length,
   );
 

@@ -276,6 +276,7 @@ pub fn set_gauges(info: &ClusterInfo) {
         ("running", t.running),
         ("done", t.done),
         ("failed", t.failed),
+        ("cancelled", t.cancelled),
     ] {
         gauge!(TASKS, "state" => state).set(n as f64);
     }

@@ -13,7 +13,7 @@
 //! The caller archives a task only once it is settled (its row durable):
 //! `Shared` does it when the last change to the task becomes durable.
 
-use tessera_proto::{TaskId, TaskInfo};
+use tessera_proto::{FailureKind, TaskId, TaskInfo};
 
 use super::{Phase, Scheduler, blame::frees_key, durable::ResultRef};
 use crate::master::record::{RowState, TaskRow};
@@ -24,22 +24,37 @@ use crate::master::record::{RowState, TaskRow};
 pub struct Archived {
     pub done: u64,
     pub failed: u64,
+    pub cancelled: u64,
 }
 
 impl Archived {
     pub(super) fn add(&mut self, state: &RowState) {
-        match state {
-            RowState::Done { .. } => self.done += 1,
-            RowState::Failed { .. } => self.failed += 1,
-            _ => {}
+        if let Some(count) = self.count_of(state) {
+            *count += 1;
         }
     }
 
     fn take(&mut self, state: &RowState) {
+        if let Some(count) = self.count_of(state) {
+            *count = count.saturating_sub(1);
+        }
+    }
+
+    /// The count a task that ended in `state` is in.
+    fn count_of(&mut self, state: &RowState) -> Option<&mut u64> {
         match state {
-            RowState::Done { .. } => self.done = self.done.saturating_sub(1),
-            RowState::Failed { .. } => self.failed = self.failed.saturating_sub(1),
-            _ => {}
+            RowState::Done { .. } => Some(&mut self.done),
+            RowState::Failed { kind, .. } => Some(self.failed_count(*kind)),
+            RowState::Queued | RowState::Leased { .. } => None,
+        }
+    }
+
+    /// The count a task that failed with `kind` is in.
+    pub(super) fn failed_count(&mut self, kind: FailureKind) -> &mut u64 {
+        if kind == FailureKind::Cancelled {
+            &mut self.cancelled
+        } else {
+            &mut self.failed
         }
     }
 }
@@ -95,7 +110,9 @@ impl Scheduler {
         }
         match task.phase {
             Phase::Done { .. } => self.archived.done += 1,
-            _ => self.archived.failed += 1,
+            Phase::Failed { kind, .. } => *self.archived.failed_count(kind) += 1,
+            // Never dropped: both callers drop decided tasks only.
+            Phase::Queued | Phase::Leased(_) => {}
         }
         true
     }

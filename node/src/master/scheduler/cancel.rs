@@ -122,6 +122,12 @@ mod tests {
         assert_eq!(s.cancel(a), Some(Cancel::Cancelled { holder: None }));
         assert!(cancelled(&s, a));
         assert_eq!(s.queue_len(), 1);
+        let counts = s.task_counts();
+        assert_eq!(
+            (counts.queued, counts.failed, counts.cancelled),
+            (1, 0, 1),
+            "counted as cancelled, not failed"
+        );
         assert_eq!(
             s.take_events(),
             vec![(
@@ -221,7 +227,11 @@ mod tests {
         // At rest: in the record only (see `archive.rs`), never queued again.
         assert!(!again.holds(a));
         assert_eq!(again.queue_len(), 0);
-        assert_eq!(again.task_counts().failed, 1);
+        assert_eq!(
+            (again.task_counts().failed, again.task_counts().cancelled),
+            (0, 1),
+            "counted as cancelled, not failed"
+        );
         assert!(matches!(
             Scheduler::info_of_row(a, row).state,
             TaskState::Failed {

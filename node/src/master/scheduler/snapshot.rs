@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use tessera_proto::{
-    ClusterInfo, TaskCounts, Throughput, WorkerInfo,
+    ClusterInfo, FailureKind, TaskCounts, Throughput, WorkerInfo,
     cluster::{MAX_WORKERS_LISTED, listed_text},
 };
 
@@ -48,12 +48,17 @@ impl Scheduler {
                 Phase::Queued => c.queued += 1,
                 Phase::Leased(_) => c.running += 1,
                 Phase::Done { .. } => c.done += 1,
+                Phase::Failed {
+                    kind: FailureKind::Cancelled,
+                    ..
+                } => c.cancelled += 1,
                 Phase::Failed { .. } => c.failed += 1,
             }
         }
         // Tasks at rest are in the record only.
         c.done += self.archived.done;
         c.failed += self.archived.failed;
+        c.cancelled += self.archived.cancelled;
         c
     }
 

@@ -270,7 +270,7 @@ async function showHistory(task, name) {
 function renderCluster(s) {
   const c = s.cluster;
   $("master").textContent = `master ${c.master_id} · up ${Math.round(c.uptime_ms / 60000)} min`;
-  for (const k of ["queued", "running", "done", "failed"]) $("n-" + k).textContent = c.tasks[k];
+  for (const k of ["queued", "running", "done", "failed", "cancelled"]) $("n-" + k).textContent = c.tasks[k];
   const body = $("workers").tBodies[0];
   body.replaceChildren(...c.workers.map((w) => el("tr", { "data-worker": w.name },
     el("td", {}, w.name + (w.synthetic ? " (synthetic)" : "")),
