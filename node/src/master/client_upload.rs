@@ -171,7 +171,7 @@ impl ClientConn {
             }
         };
         upload.hasher.update(&payload);
-        if let Err(e) = upload.file.write(&payload).await {
+        if let Err(e) = upload.file.write(payload).await {
             let remaining = upload.progress.announced() - upload.progress.received();
             self.uploads.active.remove(&stream);
             self.uploads.discard(stream, remaining);

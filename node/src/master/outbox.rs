@@ -12,14 +12,11 @@
 //! keeps strict order ([`Order::Fifo`]): a `Drop` or `Release` must not
 //! overtake the assignment it is about.
 
-use std::{collections::VecDeque, path::PathBuf, sync::Arc};
+use std::{collections::VecDeque, io::Read, path::PathBuf, sync::Arc};
 
 use bytes::Bytes;
 use tessera_proto::{FrameWriter, MAX_CHUNK, Msg, ProtoError, StreamId};
-use tokio::{
-    io::{AsyncReadExt, AsyncWrite},
-    sync::mpsc,
-};
+use tokio::{io::AsyncWrite, sync::mpsc};
 
 use super::disk::Disk;
 
@@ -292,8 +289,14 @@ async fn send_file<W: AsyncWrite + Unpin>(
         super::metrics::bytes_sent(&header, len);
         return Ok(());
     }
-    let mut file = tokio::fs::File::open(&path).await.map_err(file_err)?;
-    let actual = file.metadata().await.map_err(file_err)?.len();
+    let open = path.clone();
+    let (mut file, actual) = tessera_proto::determinism::blocking(move || {
+        let file = std::fs::File::open(&open)?;
+        let len = file.metadata()?.len();
+        Ok((file, len))
+    })
+    .await
+    .map_err(file_err)?;
     if actual != len {
         return Err(Unsent(OutboxError::Length {
             path,
@@ -305,13 +308,25 @@ async fn send_file<W: AsyncWrite + Unpin>(
     let mut remaining = len;
     while remaining > 0 {
         let want = remaining.min(MAX_CHUNK as u64) as usize;
-        let mut buf = vec![0u8; want];
-        file.read_exact(&mut buf).await.map_err(|source| {
+        // Read straight into the chunk, on a blocking thread (`tokio::fs`
+        // would read into its own buffer and copy), into memory that is not
+        // zeroed first.
+        let (back, buf) = tessera_proto::determinism::blocking(move || {
+            let mut buf = Vec::with_capacity(want);
+            (&mut file).take(want as u64).read_to_end(&mut buf)?;
+            if buf.len() < want {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            Ok((file, buf))
+        })
+        .await
+        .map_err(|source| {
             Broken(OutboxError::File {
                 path: path.clone(),
                 source,
             })
         })?;
+        file = back;
         remaining -= want as u64;
         writer.feed_chunk(stream, Bytes::from(buf)).await?;
         if let Some(ahead) = ahead.as_deref_mut() {

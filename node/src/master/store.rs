@@ -18,8 +18,9 @@ use std::{
     },
 };
 
+use bytes::Bytes;
+use std::io::Write;
 use tessera_proto::{TaskId, determinism::blocking};
-use tokio::{fs, io::AsyncWriteExt};
 
 use super::disk::Disk;
 
@@ -144,10 +145,14 @@ impl DataDir {
             }
             self.buffered.fetch_sub(size, Ordering::Relaxed);
         }
-        let file = fs::File::create(&path).await?;
+        let create = path.clone();
+        let file = blocking(move || std::fs::File::create(&create)).await?;
         Ok(TmpFile {
             path,
-            body: Body::Disk(Some(file)),
+            body: Body::Disk(OnDisk {
+                file: Some(file),
+                gathered: Vec::new(),
+            }),
             budget: None,
         })
     }
@@ -160,7 +165,7 @@ impl DataDir {
     /// claims, which the next start removes.
     pub async fn publish(&self, mut tmp: TmpFile, kind: Kind, task: TaskId) -> io::Result<PathBuf> {
         let dest = self.path(kind, task);
-        match std::mem::replace(&mut tmp.body, Body::Disk(None)) {
+        match std::mem::replace(&mut tmp.body, Body::Disk(OnDisk::default())) {
             Body::Memory(data) => {
                 let path = std::mem::take(&mut tmp.path);
                 let to = dest.clone();
@@ -168,12 +173,17 @@ impl DataDir {
                 let disk = self.disk.clone();
                 blocking(move || write_whole(&*disk, &path, &data, &to)).await?;
             }
-            Body::Disk(file) => {
-                let mut file = file.expect("a TmpFile is published once");
-                file.flush().await?;
-                file.sync_data().await?;
-                drop(file);
-                fs::rename(&tmp.path, &dest).await?;
+            Body::Disk(disk) => {
+                let mut file = disk.file.ok_or_else(|| io::Error::other(UNWRITABLE))?;
+                let gathered = disk.gathered;
+                let (from, to) = (tmp.path.clone(), dest.clone());
+                blocking(move || {
+                    file.write_all(&gathered)?;
+                    file.sync_data()?;
+                    drop(file);
+                    std::fs::rename(&from, &to)
+                })
+                .await?;
                 tmp.path = PathBuf::new();
             }
         }
@@ -232,18 +242,65 @@ pub struct TmpFile {
 #[derive(Debug)]
 enum Body {
     Memory(Vec<u8>),
-    Disk(Option<fs::File>),
+    Disk(OnDisk),
 }
 
+/// A temporary file on disk.
+#[derive(Debug, Default)]
+struct OnDisk {
+    /// `None` once published, or while a write is in a blocking thread.
+    file: Option<std::fs::File>,
+    /// Small pieces not yet written.
+    gathered: Vec<u8>,
+}
+
+/// Why a file on disk can take no more data: an earlier write's hand-off
+/// to a blocking thread did not come back.
+const UNWRITABLE: &str = "an earlier write to this file did not finish";
+
+/// Pieces smaller than this are gathered before they go to disk (a web
+/// upload arrives in pieces of a few KiB; a protocol chunk is 1 MiB).
+const GATHER: usize = 256 * 1024;
+
 impl TmpFile {
-    pub async fn write(&mut self, data: &[u8]) -> io::Result<()> {
+    /// Appends `data`. On disk, a large piece goes to a blocking thread as
+    /// it is (no copy into an intermediate buffer, as `tokio::fs` makes);
+    /// small ones are gathered first.
+    pub async fn write(&mut self, data: Bytes) -> io::Result<()> {
         match &mut self.body {
             Body::Memory(buf) => {
-                buf.extend_from_slice(data);
+                buf.extend_from_slice(&data);
                 Ok(())
             }
-            Body::Disk(file) => file.as_mut().expect("not published").write_all(data).await,
+            Body::Disk(disk) => {
+                if disk.gathered.is_empty() && data.len() >= GATHER {
+                    return disk.write_out(data).await;
+                }
+                disk.gathered.extend_from_slice(&data);
+                if disk.gathered.len() < GATHER {
+                    return Ok(());
+                }
+                let gathered = std::mem::take(&mut disk.gathered);
+                disk.write_out(Bytes::from(gathered)).await
+            }
         }
+    }
+}
+
+impl OnDisk {
+    /// Writes `data` at the end of the file, in a blocking thread.
+    async fn write_out(&mut self, data: Bytes) -> io::Result<()> {
+        let mut file = self
+            .file
+            .take()
+            .ok_or_else(|| io::Error::other(UNWRITABLE))?;
+        let (file, written) = blocking(move || {
+            let written = file.write_all(&data);
+            Ok((file, written))
+        })
+        .await?;
+        self.file = Some(file);
+        written
     }
 }
 
@@ -260,6 +317,8 @@ impl Drop for TmpFile {
 
 #[cfg(test)]
 mod tests {
+    use tokio::fs;
+
     use super::*;
 
     async fn files_in(dir: &Path) -> Vec<String> {
@@ -278,13 +337,27 @@ mod tests {
         let store = DataDir::open(Arc::new(super::super::disk::StdDisk::default()), dir.path())
             .await
             .unwrap();
-        for len in [0, 1000, SMALL_FILE as usize, SMALL_FILE as usize + 1] {
+        for len in [
+            0,
+            1000,
+            SMALL_FILE as usize,
+            SMALL_FILE as usize + 1,
+            3 * SMALL_FILE as usize + 5,
+        ] {
             let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             let mut tmp = store.create_tmp(len as u64).await.unwrap();
             let small = len as u64 <= SMALL_FILE;
             assert_eq!(matches!(tmp.body, Body::Memory(_)), small, "len {len}");
-            for piece in data.chunks(300_000) {
-                tmp.write(piece).await.unwrap();
+            // Pieces above, below and at the size small ones are gathered to,
+            // in an order that leaves some gathered before a large one.
+            let mut rest = &data[..];
+            for size in [1000, 300_000, 7, GATHER, GATHER - 1, 2].iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (piece, after) = rest.split_at((*size).min(rest.len()));
+                tmp.write(Bytes::copy_from_slice(piece)).await.unwrap();
+                rest = after;
             }
             let task = TaskId(len as u64);
             let path = store.publish(tmp, Kind::Input, task).await.unwrap();
@@ -347,7 +420,7 @@ mod tests {
             .unwrap();
         for len in [10, SMALL_FILE + 10] {
             let mut tmp = store.create_tmp(len).await.unwrap();
-            tmp.write(b"partial").await.unwrap();
+            tmp.write(Bytes::from_static(b"partial")).await.unwrap();
             drop(tmp);
         }
         assert!(files_in(&dir.path().join("tmp")).await.is_empty());

@@ -322,7 +322,7 @@ impl WorkerConn {
         super::metrics::bytes_received(super::metrics::Peer::Worker, payload.len());
         upload.hasher.update(&payload);
         if let Some(file) = &mut upload.file
-            && let Err(e) = file.write(&payload).await
+            && let Err(e) = file.write(payload).await
         {
             upload.file = None;
             let attempt = upload.attempt;

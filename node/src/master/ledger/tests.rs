@@ -81,7 +81,7 @@ fn submission(key: u128, submitter: u64) -> Submission {
 impl Fixture {
     async fn submit(&self, key: u128, submitter: u64) -> Result<TaskId, LedgerError> {
         let mut tmp = self.ledger.files().create_tmp(3).await.unwrap();
-        tmp.write(b"abc").await.unwrap();
+        tmp.write(bytes::Bytes::from_static(b"abc")).await.unwrap();
         self.ledger
             .accept_input(tmp, submission(key, submitter))
             .await
@@ -89,7 +89,7 @@ impl Fixture {
 
     async fn result(&self, worker: WorkerId, a: &Assignment) -> ResultAnswer {
         let mut tmp = self.ledger.files().create_tmp(3).await.unwrap();
-        tmp.write(b"xyz").await.unwrap();
+        tmp.write(bytes::Bytes::from_static(b"xyz")).await.unwrap();
         let ck = tessera_proto::checksum(b"xyz");
         self.ledger
             .accept_result(worker, a.task, a.attempt, tmp, 3, ck)

@@ -130,7 +130,7 @@ pub async fn upload(
         }
         checksum.update(&chunk);
         key.update(&chunk);
-        file.write(&chunk).await.map_err(|e| {
+        file.write(chunk).await.map_err(|e| {
             warn!("cannot store a web upload: {e}");
             Refusal::storage(e)
         })?;
