@@ -176,7 +176,7 @@ async fn one(
                 .run(|c| async move { c.fetch(task).await })
                 .await
                 .map_err(|e| fail(Some(task), e.to_string()))?;
-            crate::files::write_atomically(&output, &result)
+            crate::files::write_atomically(&output, result.clone())
                 .await
                 .map_err(|e| {
                     fail(

@@ -354,7 +354,7 @@ impl Client {
     /// may be confirmed.
     pub async fn fetch_to(&self, task: TaskId, path: &std::path::Path) -> Result<u64, ClientError> {
         let data = self.fetch(task).await?;
-        crate::files::write_atomically(path, &data)
+        crate::files::write_atomically(path, data.clone())
             .await
             .map_err(|source| ClientError::File {
                 path: path.to_path_buf(),

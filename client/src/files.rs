@@ -5,14 +5,16 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use bytes::Bytes;
+
 /// Writes `data` to `path` via a temporary file in the same directory, then
 /// renames it into place, so a reader never sees a partial image; the file
 /// is fsynced before the rename and the directory after it, so once this
 /// returns the output survives a power loss (and may be confirmed to the
-/// master, which then deletes its copy).
-pub async fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
+/// master, which then deletes its copy). `data` goes to the blocking
+/// thread as it is, not copied.
+pub async fn write_atomically(path: &Path, data: Bytes) -> io::Result<()> {
     let path = path.to_path_buf();
-    let data = data.to_vec();
     tessera_proto::determinism::blocking(move || write_durably(&path, &data)).await
 }
 
