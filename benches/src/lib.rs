@@ -41,14 +41,6 @@ pub fn figure(bench: &str, case: &str, fields: &[(&str, f64)]) {
     println!("{line}");
 }
 
-/// Number of repetitions, from `TESSERA_BENCH_REPEAT` (default `default`).
-pub fn repeat(default: usize) -> usize {
-    std::env::var("TESSERA_BENCH_REPEAT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Whether the set of images `name` is to be measured: all are, unless
 /// `TESSERA_BENCH_ONLY` is set, then those whose name contains it (for
 /// profiling one set).
@@ -63,3 +55,5 @@ pub fn cores() -> usize {
 
 /// The machine line every bench starts with (cores, load before the run).
 pub use tessera_tests::bench_line::machine;
+/// Number of repetitions, from `TESSERA_BENCH_REPEAT`.
+pub use tessera_tests::bench_line::repeat;

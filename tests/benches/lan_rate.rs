@@ -23,6 +23,7 @@ use std::{io::Write, path::Path, time::Duration, time::Instant};
 
 use tessera_tests::{
     Proc,
+    bench_line::median,
     netns::{HostSpec, Lan, key_file, require_root},
 };
 
@@ -90,19 +91,11 @@ fn in_flight() -> String {
     std::env::var("TESSERA_LAN_IN_FLIGHT").unwrap_or_else(|_| "16".into())
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 #[tokio::main]
 async fn main() {
     require_root();
     tessera_tests::bench_line::machine("lan_rate");
-    let repeat: usize = std::env::var("TESSERA_BENCH_REPEAT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let repeat = tessera_tests::bench_line::repeat(3);
     let images: usize = std::env::var("TESSERA_LAN_IMAGES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -191,10 +184,10 @@ async fn main() {
                 .push(share);
         }
     }
-    for (placement, shares) in figures {
+    for (placement, mut shares) in figures {
         let line = format!(
             "{{\"bench\":\"lan_rate\",\"placement\":\"{placement}\",\"median_link_share\":{:.3},\"rounds\":{repeat},\"link\":\"{RATE}\"}}\n",
-            median(shares)
+            median(&mut shares)
         );
         let _ = std::io::stdout().write_all(line.as_bytes());
     }

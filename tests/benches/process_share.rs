@@ -21,7 +21,7 @@
 use std::{io::Write, path::Path, time::Duration};
 
 use image::{ImageEncoder, RgbImage, codecs::png::PngEncoder};
-use tessera_tests::{photos, spawn_master, spawn_worker};
+use tessera_tests::{bench_line::median, photos, spawn_master, spawn_worker};
 
 const NODE: &str = env!("CARGO_BIN_EXE_tessera-node-under-test");
 const CLIENT: &str = env!("CARGO_BIN_EXE_tessera-under-test");
@@ -81,18 +81,10 @@ fn cpu_of_waited_children() -> f64 {
     (f[16 - 4] + f[17 - 4]) as f64 / ticks_per_second()
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 #[tokio::main]
 async fn main() {
     tessera_tests::bench_line::machine("process_share");
-    let repeat: usize = std::env::var("TESSERA_BENCH_REPEAT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let repeat = tessera_tests::bench_line::repeat(3);
     let photos: Vec<RgbImage> = photos()
         .iter()
         .map(|p| image::open(p).unwrap().to_rgb8())
@@ -156,8 +148,8 @@ async fn main() {
     }
     let line = format!(
         "{{\"bench\":\"process_share\",\"rounds\":{repeat},\"median_worker_share\":{:.3},\"median_mpix_per_worker_cpu_s\":{:.1},\"target_worker_share\":0.85}}\n",
-        median(shares),
-        median(per_worker_cpu)
+        median(&mut shares),
+        median(&mut per_worker_cpu)
     );
     let _ = std::io::stdout().write_all(line.as_bytes());
 }

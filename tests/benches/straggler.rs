@@ -16,6 +16,7 @@ use std::{path::PathBuf, time::Duration};
 
 use tessera_client::{Client, ClusterKey};
 use tessera_tests::{
+    bench_line::median,
     data_dir,
     run::{Expected, Run, judge},
     supervisor::{Locate, Master, WorkerSpec, Workers},
@@ -83,18 +84,10 @@ async fn batch(backup: bool) -> f64 {
     out.elapsed.as_secs_f64()
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     tessera_tests::bench_line::machine("straggler");
-    let rounds: usize = std::env::var("TESSERA_BENCH_REPEAT")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
+    let rounds = tessera_tests::bench_line::repeat(3);
     let really_off = NO_BACKUP_FLAG.is_some();
     let (mut on, mut off) = (Vec::new(), Vec::new());
     for round in 0..rounds {

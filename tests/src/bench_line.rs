@@ -1,7 +1,8 @@
-//! The first line every bench prints (the workspace's `benches/` and this
-//! crate's own): the cores this process may use and the 1-minute load
-//! average before the run, because the figures mean little on a machine
-//! that other work keeps busy.
+//! What every bench shares (the workspace's `benches/` and this crate's
+//! own): the first line it prints (the cores this process may use and the
+//! 1-minute load average before the run, because the figures mean little
+//! on a machine that other work keeps busy), its number of rounds, and the
+//! median of its rounds.
 
 /// Prints `{"bench":BENCH,"case":"machine","cores":N,"load_avg_1m":L}`.
 pub fn machine(bench: &str) {
@@ -19,4 +20,18 @@ pub fn machine(bench: &str) {
     println!(
         "{{\"bench\":\"{bench}\",\"case\":\"machine\",\"cores\":{cores},\"load_avg_1m\":{load}}}"
     );
+}
+
+/// Number of repetitions, from `TESSERA_BENCH_REPEAT` (default `default`).
+pub fn repeat(default: usize) -> usize {
+    std::env::var("TESSERA_BENCH_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The median of `v` (the upper one of an even count); `v` is sorted.
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
