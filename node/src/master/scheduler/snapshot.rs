@@ -141,6 +141,12 @@ mod tests {
         s.dispatch(t0); // tasks 0, 1, 2 leased to w
         s.started(w, tasks[0], 1, Instant::now());
         s.started(w, tasks[1], 1, Instant::now());
+        let info = &s.snapshot(t0).workers[0];
+        assert_eq!(
+            (info.running, info.prefetched),
+            (2, 1),
+            "two of its three tasks started, one held"
+        );
         s.heartbeat(
             w,
             &[LeaseRef {
