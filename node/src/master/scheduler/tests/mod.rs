@@ -386,6 +386,22 @@ fn an_idle_worker_steals_an_unstarted_task_from_a_busy_one() {
 }
 
 #[test]
+fn a_running_task_is_never_asked_back() {
+    let now = Instant::now();
+    let mut s = sched();
+    let tasks: Vec<TaskId> = (0..2).map(|i| s.submit(format!("{i}"), 1)).collect();
+    let busy = join(&mut s, 1, 2, 2);
+    assert_eq!(s.dispatch(now).len(), 2);
+    s.started(busy, tasks[0], 1, now);
+    s.started(busy, tasks[1], 1, now);
+    join(&mut s, 2, 2, 2);
+    assert!(
+        s.steal().is_empty(),
+        "both of the busy worker's tasks are running: nothing to steal"
+    );
+}
+
+#[test]
 fn a_started_task_answers_a_release_by_staying() {
     let mut s = sched();
     let t0 = s.submit("a".into(), 1);
