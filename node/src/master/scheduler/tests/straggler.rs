@@ -15,6 +15,30 @@ pub(super) fn history(s: &mut Scheduler, w: WorkerId, now: Instant) {
 }
 
 #[test]
+fn a_straggler_runs_factor_times_the_p90_of_its_size_once_that_is_over_the_floor() {
+    let t0 = Instant::now();
+    let mut s = sched();
+    let w = join(&mut s, 1, 1, 1);
+    for i in 0..5 {
+        let t = s.submit(format!("h{i}"), 1000);
+        assert_eq!(s.dispatch(t0).len(), 1);
+        s.started(w, t, 1, t0);
+        s.complete(w, t, 1, 1, 0, t0 + Duration::from_millis(500));
+        s.worker_ready(w, 1);
+    }
+    assert_eq!(
+        s.straggler_after(1000),
+        Some(Duration::from_secs(2)),
+        "4 times the p90 of 500 ms, above the 1 s floor"
+    );
+    assert_eq!(
+        s.straggler_after(100_000),
+        None,
+        "a size class with no history has no straggler bound"
+    );
+}
+
+#[test]
 fn a_straggler_gets_a_backup_on_an_idle_worker_and_the_first_result_wins() {
     let t0 = Instant::now();
     let mut s = sched();
