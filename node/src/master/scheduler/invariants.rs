@@ -56,6 +56,15 @@ impl Scheduler {
                 Phase::Leased(l) if l.attempt > t.attempts => {
                     return Some(format!("task {id}: a lease of an attempt never handed out"));
                 }
+                // A suspect runs isolated, and only a suspect does: strikes
+                // change only when a lease ends, and a backup (not isolated)
+                // is never launched for a suspect.
+                Phase::Leased(l) if l.isolated != (t.strikes > 0) => {
+                    return Some(format!(
+                        "task {id}: isolated {} with {} strikes",
+                        l.isolated, t.strikes
+                    ));
+                }
                 Phase::Leased(_) => {}
                 _ if !holders.is_empty() => {
                     return Some(format!("task {id} held by {holders:?} but not leased"));

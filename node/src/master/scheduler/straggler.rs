@@ -113,7 +113,9 @@ impl Scheduler {
                 let Phase::Leased(l) = &t.phase else {
                     return None;
                 };
-                if t.shadow.is_some() || t.strikes > 0 || l.isolated {
+                // One backup per task; and none for a suspect (its lease is
+                // isolated, see the invariants): it must not run twice at once.
+                if t.shadow.is_some() || l.isolated {
                     return None;
                 }
                 let at = l.started_at?;

@@ -39,6 +39,58 @@ fn a_straggler_runs_factor_times_the_p90_of_its_size_once_that_is_over_the_floor
 }
 
 #[test]
+fn a_task_gets_one_backup_however_long_its_backup_runs() {
+    let t0 = Instant::now();
+    let mut s = sched();
+    let slow = join(&mut s, 1, 1, 1);
+    history(&mut s, slow, t0);
+    let t = s.submit("big".into(), 1000);
+    s.dispatch(t0);
+    s.started(slow, t, 1, t0);
+    let fast = join(&mut s, 2, 1, 1);
+    let at = t0 + Duration::from_secs(1);
+    assert_eq!(s.backups(at).len(), 1);
+    s.started(fast, t, 2, at);
+    // The backup straggles too, and a third worker is idle: no third attempt.
+    join(&mut s, 3, 1, 1);
+    assert!(
+        s.backups(at + Duration::from_secs(5)).is_empty(),
+        "a task with a backup gets no other"
+    );
+    assert_eq!(s.lease_of(t).unwrap().worker, fast);
+}
+
+#[test]
+fn a_suspect_gets_no_backup() {
+    let t0 = Instant::now();
+    let mut s = sched();
+    let slow = join(&mut s, 1, 1, 1);
+    history(&mut s, slow, t0);
+    // A worker dies running `a` alone, with `c` prefetched: `a` is now a
+    // suspect (evidence against it), `c` is not.
+    let a = s.submit("a".into(), 1000);
+    let c = s.submit("c".into(), 1000);
+    let dying = join(&mut s, 2, 1, 2);
+    assert_eq!(s.dispatch(t0).len(), 2);
+    s.started(dying, a, 1, t0);
+    s.worker_lost(dying, "connection closed", t0);
+    assert_eq!(s.row(a).unwrap().strikes, 1);
+    // It runs again, isolated, and runs long; an idle worker is there.
+    let w = join(&mut s, 3, 1, 2);
+    s.dispatch(t0);
+    assert!(s.lease_of(a).unwrap().isolated);
+    assert_eq!(s.lease_of(a).unwrap().worker, w);
+    s.started(w, a, 2, t0);
+    assert!(!s.lease_of(c).unwrap().started);
+    join(&mut s, 4, 1, 1);
+    let backups = s.backups(t0 + Duration::from_secs(5));
+    assert!(
+        backups.iter().all(|b| b.assignment.task != a),
+        "a suspect must not run twice at once: {backups:?}"
+    );
+}
+
+#[test]
 fn a_straggler_gets_a_backup_on_an_idle_worker_and_the_first_result_wins() {
     let t0 = Instant::now();
     let mut s = sched();
