@@ -152,6 +152,10 @@ fn a_suspect_waits_for_a_reserved_worker_to_empty_when_all_are_wide() {
     assert!(s.suspect(suspect));
     assert!(s.dispatch(now).is_empty(), "nobody can run it alone yet");
     assert_eq!(s.reserved, Some(w2), "the one holding the fewest leases");
+    // Another worker coming and going does not undo the reservation.
+    let w4 = join(&mut s, 4, 2, 0);
+    s.worker_lost(w4, "killed", now);
+    assert_eq!(s.reserved, Some(w2), "still reserved");
     // New ordinary work goes around the reserved worker, even with credits.
     let o = s.submit("o".into(), 1);
     s.worker_ready(w2, 1);
