@@ -247,6 +247,31 @@ fn the_straggler_runs_on_when_its_backup_is_lost_and_stops_when_cancelled() {
 }
 
 #[test]
+fn once_the_stragglers_worker_dies_its_backup_may_get_a_backup_of_its_own() {
+    let t0 = Instant::now();
+    let mut s = sched();
+    let slow = join(&mut s, 1, 1, 1);
+    history(&mut s, slow, t0);
+    let t = s.submit("big".into(), 1000);
+    s.dispatch(t0);
+    s.started(slow, t, 1, t0);
+    let backup = join(&mut s, 2, 1, 1);
+    let at = t0 + Duration::from_secs(1);
+    assert_eq!(s.backups(at).len(), 1);
+    s.started(backup, t, 2, at);
+    // The straggling attempt's worker dies: the backup is the task's one
+    // attempt now, and it straggles in turn.
+    s.worker_lost(slow, "connection closed", at);
+    let third = join(&mut s, 3, 1, 1);
+    let b = s.backups(at + Duration::from_secs(2));
+    assert_eq!(b.len(), 1, "{b:?}");
+    assert_eq!(
+        (b[0].straggler, b[0].straggling_attempt, b[0].worker),
+        (backup, 2, third)
+    );
+}
+
+#[test]
 fn an_older_result_from_the_stragglers_worker_stops_both_newer_attempts() {
     let t0 = Instant::now();
     let mut s = sched();
