@@ -88,4 +88,22 @@ mod tests {
         assert_eq!(s.task_for_key(1), None);
         assert!(s.leases_of(w).is_empty());
     }
+
+    #[test]
+    fn undoing_one_submission_leaves_the_others_queued() {
+        let mut s = Scheduler::new(SchedulerConfig::default());
+        let kept = s.submit("kept".into(), 1);
+        let undone = s.submit("undone".into(), 1);
+        assert_eq!(s.reinstate(undone, None), None);
+        assert!(s.info(undone).is_none());
+        assert_eq!(s.queue_len(), 1);
+        assert_eq!(s.broken_invariant(), None);
+        let w = WorkerId(1);
+        s.worker_joined(w, "w".into());
+        s.worker_capacity(w, 1);
+        s.worker_ready(w, 2);
+        let out = s.dispatch(Instant::now());
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].1.task, kept, "still in line");
+    }
 }
