@@ -124,7 +124,7 @@ async fn top_shows_workers_and_progress_and_q_quits_cleanly() {
         .output();
     let ran = tokio::time::timeout(T, run).await.unwrap().unwrap();
     assert!(ran.status.success(), "{ran:?}");
-    let progress = format!("{n}/{n} tasks finished ({n} done, 0 failed)");
+    let progress = format!("{n}/{n} tasks finished ({n} done, 0 failed, 0 cancelled)");
     let screen = tmux
         .wait_screen("the batch's progress", |s| s.contains(&progress))
         .await;
