@@ -14,6 +14,17 @@ pub(super) fn history(s: &mut Scheduler, w: WorkerId, now: Instant) {
     }
 }
 
+/// A one-thread worker with [`history`], running a task of the same size
+/// (attempt 1) since `t0`: the worker and the task.
+fn straggling(s: &mut Scheduler, t0: Instant) -> (WorkerId, TaskId) {
+    let slow = join(s, 1, 1, 1);
+    history(s, slow, t0);
+    let t = s.submit("big".into(), 1000);
+    s.dispatch(t0);
+    s.started(slow, t, 1, t0);
+    (slow, t)
+}
+
 #[test]
 fn a_straggler_runs_factor_times_the_p90_of_its_size_once_that_is_over_the_floor() {
     let t0 = Instant::now();
@@ -42,11 +53,7 @@ fn a_straggler_runs_factor_times_the_p90_of_its_size_once_that_is_over_the_floor
 fn a_task_gets_one_backup_however_long_its_backup_runs() {
     let t0 = Instant::now();
     let mut s = sched();
-    let slow = join(&mut s, 1, 1, 1);
-    history(&mut s, slow, t0);
-    let t = s.submit("big".into(), 1000);
-    s.dispatch(t0);
-    s.started(slow, t, 1, t0);
+    let (_, t) = straggling(&mut s, t0);
     let fast = join(&mut s, 2, 1, 1);
     let at = t0 + Duration::from_secs(1);
     assert_eq!(s.backups(at).len(), 1);
@@ -165,11 +172,7 @@ fn the_straggler_may_still_win_and_its_death_costs_nothing() {
 fn no_backup_while_work_is_queued_or_when_disabled() {
     let t0 = Instant::now();
     let mut s = sched();
-    let slow = join(&mut s, 1, 1, 1);
-    history(&mut s, slow, t0);
-    let t = s.submit("big".into(), 1000);
-    s.dispatch(t0);
-    s.started(slow, t, 1, t0);
+    straggling(&mut s, t0);
     s.submit("queued".into(), 1000);
     let at = t0 + Duration::from_secs(5);
     assert!(s.backups(at).is_empty(), "the queue comes first");
@@ -214,11 +217,7 @@ fn the_percentile_needs_samples_of_the_same_size_class() {
 fn the_straggler_runs_on_when_its_backup_is_lost_and_stops_when_cancelled() {
     let t0 = Instant::now();
     let mut s = sched();
-    let slow = join(&mut s, 1, 1, 1);
-    history(&mut s, slow, t0);
-    let t = s.submit("big".into(), 1000);
-    s.dispatch(t0);
-    s.started(slow, t, 1, t0);
+    let (slow, t) = straggling(&mut s, t0);
     let fast = join(&mut s, 2, 1, 1);
     let at = t0 + Duration::from_secs(2);
     assert_eq!(s.backups(at).len(), 1);
@@ -250,11 +249,7 @@ fn the_straggler_runs_on_when_its_backup_is_lost_and_stops_when_cancelled() {
 fn once_the_stragglers_worker_dies_its_backup_may_get_a_backup_of_its_own() {
     let t0 = Instant::now();
     let mut s = sched();
-    let slow = join(&mut s, 1, 1, 1);
-    history(&mut s, slow, t0);
-    let t = s.submit("big".into(), 1000);
-    s.dispatch(t0);
-    s.started(slow, t, 1, t0);
+    let (slow, t) = straggling(&mut s, t0);
     let backup = join(&mut s, 2, 1, 1);
     let at = t0 + Duration::from_secs(1);
     assert_eq!(s.backups(at).len(), 1);
