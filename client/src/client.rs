@@ -12,9 +12,10 @@ use std::{
 
 use bytes::Bytes;
 use tessera_proto::{
-    ClusterInfo, ClusterKey, EventEntry, FrameWriter, Liveness, Msg, Role, TaskId, TaskInfo,
+    ClusterInfo, ClusterKey, EventEntry, Liveness, Msg, Role, TaskId, TaskInfo,
     dial::{DialError, DialOptions, Dialed, dial},
-    net::{Dialer, Tcp, WriteHalf},
+    net::{Dialer, Tcp},
+    outgoing::{Outgoing, Upload, outgoing},
 };
 use tokio::{
     sync::{mpsc, oneshot},
@@ -73,33 +74,21 @@ impl Default for ClientConfig {
     }
 }
 
-enum Out {
-    Msg(Msg),
-    Upload {
-        header: Msg,
-        stream: u64,
-        data: Bytes,
-    },
-}
+/// Requests queued at once on a connection, at most (past it, callers wait).
+const CONTROL_CAPACITY: usize = 16;
 
 /// A connection to a master. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct Client {
-    out: mpsc::Sender<Out>,
+    /// Requests go ahead of submissions' bytes, also between their chunks
+    /// (`tessera_proto::outgoing`): a `Fetch` or a `Ping` never waits behind
+    /// the uploads in flight.
+    out: Outgoing,
     pending: Pending,
     next_req: AtomicU64,
     master_id: String,
     liveness: Arc<Liveness>,
     submitter: u64,
     tasks: [JoinHandle<()>; 3],
-}
-
-impl std::fmt::Debug for Out {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Out::Msg(m) => write!(f, "{m:?}"),
-            Out::Upload { header, .. } => write!(f, "{header:?} + data"),
-        }
-    }
 }
 
 impl std::fmt::Debug for Client {
@@ -158,8 +147,14 @@ impl Client {
         })?;
         let pending = Pending::new();
         let liveness = Arc::new(Liveness::new());
-        let (out, rx) = mpsc::channel(16);
-        let writer_task = tokio::spawn(write_loop(writer, rx, liveness.clone()));
+        // One submission queued beyond the one being sent; the rest wait
+        // with their callers (a batch bounds how many).
+        let (out, writer) = outgoing(writer, CONTROL_CAPACITY, 1, liveness.clone());
+        let writer_task = tokio::spawn(async move {
+            if let Err(e) = writer.await {
+                debug!("client writer stopped: {e}");
+            }
+        });
         let reader_task = tokio::spawn(read_loop(
             reader,
             pending.clone(),
@@ -168,7 +163,7 @@ impl Client {
             config.stray_replies.clone(),
         ));
         let watch_task = tokio::spawn(keepalive(
-            out.clone(),
+            out.control.clone(),
             pending.clone(),
             liveness.clone(),
             config.silence_timeout,
@@ -193,7 +188,7 @@ impl Client {
     /// False once the connection is gone (every later call fails with
     /// [`ClientError::Disconnected`]).
     pub fn is_connected(&self) -> bool {
-        self.pending.is_open() && !self.out.is_closed()
+        self.pending.is_open() && !self.out.control.is_closed()
     }
 
     fn register(&self, reply: Reply) -> Result<u64, ClientError> {
@@ -205,9 +200,10 @@ impl Client {
         Ok(req)
     }
 
-    async fn send(&self, out: Out) -> Result<(), ClientError> {
+    async fn send(&self, msg: Msg) -> Result<(), ClientError> {
         self.out
-            .send(out)
+            .control
+            .send(msg)
             .await
             .map_err(|_| ClientError::Disconnected)
     }
@@ -238,12 +234,15 @@ impl Client {
             key,
             submitter: self.submitter,
         };
-        self.send(Out::Upload {
-            header,
-            stream: req,
-            data,
-        })
-        .await?;
+        self.out
+            .uploads
+            .send(Upload {
+                header,
+                stream: req,
+                data,
+            })
+            .await
+            .map_err(|_| ClientError::Disconnected)?;
         rx.await.map_err(|_| ClientError::Disconnected)?
     }
 
@@ -266,7 +265,7 @@ impl Client {
     pub async fn status(&self, task: TaskId) -> Result<TaskInfo, ClientError> {
         let (tx, rx) = oneshot::channel();
         let req = self.register(Reply::Info(tx))?;
-        self.send(Out::Msg(Msg::Status { req, task })).await?;
+        self.send(Msg::Status { req, task }).await?;
         rx.await.map_err(|_| ClientError::Disconnected)?
     }
 
@@ -274,7 +273,7 @@ impl Client {
     pub async fn wait(&self, task: TaskId) -> Result<TaskInfo, ClientError> {
         let (tx, rx) = oneshot::channel();
         let req = self.register(Reply::Info(tx))?;
-        self.send(Out::Msg(Msg::Wait { req, task })).await?;
+        self.send(Msg::Wait { req, task }).await?;
         rx.await.map_err(|_| ClientError::Disconnected)?
     }
 
@@ -289,7 +288,7 @@ impl Client {
     pub async fn fetch(&self, task: TaskId) -> Result<Bytes, ClientError> {
         let (tx, rx) = oneshot::channel();
         let req = self.register(Reply::Fetch { tx, body: None })?;
-        self.send(Out::Msg(Msg::Fetch { req, task })).await?;
+        self.send(Msg::Fetch { req, task }).await?;
         rx.await.map_err(|_| ClientError::Disconnected)?
     }
 
@@ -301,11 +300,11 @@ impl Client {
         let (tx, rx) = oneshot::channel();
         let req = self.register(Reply::Confirmed(tx))?;
         let submitter = self.submitter;
-        self.send(Out::Msg(Msg::Confirm {
+        self.send(Msg::Confirm {
             req,
             task,
             submitter,
-        }))
+        })
         .await?;
         rx.await.map_err(|_| ClientError::Disconnected)?
     }
@@ -319,7 +318,7 @@ impl Client {
     pub async fn history(&self, task: TaskId) -> Result<Vec<EventEntry>, ClientError> {
         let (tx, rx) = oneshot::channel();
         let req = self.register(Reply::History(tx))?;
-        self.send(Out::Msg(Msg::GetHistory { req, task })).await?;
+        self.send(Msg::GetHistory { req, task }).await?;
         rx.await.map_err(|_| ClientError::Disconnected)?
     }
 
@@ -327,7 +326,7 @@ impl Client {
     pub async fn delete(&self, task: TaskId) -> Result<(), ClientError> {
         let (tx, rx) = oneshot::channel();
         let req = self.register(Reply::Deleted(tx))?;
-        self.send(Out::Msg(Msg::Delete { req, task })).await?;
+        self.send(Msg::Delete { req, task }).await?;
         rx.await.map_err(|_| ClientError::Disconnected)?
     }
 
@@ -337,7 +336,7 @@ impl Client {
     pub async fn cancel(&self, task: TaskId) -> Result<TaskInfo, ClientError> {
         let (tx, rx) = oneshot::channel();
         let req = self.register(Reply::Info(tx))?;
-        self.send(Out::Msg(Msg::Cancel { req, task })).await?;
+        self.send(Msg::Cancel { req, task }).await?;
         rx.await.map_err(|_| ClientError::Disconnected)?
     }
 
@@ -345,7 +344,7 @@ impl Client {
     pub async fn cluster(&self) -> Result<ClusterInfo, ClientError> {
         let (tx, rx) = oneshot::channel();
         let req = self.register(Reply::Cluster(tx))?;
-        self.send(Out::Msg(Msg::GetCluster { req })).await?;
+        self.send(Msg::GetCluster { req }).await?;
         rx.await.map_err(|_| ClientError::Disconnected)?
     }
 
@@ -364,53 +363,12 @@ impl Client {
     }
 }
 
-async fn write_loop(
-    mut writer: FrameWriter<WriteHalf>,
-    mut rx: mpsc::Receiver<Out>,
-    liveness: Arc<Liveness>,
-) {
-    while let Some(item) = rx.recv().await {
-        let sent = match item {
-            Out::Msg(m) => writer.send(&m).await,
-            Out::Upload {
-                header,
-                stream,
-                data,
-            } => upload(&mut writer, header, stream, &data, &liveness).await,
-        };
-        if let Err(e) = sent {
-            debug!("client writer stopped: {e}");
-            return;
-        }
-    }
-}
-
-/// Sends a submission's header and its chunks; every chunk the master takes
-/// counts as a sign of life (it answers only at the end).
-async fn upload(
-    writer: &mut FrameWriter<WriteHalf>,
-    header: Msg,
-    stream: u64,
-    data: &Bytes,
-    liveness: &Liveness,
-) -> Result<(), tessera_proto::ProtoError> {
-    writer.feed(&header).await?;
-    let mut offset = 0;
-    while offset < data.len() {
-        let end = (offset + tessera_proto::MAX_CHUNK).min(data.len());
-        writer.feed_chunk(stream, data.slice(offset..end)).await?;
-        liveness.took_data();
-        offset = end;
-    }
-    writer.flush().await
-}
-
 /// Watches the connection while calls wait on the master: pings a quiet
 /// master, and gives the connection up when the master has shown no sign of
 /// life for `limit` (every waiting call fails with
 /// [`ClientError::MasterSilent`], and the reader and writer stop).
 async fn keepalive(
-    out: mpsc::Sender<Out>,
+    out: mpsc::Sender<Msg>,
     pending: Pending,
     liveness: Arc<Liveness>,
     limit: Duration,
@@ -445,7 +403,7 @@ async fn keepalive(
         if liveness.since_heard() >= every {
             seq += 1;
             // A full queue already holds traffic for the master; skip.
-            let _ = out.try_send(Out::Msg(Msg::Ping { seq }));
+            let _ = out.try_send(Msg::Ping { seq });
         }
     }
 }

@@ -14,6 +14,7 @@
 //! * [`net`]: the network seam (dialer, listener, connection; TCP by default).
 //! * [`dial`]: connect to a master and handshake, with deadlines.
 //! * [`checksum`]: the end-to-end checksum and the default idempotency key.
+//! * [`outgoing`]: a connection's writer that sends control messages ahead of (and between the chunks of) uploads.
 //! * [`stream`]: reassembly of chunked byte streams with a declared length.
 //! * [`liveness`]: telling a silent (hung or cut off) peer from a quiet one.
 
@@ -32,6 +33,7 @@ pub mod liveness;
 pub mod message;
 pub mod net;
 pub mod noise;
+pub mod outgoing;
 pub mod secure;
 pub mod stream;
 pub mod task;

@@ -11,7 +11,6 @@ pub mod observer;
 pub mod session;
 #[cfg(test)]
 mod upload_tests;
-pub mod writer;
 
 use std::{sync::Arc, time::Duration};
 

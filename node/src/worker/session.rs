@@ -17,6 +17,7 @@ use bytes::Bytes;
 use tessera_proto::{
     FailureKind, Liveness, Msg, ProtoError, Refusal, Role, TaskId,
     dial::{DialError, DialOptions, Dialed, dial},
+    outgoing::{Outgoing, Upload, outgoing},
 };
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -26,7 +27,6 @@ use super::{
     WorkerConfig,
     compute::{Compute, TaskFailure},
     local::{Downloaded, Finished, Local, Release, Waiting},
-    writer::{Outbox, ResultUpload, outbox},
 };
 
 /// How a session ended.
@@ -119,8 +119,8 @@ pub async fn run(
     let slots = config.threads + config.prefetch;
     // The writer holds at most one result beyond the one it is sending; the
     // rest wait in the session's `pending`.
-    let (out, writer) = outbox(writer, 4 * slots + 16, 1, liveness.clone());
-    let results = out.results.clone();
+    let (out, writer) = outgoing(writer, 4 * slots + 16, 1, liveness.clone());
+    let results = out.uploads.clone();
     let writer = tokio::spawn(writer);
     let mut s = Session {
         config,
@@ -191,7 +191,7 @@ pub async fn run(
                     let Ok(permit) = permit else {
                         break Err(SessionError::Connection(ProtoError::Closed));
                     };
-                    permit.send(s.pending.pop_front().expect("not empty"));
+                    permit.send(s.pending.pop_front().expect("not empty").upload());
                     // Its slot is free now: ask for the next task.
                     if let Err(e) = s.credit().await {
                         break Err(e);
@@ -255,14 +255,39 @@ pub async fn run(
     result
 }
 
+/// A result waiting for the writer.
+#[derive(Debug)]
+struct FinishedResult {
+    task: TaskId,
+    attempt: u32,
+    data: Bytes,
+}
+
+impl FinishedResult {
+    /// As the writer sends it: `Done` with its length and checksum, then
+    /// its bytes as chunks of the task's stream.
+    fn upload(self) -> Upload {
+        Upload {
+            header: Msg::Done {
+                checksum: tessera_proto::checksum(&self.data),
+                task: self.task,
+                attempt: self.attempt,
+                len: self.data.len() as u64,
+            },
+            stream: self.task.0,
+            data: self.data,
+        }
+    }
+}
+
 struct Session<'a> {
     config: &'a WorkerConfig,
     compute: &'a Compute,
-    out: Outbox,
+    out: Outgoing,
     local: Local,
     jobs: JoinSet<JobDone>,
     /// Finished results the writer has not taken yet, oldest first.
-    pending: VecDeque<ResultUpload>,
+    pending: VecDeque<FinishedResult>,
     draining: bool,
 }
 
@@ -422,7 +447,7 @@ impl Session<'_> {
             }
             (Finished::Report { .. }, Some(Ok(data))) => {
                 // Its slot is credited when the writer takes it.
-                self.pending.push_back(ResultUpload {
+                self.pending.push_back(FinishedResult {
                     task,
                     attempt,
                     data,
