@@ -17,7 +17,8 @@
 //!
 //! `cargo bench -p tessera-tests --bench lan_rate` (rounds per placement:
 //! `TESSERA_BENCH_REPEAT`, default 3; images: `TESSERA_LAN_IMAGES`, default 48,
-//! of 4 MiB each).
+//! of 4 MiB each; `TESSERA_LAN_IN_FLIGHT`; `TESSERA_LAN_CLIENT`: another
+//! `tessera` binary to run).
 
 use std::{io::Write, path::Path, time::Duration, time::Instant};
 
@@ -57,7 +58,7 @@ async fn batch(lan: &Lan, host: &str, input: &Path, output: &Path) -> Duration {
     let run = lan
         .command(
             host,
-            CLIENT,
+            &client_binary(),
             &[
                 "--key-file",
                 key_file(),
@@ -84,6 +85,13 @@ async fn batch(lan: &Lan, host: &str, input: &Path, output: &Path) -> Duration {
         String::from_utf8_lossy(&out.stderr)
     );
     took
+}
+
+/// The `tessera` binary to run (`TESSERA_LAN_CLIENT`, default: this
+/// build's): a copy of another build's, to compare two clients on the same
+/// master and workers at the same load.
+fn client_binary() -> String {
+    std::env::var("TESSERA_LAN_CLIENT").unwrap_or_else(|_| CLIENT.into())
 }
 
 /// `tessera run --in-flight` (`TESSERA_LAN_IN_FLIGHT`, default: its own default, 16).
