@@ -133,26 +133,29 @@ impl<R> SecureRead<R> {
         &self.inner
     }
 
-    /// Opens the record at the front of `sealed`, if it is all there.
-    fn open_one(&mut self) -> io::Result<bool> {
+    /// The length of the record at the front of `sealed`, if it is all
+    /// there.
+    fn whole_record(&self) -> Option<usize> {
         if self.sealed.len() < LEN_PREFIX {
-            return Ok(false);
+            return None;
         }
         let len = usize::from(u16::from_be_bytes([self.sealed[0], self.sealed[1]]));
-        if self.sealed.len() < LEN_PREFIX + len {
-            return Ok(false);
-        }
+        (self.sealed.len() >= LEN_PREFIX + len).then_some(len)
+    }
+
+    /// Opens the whole record (`len` bytes) at the front of `sealed` into
+    /// `out` (at least `len` bytes: the AEAD writes the tag there too) and
+    /// returns its plaintext's length. On failure nothing in `out` counts
+    /// as read, and every later read fails the same way.
+    fn open_front(&mut self, len: usize, out: &mut [u8]) -> io::Result<usize> {
         self.sealed.advance(LEN_PREFIX);
         let record = self.sealed.split_to(len);
-        self.open.resize(len, 0);
-        match open_record(&self.keys, self.counter, &record, &mut self.open) {
+        match open_record(&self.keys, self.counter, &record, out) {
             Some(n) => {
-                self.open.truncate(n);
                 self.counter += 1;
-                Ok(true)
+                Ok(n)
             }
             None => {
-                self.open.clear();
                 let tampered = Tampered {
                     peer: self.peer.clone(),
                     record: self.counter,
@@ -176,7 +179,25 @@ impl<R: AsyncRead + Unpin> AsyncRead for SecureRead<R> {
             return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, t.clone())));
         }
         while this.open.is_empty() {
-            if this.open_one()? {
+            if let Some(len) = this.whole_record() {
+                if buf.remaining() >= len {
+                    // Room for the whole record: open it straight into the
+                    // reader's buffer, without a copy through `open`.
+                    let n = this.open_front(len, buf.initialize_unfilled_to(len))?;
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                this.open.resize(len, 0);
+                let mut open = std::mem::take(&mut this.open);
+                let opened = this.open_front(len, &mut open);
+                this.open = open;
+                match opened {
+                    Ok(n) => this.open.truncate(n),
+                    Err(e) => {
+                        this.open.clear();
+                        return Poll::Ready(Err(e));
+                    }
+                }
                 continue;
             }
             // Read more ciphertext: room for the rest of this record (at
@@ -259,21 +280,23 @@ impl<W> SecureWrite<W> {
         if self.plain.is_empty() {
             return Ok(());
         }
-        let len = self.plain.len() + OVERHEAD;
-        let start = self.sealed.len();
-        self.sealed.resize(start + LEN_PREFIX + len, 0);
-        self.sealed[start..start + LEN_PREFIX].copy_from_slice(&(len as u16).to_be_bytes());
-        let n = seal_record(
-            &self.keys,
-            self.counter,
-            &self.plain,
-            &mut self.sealed[start + LEN_PREFIX..],
-        )?;
-        debug_assert_eq!(n, len);
+        seal_into(&self.keys, self.counter, &self.plain, &mut self.sealed)?;
         self.counter += 1;
         self.plain.clear();
         Ok(())
     }
+}
+
+/// Appends record `counter` of `plain` (its length prefix and ciphertext)
+/// to `sealed`.
+fn seal_into(keys: &Keys, counter: u64, plain: &[u8], sealed: &mut BytesMut) -> io::Result<()> {
+    let len = plain.len() + OVERHEAD;
+    let start = sealed.len();
+    sealed.resize(start + LEN_PREFIX + len, 0);
+    sealed[start..start + LEN_PREFIX].copy_from_slice(&(len as u16).to_be_bytes());
+    let n = seal_record(keys, counter, plain, &mut sealed[start + LEN_PREFIX..])?;
+    debug_assert_eq!(n, len);
+    Ok(())
 }
 
 impl<W: AsyncWrite + Unpin> SecureWrite<W> {
@@ -302,6 +325,18 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for SecureWrite<W> {
         }
         // Bounded: at most one sealed record waits while we take more.
         ready!(this.poll_drain(cx))?;
+        if this.plain.is_empty() && buf.len() >= MAX_RECORD_PLAINTEXT {
+            // A whole record's worth: seal it straight from `buf`, without
+            // a copy through `plain` (the same record as through it).
+            seal_into(
+                &this.keys,
+                this.counter,
+                &buf[..MAX_RECORD_PLAINTEXT],
+                &mut this.sealed,
+            )?;
+            this.counter += 1;
+            return Poll::Ready(Ok(MAX_RECORD_PLAINTEXT));
+        }
         let n = buf.len().min(MAX_RECORD_PLAINTEXT - this.plain.len());
         this.plain.extend_from_slice(&buf[..n]);
         Poll::Ready(Ok(n))
@@ -417,6 +452,43 @@ mod tests {
         let (out, end) = read_all(b, records.concat()).await;
         end.unwrap();
         assert_eq!(out, [&b"small"[..], &big].concat());
+    }
+
+    /// A write of whole records is sealed straight from the caller's buffer;
+    /// small writes go through `plain`. Both make the same records, and
+    /// reading them into a buffer with room for a whole record (opened in
+    /// place) or into a small one (through `open`) gives the same bytes.
+    #[tokio::test]
+    async fn whole_writes_and_pieces_make_the_same_records_and_big_and_small_reads_the_same_bytes()
+    {
+        let data: Vec<u8> = (0..3 * MAX_RECORD_PLAINTEXT + 12_345)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        let (a, b) = pair();
+        let whole = sealed(a.clone(), &[&data]).await;
+        let mut w = SecureWrite::new(Vec::new(), a);
+        for piece in data.chunks(1000) {
+            w.write_all(piece).await.unwrap();
+        }
+        w.flush().await.unwrap();
+        let pieces = std::mem::take(w.get_mut());
+        assert_eq!(whole.concat(), pieces, "the same records either way");
+
+        let mut big = SecureRead::new(&pieces[..], b.clone(), "peer", BytesMut::new());
+        let mut in_place = vec![0u8; data.len()];
+        big.read_exact(&mut in_place).await.unwrap();
+        assert_eq!(in_place, data);
+        assert!(big.open.is_empty());
+        let mut small = SecureRead::new(&pieces[..], b, "peer", BytesMut::new());
+        let mut through = Vec::new();
+        let mut buf = [0u8; 777];
+        loop {
+            match small.read(&mut buf).await.unwrap() {
+                0 => break,
+                n => through.extend_from_slice(&buf[..n]),
+            }
+        }
+        assert_eq!(through, data);
     }
 
     #[tokio::test]
