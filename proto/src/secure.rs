@@ -280,22 +280,27 @@ impl<W> SecureWrite<W> {
         if self.plain.is_empty() {
             return Ok(());
         }
-        seal_into(&self.keys, self.counter, &self.plain, &mut self.sealed)?;
-        self.counter += 1;
+        seal_into(&self.keys, &mut self.counter, &self.plain, &mut self.sealed)?;
         self.plain.clear();
         Ok(())
     }
 }
 
 /// Appends record `counter` of `plain` (its length prefix and ciphertext)
-/// to `sealed`.
-fn seal_into(keys: &Keys, counter: u64, plain: &[u8], sealed: &mut BytesMut) -> io::Result<()> {
+/// to `sealed`, and counts it.
+fn seal_into(
+    keys: &Keys,
+    counter: &mut u64,
+    plain: &[u8],
+    sealed: &mut BytesMut,
+) -> io::Result<()> {
     let len = plain.len() + OVERHEAD;
     let start = sealed.len();
     sealed.resize(start + LEN_PREFIX + len, 0);
     sealed[start..start + LEN_PREFIX].copy_from_slice(&(len as u16).to_be_bytes());
-    let n = seal_record(keys, counter, plain, &mut sealed[start + LEN_PREFIX..])?;
+    let n = seal_record(keys, *counter, plain, &mut sealed[start + LEN_PREFIX..])?;
     debug_assert_eq!(n, len);
+    *counter += 1;
     Ok(())
 }
 
@@ -330,11 +335,10 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for SecureWrite<W> {
             // a copy through `plain` (the same record as through it).
             seal_into(
                 &this.keys,
-                this.counter,
+                &mut this.counter,
                 &buf[..MAX_RECORD_PLAINTEXT],
                 &mut this.sealed,
             )?;
-            this.counter += 1;
             return Poll::Ready(Ok(MAX_RECORD_PLAINTEXT));
         }
         let n = buf.len().min(MAX_RECORD_PLAINTEXT - this.plain.len());
