@@ -149,7 +149,7 @@ impl Client {
         let liveness = Arc::new(Liveness::new());
         // One submission queued beyond the one being sent; the rest wait
         // with their callers (a batch bounds how many).
-        let (out, writer) = outgoing(writer, CONTROL_CAPACITY, 1, liveness.clone());
+        let (out, writer) = outgoing(writer, CONTROL_CAPACITY, 1, Some(liveness.clone()));
         let writer_task = tokio::spawn(async move {
             if let Err(e) = writer.await {
                 debug!("client writer stopped: {e}");
@@ -235,7 +235,7 @@ impl Client {
             submitter: self.submitter,
         };
         self.out
-            .uploads
+            .payloads
             .send(Upload {
                 header,
                 stream: req,

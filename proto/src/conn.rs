@@ -186,13 +186,14 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     }
 
     /// Sends every chunk of `data` on `stream` (at most [`crate::MAX_CHUNK`]
-    /// bytes each, zero-copy slices) and flushes.
+    /// bytes each, zero-copy slices, as the connection writer sends bytes
+    /// in memory) and flushes. For peers that send one stream and nothing
+    /// between its chunks (tests, benches); a connection's own traffic goes
+    /// through [`crate::outgoing`].
     pub async fn send_stream(&mut self, stream: StreamId, data: &Bytes) -> Result<(), ProtoError> {
-        let mut offset = 0;
-        while offset < data.len() {
-            let end = (offset + crate::MAX_CHUNK).min(data.len());
-            self.feed_chunk(stream, data.slice(offset..end)).await?;
-            offset = end;
+        let mut rest = data.clone();
+        while let Some(chunk) = crate::outgoing::Body::next_chunk(&mut rest).await? {
+            self.feed_chunk(stream, chunk).await?;
         }
         self.flush().await
     }

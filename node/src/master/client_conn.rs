@@ -7,8 +7,10 @@ use std::sync::{
     atomic::{AtomicUsize, Ordering},
 };
 
-use tessera_proto::{ErrorCode, FrameReader, Incoming, Msg, ProtoError, TaskId, TaskState};
-use tokio::{io::AsyncRead, sync::mpsc};
+use tessera_proto::{
+    ErrorCode, FrameReader, Incoming, Msg, ProtoError, TaskId, TaskState, outgoing::Outgoing,
+};
+use tokio::io::AsyncRead;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -17,15 +19,15 @@ use super::{
     activity::Activity,
     client_upload::Uploads,
     ledger::{LedgerError, WaitError},
-    outbox::{IfUnreadable, Out},
     store::Kind,
+    stored_file::{IfUnreadable, StoredFile},
 };
 
 /// Per-connection state.
 #[derive(Debug)]
 pub struct ClientConn {
     pub(super) ctx: Arc<Ctx>,
-    out: mpsc::Sender<Out>,
+    out: Outgoing<StoredFile>,
     pub(super) uploads: Uploads,
     waits: Arc<AtomicUsize>,
     closed: CancellationToken,
@@ -37,7 +39,7 @@ pub struct ClientConn {
 pub async fn serve<R: AsyncRead + Unpin>(
     ctx: Arc<Ctx>,
     mut reader: FrameReader<R>,
-    out: mpsc::Sender<Out>,
+    out: Outgoing<StoredFile>,
     shutdown: CancellationToken,
     activity: Arc<Activity>,
 ) {
@@ -92,7 +94,7 @@ pub async fn serve<R: AsyncRead + Unpin>(
 impl ClientConn {
     /// Queues a reply; false when the connection's writer is gone.
     pub(super) async fn reply(&self, msg: Msg) -> bool {
-        self.out.send(Out::Msg(msg)).await.is_ok()
+        self.out.control.send(msg).await.is_ok()
     }
 
     pub(super) async fn error(&self, req: Option<u64>, code: ErrorCode, message: String) -> bool {
@@ -183,7 +185,7 @@ impl ClientConn {
                             message: format!("task {task} was deleted"),
                         },
                     };
-                    let _ = out.send(Out::Msg(msg)).await;
+                    let _ = out.control.send(msg).await;
                 }
                 () = closed.cancelled() => {}
             }
@@ -224,12 +226,14 @@ impl ClientConn {
                     message: format!("the result of task {task} was removed"),
                 };
                 self.out
-                    .send(Out::File {
+                    .payloads
+                    .send(StoredFile {
                         header,
                         stream: req,
                         path,
                         len: r.len,
                         if_unreadable: IfUnreadable::Send(unreadable),
+                        disk: self.ctx.store.disk(),
                     })
                     .await
                     .is_ok()

@@ -6,7 +6,7 @@
 //! Where a message goes, layer by layer:
 //!
 //! * **network**: this file (accept loop, limits, handshake), `client_conn`
-//!   and `client_upload`, `worker_conn`, `outbox` (a connection's writer),
+//!   and `client_upload`, `worker_conn`, `stored_file` (a stored file as a connection's payload),
 //!   `activity`, `failures`. Each message becomes one call below.
 //! * **core**: `ledger` (every step of an image's lifecycle, in order,
 //!   answered only once durable), `state` (the shared scheduler, its lock,
@@ -23,12 +23,12 @@ pub mod failpoint;
 pub mod failures;
 pub mod ledger;
 pub mod metrics;
-pub mod outbox;
 pub mod record;
 pub mod retention;
 pub mod scheduler;
 pub mod state;
 pub mod store;
+pub mod stored_file;
 pub mod web;
 pub mod worker_conn;
 
@@ -38,8 +38,9 @@ use tessera_proto::{
     ClusterKey, FrameLimits, FrameReader, FrameWriter, HelloReply, Refusal, Role, Welcome,
     accept::{AcceptOptions, Accepted, accept},
     net::{Connection, Listener},
+    outgoing,
 };
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -461,26 +462,35 @@ async fn serve_connection(
         ctx.config.idle_timeout,
         shutdown.clone(),
     ));
-    let (capacity, order) = match hello.role {
-        Role::Client => (outbox::OUTBOX_CAPACITY, outbox::Order::ControlFirst),
-        Role::Worker => (
-            outbox::worker_capacity(ctx.config.scheduler.max_credits),
-            outbox::Order::Fifo,
-        ),
-    };
-    let (out, rx) = mpsc::channel(capacity);
-    let disk = ctx.store.disk();
-    let writer_task = tokio::spawn(async move {
-        if let Err(e) = outbox::run(writer, rx, disk, order).await {
-            debug!(%peer, "connection writer stopped: {e}");
-        }
-    });
-    match hello.role {
+    // One writer per connection (`tessera_proto::outgoing`): a client's
+    // replies go ahead of its downloads; a worker's queue keeps its order.
+    let writer_task = match hello.role {
         Role::Client => {
             debug!(%peer, node = %hello.node_id, "client connected");
+            let capacity = stored_file::CLIENT_CAPACITY;
+            let (out, writer) = outgoing::outgoing(writer, capacity, capacity, None);
+            let writer_task = tokio::spawn(log_writer_end(peer, writer));
             client_conn::serve(ctx, reader, out, shutdown, activity).await;
+            writer_task
         }
-        Role::Worker => worker_conn::serve(ctx, hello.node_id, peer, reader, out, shutdown).await,
-    }
+        Role::Worker => {
+            let capacity = stored_file::worker_capacity(ctx.config.scheduler.max_credits);
+            let (out, writer) = outgoing::in_order(writer, capacity, None);
+            let writer_task = tokio::spawn(log_writer_end(peer, writer));
+            worker_conn::serve(ctx, hello.node_id, peer, reader, out, shutdown).await;
+            writer_task
+        }
+    };
     let _ = writer_task.await;
+}
+
+/// Runs a connection's writer; how it ended is only worth a debug line
+/// (the reader sees the same connection end and says why).
+async fn log_writer_end(
+    peer: std::net::SocketAddr,
+    writer: impl std::future::Future<Output = Result<(), stored_file::SendFileError>>,
+) {
+    if let Err(e) = writer.await {
+        debug!(%peer, "connection writer stopped: {e}");
+    }
 }

@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
 use bytes::Bytes;
 use tessera_proto::{
     Checksummer, ErrorCode, FrameReader, Incoming, LeaseRef, Msg, ProtoError, TaskId,
-    stream::Progress,
+    outgoing::Item, stream::Progress,
 };
 use tokio::{io::AsyncRead, sync::mpsc};
 use tokio_util::sync::CancellationToken;
@@ -16,10 +16,10 @@ use tracing::{debug, info, warn};
 use super::{
     Ctx,
     ledger::ResultAnswer,
-    outbox::{IfUnreadable, Out},
     scheduler::{Assignment, WorkerId},
     state::ToWorker,
     store::{Kind, TmpFile},
+    stored_file::{IfUnreadable, StoredFile},
 };
 
 struct ResultUpload {
@@ -34,7 +34,7 @@ struct ResultUpload {
 struct WorkerConn {
     ctx: Arc<Ctx>,
     id: WorkerId,
-    out: mpsc::Sender<Out>,
+    out: mpsc::Sender<Item<StoredFile>>,
     results: BTreeMap<TaskId, ResultUpload>,
 }
 
@@ -45,10 +45,10 @@ pub async fn serve<R: AsyncRead + Unpin>(
     node_id: String,
     peer: SocketAddr,
     mut reader: FrameReader<R>,
-    out: mpsc::Sender<Out>,
+    out: mpsc::Sender<Item<StoredFile>>,
     shutdown: CancellationToken,
 ) {
-    let capacity = super::outbox::worker_capacity(ctx.config.scheduler.max_credits);
+    let capacity = super::stored_file::worker_capacity(ctx.config.scheduler.max_credits);
     let (id, mut to_worker) = ctx.state.join_worker(node_id.clone(), capacity);
     ctx.state.worker_address(id, peer.to_string());
     info!(worker = %id, node = %node_id, %peer, "worker joined");
@@ -83,7 +83,7 @@ pub async fn serve<R: AsyncRead + Unpin>(
                         // was not delivered and the task is queued again.
                         let ledger = ctx.ledger.clone();
                         let undelivered = a.clone();
-                        let report = move |e: &super::outbox::OutboxError| {
+                        let report = move |e: &super::stored_file::SendFileError| {
                             let (task, attempt) = (undelivered.task, undelivered.attempt);
                             if !e.is_missing_file() {
                                 warn!(%task, "cannot read the input: {e}; queued again");
@@ -101,23 +101,24 @@ pub async fn serve<R: AsyncRead + Unpin>(
                             });
                         };
                         (
-                            Out::File {
+                            Item::Payload(StoredFile {
                                 header,
                                 stream: task.0,
                                 path,
                                 len: input_len,
                                 if_unreadable: IfUnreadable::Call(Box::new(report)),
-                            },
+                                disk: ctx.store.disk(),
+                            }),
                             Some(a),
                         )
                     }
                     ToWorker::Release(LeaseRef { task, attempt }) => {
                         debug!(%task, worker = %id, "sending Release");
-                        (Out::Msg(Msg::Release { task, attempt }), None)
+                        (Item::Msg(Msg::Release { task, attempt }), None)
                     }
                     ToWorker::Drop(LeaseRef { task, attempt }) => {
                         debug!(%task, worker = %id, attempt, "telling the worker to drop the task");
-                        (Out::Msg(Msg::Drop { task, attempt }), None)
+                        (Item::Msg(Msg::Drop { task, attempt }), None)
                     }
                 };
                 if out.send(item).await.is_err() {
@@ -157,7 +158,7 @@ pub async fn serve<R: AsyncRead + Unpin>(
                 };
                 let _ = conn
                     .out
-                    .send(Out::Msg(Msg::Error {
+                    .send(Item::Msg(Msg::Error {
                         req: None,
                         code,
                         message: e.to_string(),
@@ -176,7 +177,7 @@ pub async fn serve<R: AsyncRead + Unpin>(
 impl WorkerConn {
     async fn send(&self, msg: Msg) -> Result<(), String> {
         self.out
-            .send(Out::Msg(msg))
+            .send(Item::Msg(msg))
             .await
             .map_err(|_| "connection writer closed".to_string())
     }

@@ -119,8 +119,8 @@ pub async fn run(
     let slots = config.threads + config.prefetch;
     // The writer holds at most one result beyond the one it is sending; the
     // rest wait in the session's `pending`.
-    let (out, writer) = outgoing(writer, 4 * slots + 16, 1, liveness.clone());
-    let results = out.uploads.clone();
+    let (out, writer) = outgoing(writer, 4 * slots + 16, 1, Some(liveness.clone()));
+    let results = out.payloads.clone();
     let writer = tokio::spawn(writer);
     let mut s = Session {
         config,
