@@ -3,15 +3,15 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::codec::{FramedRead, FramedWrite};
+use futures::StreamExt;
+use tokio::io::AsyncRead;
+use tokio_util::codec::FramedRead;
 
 use crate::{
     error::{DecodeError, ProtoError},
-    frame::{FrameCodec, FrameLimits, OutFrame},
-    handshake::{Hello, HelloReply},
-    message::{Msg, StreamId},
+    frame::{FrameCodec, FrameLimits},
+    handshake::HelloReply,
+    message::Msg,
     wire,
 };
 
@@ -122,83 +122,4 @@ pub fn decode_msg(mut frame: bytes::BytesMut) -> Result<Incoming, DecodeError> {
         });
     }
     Ok(Incoming { msg, payload })
-}
-
-/// The writing half of a connection.
-#[derive(Debug)]
-pub struct FrameWriter<W> {
-    inner: FramedWrite<W, FrameCodec>,
-}
-
-impl<W: AsyncWrite + Unpin> FrameWriter<W> {
-    pub fn new(io: W, max_frame: usize) -> Self {
-        FrameWriter {
-            inner: FramedWrite::new(io, FrameCodec::new(max_frame)),
-        }
-    }
-
-    /// Sends one message and flushes.
-    pub async fn send(&mut self, msg: &Msg) -> Result<(), ProtoError> {
-        self.inner.send(OutFrame::message(msg)?).await
-    }
-
-    /// Queues one message without flushing (call [`Self::flush`]).
-    pub async fn feed(&mut self, msg: &Msg) -> Result<(), ProtoError> {
-        self.inner.feed(OutFrame::message(msg)?).await
-    }
-
-    /// Queues a chunk of stream `stream` without flushing.
-    pub async fn feed_chunk(&mut self, stream: StreamId, payload: Bytes) -> Result<(), ProtoError> {
-        let header = wire::encode(&Msg::Chunk { stream })?;
-        self.inner.feed(OutFrame { header, payload }).await
-    }
-
-    pub async fn flush(&mut self) -> Result<(), ProtoError> {
-        self.inner.flush().await
-    }
-
-    pub async fn send_hello(&mut self, hello: &Hello) -> Result<(), ProtoError> {
-        self.inner.send(OutFrame::message(hello)?).await
-    }
-
-    pub async fn send_hello_reply(&mut self, reply: &HelloReply) -> Result<(), ProtoError> {
-        self.inner.send(OutFrame::message(reply)?).await
-    }
-
-    /// Sends `body` as one frame as it is (a Noise handshake message).
-    pub async fn send_raw(&mut self, body: Vec<u8>) -> Result<(), ProtoError> {
-        self.inner
-            .send(OutFrame {
-                header: body,
-                payload: Bytes::new(),
-            })
-            .await
-    }
-
-    /// The largest frame this writer sends.
-    pub fn max_frame(&self) -> usize {
-        self.inner.encoder().max_frame()
-    }
-
-    /// The stream underneath (call after a flush: nothing is buffered then).
-    pub fn into_inner(self) -> W {
-        self.inner.into_inner()
-    }
-
-    /// Sends every chunk of `data` on `stream` (at most [`crate::MAX_CHUNK`]
-    /// bytes each, zero-copy slices, as the connection writer sends bytes
-    /// in memory) and flushes. For peers that send one stream and nothing
-    /// between its chunks (tests, benches); a connection's own traffic goes
-    /// through [`crate::outgoing`].
-    pub async fn send_stream(&mut self, stream: StreamId, data: &Bytes) -> Result<(), ProtoError> {
-        let mut rest = data.clone();
-        while let Some(chunk) = crate::outgoing::Body::next_chunk(&mut rest).await? {
-            self.feed_chunk(stream, chunk).await?;
-        }
-        self.flush().await
-    }
-
-    pub fn get_mut(&mut self) -> &mut W {
-        self.inner.get_mut()
-    }
 }

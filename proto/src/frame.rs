@@ -173,17 +173,31 @@ impl Encoder<OutFrame> for FrameCodec {
     type Error = ProtoError;
 
     fn encode(&mut self, item: OutFrame, dst: &mut BytesMut) -> Result<(), ProtoError> {
-        let len = item.header.len() + item.payload.len();
-        if len > self.max_frame {
-            return Err(ProtoError::FrameTooLarge {
-                len,
-                max: self.max_frame,
-            });
-        }
-        dst.reserve(LEN_PREFIX + len);
-        dst.put_u32(len as u32);
-        dst.extend_from_slice(&item.header);
+        encode_head(&item.header, item.payload.len(), self.max_frame, dst)?;
         dst.extend_from_slice(&item.payload);
         Ok(())
     }
+}
+
+/// Appends a frame's length prefix and `header` to `dst`, for a frame whose
+/// body is `header` followed by `payload_len` bytes of payload (which the
+/// caller writes next, here or straight from its own buffer); refuses a
+/// frame over `max_frame`. The one place the frame layout is written.
+pub fn encode_head(
+    header: &[u8],
+    payload_len: usize,
+    max_frame: usize,
+    dst: &mut BytesMut,
+) -> Result<(), ProtoError> {
+    let len = header.len() + payload_len;
+    if len > max_frame {
+        return Err(ProtoError::FrameTooLarge {
+            len,
+            max: max_frame,
+        });
+    }
+    dst.reserve(LEN_PREFIX + header.len());
+    dst.put_u32(len as u32);
+    dst.extend_from_slice(header);
+    Ok(())
 }

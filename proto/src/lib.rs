@@ -10,7 +10,8 @@
 //! * [`message`]: every message after the handshake ([`Msg`]).
 //! * [`task`]: task ids, states and failure kinds.
 //! * [`cluster`]: the live view of a cluster (`tessera cluster`, `tessera top`).
-//! * [`conn`]: typed frame reader and writer over any async byte stream.
+//! * [`conn`]: the typed frame reader over any async byte stream.
+//! * [`frame_writer`]: the typed frame writer; a chunk's payload is written from its own buffer.
 //! * [`net`]: the network seam (dialer, listener, connection; TCP by default).
 //! * [`dial`]: connect to a master and handshake, with deadlines.
 //! * [`checksum`]: the end-to-end checksum and the default idempotency key.
@@ -27,6 +28,7 @@ pub mod determinism;
 pub mod dial;
 pub mod error;
 pub mod frame;
+pub mod frame_writer;
 pub mod handshake;
 pub mod key;
 pub mod liveness;
@@ -41,9 +43,10 @@ pub mod wire;
 
 pub use checksum::{Checksummer, SubmissionKeyer, checksum, submission_key};
 pub use cluster::{ClusterInfo, TaskCounts, Throughput, WorkerInfo};
-pub use conn::{FrameReader, FrameWriter, Incoming};
+pub use conn::{FrameReader, Incoming};
 pub use error::{DecodeError, ProtoError};
 pub use frame::{DEFAULT_MAX_CONTROL_FRAME, DEFAULT_MAX_FRAME, FrameLimits, HANDSHAKE_MAX_FRAME};
+pub use frame_writer::FrameWriter;
 pub use handshake::{Hello, HelloReply, Refusal, Role, Welcome};
 pub use key::{ClusterKey, KEY_FILE_ENV, KEY_FILE_NAME, KeyError};
 pub use liveness::Liveness;
