@@ -206,6 +206,15 @@ mod tests {
         buffers: Arc<Mutex<Vec<usize>>>,
     }
 
+    impl Trickle {
+        fn taking(step: usize) -> Self {
+            Trickle {
+                step,
+                ..Trickle::default()
+            }
+        }
+    }
+
     impl AsyncWrite for Trickle {
         fn poll_write(
             mut self: Pin<&mut Self>,
@@ -276,7 +285,7 @@ mod tests {
                     }
                 })
                 .collect();
-            let peer = Trickle { step, ..Trickle::default() };
+            let peer = Trickle::taking(step);
             let taken = peer.taken.clone();
             runtime().block_on(async {
                 let mut w = FrameWriter::new(peer, crate::DEFAULT_MAX_FRAME);
@@ -303,10 +312,7 @@ mod tests {
     /// writes that carry it are given slices of it, not of a copy.
     #[tokio::test]
     async fn a_large_payload_is_written_from_its_own_buffer() {
-        let peer = Trickle {
-            step: usize::MAX,
-            ..Trickle::default()
-        };
+        let peer = Trickle::taking(usize::MAX);
         let buffers = peer.buffers.clone();
         let payload = Bytes::from(vec![7u8; 100_000]);
         let mut w = FrameWriter::new(peer, crate::DEFAULT_MAX_FRAME);
@@ -323,10 +329,7 @@ mod tests {
     /// the frames around it go out as they should.
     #[tokio::test]
     async fn an_oversized_frame_is_refused_whole() {
-        let peer = Trickle {
-            step: usize::MAX,
-            ..Trickle::default()
-        };
+        let peer = Trickle::taking(usize::MAX);
         let taken = peer.taken.clone();
         let mut w = FrameWriter::new(peer, 64 * 1024);
         w.feed(&Msg::Ping { seq: 1 }).await.unwrap();
@@ -345,10 +348,7 @@ mod tests {
     /// rest, and the bytes are exact.
     #[tokio::test]
     async fn a_cancelled_flush_loses_nothing() {
-        let peer = Trickle {
-            step: 10_000,
-            ..Trickle::default()
-        };
+        let peer = Trickle::taking(10_000);
         let taken = peer.taken.clone();
         let payload = Bytes::from((0..200_000).map(|i| i as u8).collect::<Vec<u8>>());
         let mut w = FrameWriter::new(peer, crate::DEFAULT_MAX_FRAME);
