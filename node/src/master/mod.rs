@@ -6,7 +6,8 @@
 //! Where a message goes, layer by layer:
 //!
 //! * **network**: this file (accept loop, limits, handshake), `client_conn`
-//!   and `client_upload`, `worker_conn`, `stored_file` (a stored file as a connection's payload),
+//!   and `client_upload`, `worker_conn`, `stored_file` (a stored file as
+//!   a payload of the connection writer),
 //!   `activity`, `failures`. Each message becomes one call below.
 //! * **core**: `ledger` (every step of an image's lifecycle, in order,
 //!   answered only once durable), `state` (the shared scheduler, its lock,
@@ -467,14 +468,14 @@ async fn serve_connection(
     let writer_task = match hello.role {
         Role::Client => {
             debug!(%peer, node = %hello.node_id, "client connected");
-            let capacity = stored_file::CLIENT_CAPACITY;
+            let capacity = CLIENT_QUEUE_CAPACITY;
             let (out, writer) = outgoing::outgoing(writer, capacity, capacity, None);
             let writer_task = tokio::spawn(log_writer_end(peer, writer));
             client_conn::serve(ctx, reader, out, shutdown, activity).await;
             writer_task
         }
         Role::Worker => {
-            let capacity = stored_file::worker_capacity(ctx.config.scheduler.max_credits);
+            let capacity = worker_queue_capacity(ctx.config.scheduler.max_credits);
             let (out, writer) = outgoing::in_order(writer, capacity, None);
             let writer_task = tokio::spawn(log_writer_end(peer, writer));
             worker_conn::serve(ctx, hello.node_id, peer, reader, out, shutdown).await;
@@ -482,6 +483,16 @@ async fn serve_connection(
         }
     };
     let _ = writer_task.await;
+}
+
+/// Capacity of each of a client connection's outgoing queues (messages,
+/// and stored files).
+const CLIENT_QUEUE_CAPACITY: usize = 64;
+
+/// Outgoing queue capacity for a worker connection with `max_credits`: at
+/// most one assignment per credit plus one acknowledgement per result.
+pub(crate) fn worker_queue_capacity(max_credits: u32) -> usize {
+    2 * max_credits as usize + 16
 }
 
 /// Runs a connection's writer; how it ended is only worth a debug line

@@ -19,15 +19,6 @@ use tessera_proto::{
 
 use super::disk::Disk;
 
-/// Capacity of a client connection's queues (messages, and files).
-pub const CLIENT_CAPACITY: usize = 64;
-
-/// Outgoing queue capacity for a worker connection with `max_credits`: at
-/// most one assignment per credit plus one acknowledgement per result.
-pub fn worker_capacity(max_credits: u32) -> usize {
-    2 * max_credits as usize + 16
-}
-
 /// `header`, then the `len` bytes of the file at `path` as chunks of
 /// `stream`.
 #[derive(Debug)]
