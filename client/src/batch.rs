@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tessera_proto::{ErrorCode, TaskId, TaskState, backoff::Backoff};
 use tokio::{sync::Semaphore, task::JoinSet};
 
-use crate::{Client, ClientError, Reconnecting, files::Input};
+use crate::{Client, ClientError, Reconnecting, buffers::Buffers, files::Input};
 
 /// How to run a batch.
 #[derive(Debug, Clone)]
@@ -86,6 +86,7 @@ pub async fn run(
     // reported (as a failure) rather than silently missing.
     let mut running: BTreeMap<tokio::task::Id, Input> = BTreeMap::new();
     let mut outcomes = Vec::with_capacity(inputs.len());
+    let buffers = Arc::new(Buffers::default());
     for input in inputs {
         // Bound the tasks, not just the work: acquire before spawning, and
         // report whatever finished meanwhile.
@@ -102,8 +103,9 @@ pub async fn run(
         let client = client.clone();
         let out_dir = options.out_dir.clone();
         let job_input = input.clone();
+        let buffers = buffers.clone();
         let handle = jobs.spawn(async move {
-            let result = one(&client, &job_input, &out_dir).await;
+            let result = one(&client, &job_input, &out_dir, &buffers).await;
             drop(permit);
             Outcome {
                 input: job_input,
@@ -150,9 +152,10 @@ async fn one(
     conn: &Reconnecting,
     input: &Input,
     out_dir: &std::path::Path,
+    buffers: &Buffers,
 ) -> Result<Done, Failure> {
     let fail = |task, reason: String| Failure { task, reason };
-    let data = crate::files::read(&input.path)
+    let data = crate::files::read_into(&input.path, buffers.take())
         .await
         .map_err(|e| fail(None, format!("cannot read {}: {e}", input.path.display())))?;
     let megapixels = png_dimensions(&data).map_or(0.0, |(w, h)| f64::from(w) * f64::from(h) / 1e6);
@@ -163,8 +166,11 @@ async fn one(
     // Resubmitting after a lost answer is safe: the key finds the same task.
     let task = conn
         .run(|c| submit_respecting_busy(c, &name, data.clone(), key))
-        .await
-        .map_err(|e| fail(None, e.to_string()))?;
+        .await;
+    // The master has the whole input (or will not take it): its buffer
+    // serves the next input.
+    buffers.give(data);
+    let task = task.map_err(|e| fail(None, e.to_string()))?;
     let info = conn
         .run(|c| async move { c.wait(task).await })
         .await

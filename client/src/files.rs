@@ -20,8 +20,23 @@ pub async fn write_atomically(path: &Path, data: Bytes) -> io::Result<()> {
 
 /// Reads a whole file (on the blocking pool).
 pub async fn read(path: &Path) -> io::Result<Vec<u8>> {
+    read_into(path, Vec::new()).await
+}
+
+/// Reads a whole file into `buffer` (emptied first; its memory reused),
+/// on the blocking pool.
+pub async fn read_into(path: &Path, mut buffer: Vec<u8>) -> io::Result<Vec<u8>> {
+    use std::io::Read;
     let path = path.to_path_buf();
-    tessera_proto::determinism::blocking(move || std::fs::read(path)).await
+    tessera_proto::determinism::blocking(move || {
+        buffer.clear();
+        let mut file = std::fs::File::open(path)?;
+        let len = file.metadata().map_or(0, |m| m.len() as usize);
+        buffer.reserve_exact(len);
+        file.read_to_end(&mut buffer)?;
+        Ok(buffer)
+    })
+    .await
 }
 
 fn write_durably(path: &Path, data: &[u8]) -> io::Result<()> {
@@ -309,5 +324,19 @@ mod tests {
     fn a_missing_input_names_itself() {
         let err = collect_inputs(&[PathBuf::from("/nonexistent/q.png")]).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/q.png"), "{err}");
+    }
+
+    /// A reused buffer that held a longer input gives exactly the new
+    /// file: none of the old bytes are left after it.
+    #[tokio::test]
+    async fn reading_into_a_used_buffer_gives_exactly_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("short.png");
+        std::fs::write(&path, b"short input").unwrap();
+        let used = vec![0xAAu8; 4096];
+        let at = used.as_ptr();
+        let data = read_into(&path, used).await.unwrap();
+        assert_eq!(data, b"short input");
+        assert_eq!(data.as_ptr(), at, "the buffer's memory is reused");
     }
 }

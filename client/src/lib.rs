@@ -13,6 +13,7 @@
 //! ```
 
 pub mod batch;
+mod buffers;
 mod client;
 mod error;
 pub mod files;
