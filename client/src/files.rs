@@ -132,7 +132,7 @@ fn looks_like_an_image(path: &Path) -> io::Result<bool> {
 /// Expands files and directories into inputs. A file named on the command
 /// line is always an input and keeps its file name; a directory contributes
 /// every non-hidden regular file below it that looks like an image (see
-/// [`looks_like_an_image`]; the rest go to [`Collected::not_images`]),
+/// `looks_like_an_image`; the rest go to [`Collected::not_images`]),
 /// named by its path relative to that directory. Sorted; two inputs with
 /// one name are an error.
 pub fn collect_inputs(args: &[PathBuf]) -> io::Result<Collected> {

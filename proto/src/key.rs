@@ -1,6 +1,6 @@
 //! The cluster key: 32 random bytes shared by the master, the workers and the
 //! clients of one cluster. Every connection proves knowledge of it (see
-//! [`crate::auth`]); it never crosses the wire.
+//! [`crate::noise`] and [`crate::handshake`]); it never crosses the wire.
 //!
 //! On disk it is one line of 64 hex digits. The master creates it in its data
 //! directory on first start ([`ClusterKey::load_or_create`], file mode 0600);

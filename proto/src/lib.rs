@@ -14,7 +14,7 @@
 //! * [`frame_writer`]: the typed frame writer; a chunk's payload is written from its own buffer.
 //! * [`net`]: the network seam (dialer, listener, connection; TCP by default).
 //! * [`dial`]: connect to a master and handshake, with deadlines.
-//! * [`checksum`]: the end-to-end checksum and the default idempotency key.
+//! * [`mod@checksum`]: the end-to-end checksum and the default idempotency key.
 //! * [`outgoing`]: a connection's writer that sends control messages ahead of (and between the chunks of) uploads.
 //! * [`stream`]: reassembly of chunked byte streams with a declared length.
 //! * [`liveness`]: telling a silent (hung or cut off) peer from a quiet one.

@@ -4,7 +4,7 @@
 //! * `NN`: neither side has a static key; each sends a fresh ephemeral
 //!   X25519 key, so every connection has its own keys (forward secrecy: a
 //!   stolen cluster key does not decrypt a recorded connection).
-//! * `psk0`: the cluster key (through [`ClusterKey::psk`]) is mixed in
+//! * `psk0`: the cluster key (through `ClusterKey::psk`) is mixed in
 //!   before the first message, so the peer's first message already proves it
 //!   holds the key (a master without it cannot decrypt it: `Unauthorized`),
 //!   and the master's answer proves the master holds it.

@@ -13,7 +13,7 @@
 //! * **Suspicion is not evidence.** A worker that dies while executing several
 //!   images at once casts suspicion on each (a *strike*), but condemns none:
 //!   a task with a strike is handed out to run alone from then on
-//!   ([`super::dispatch`]), so the next death names one image.
+//!   (`super::dispatch`), so the next death names one image.
 //! * **Silence is never evidence.** A worker's heartbeats run on their own
 //!   timer, independent of the image work, so an image cannot make its worker
 //!   silent: a lease that expires means the process or its host paused, or the

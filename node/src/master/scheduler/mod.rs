@@ -10,7 +10,7 @@
 //! credits. Idle workers take unstarted tasks from busy ones ([`steal`]).
 //!
 //! Who is to blame when an attempt is lost, and what it costs the task, is
-//! decided in [`blame`]; a task under suspicion runs alone ([`dispatch`]);
+//! decided in [`blame`]; a task under suspicion runs alone (`dispatch`);
 //! a worker whose lease expired gets nothing until it shows life
 //! ([`lease`]); a straggler gets a backup attempt ([`straggler`]).
 //!
@@ -91,7 +91,7 @@ pub struct Lease {
     pub started_at: Option<Instant>,
     /// The task is under suspicion and was handed out to run alone: on a
     /// worker of more than one thread, nothing else is handed to that worker
-    /// while it holds this lease ([`dispatch`]).
+    /// while it holds this lease (`dispatch`).
     pub isolated: bool,
 }
 
