@@ -9,27 +9,31 @@
 //! durable state (`status`, `fetch`, `wait`, the next ledger operation on
 //! the task) waits for [`Shared::settled`] first. The ledger
 //! (`master/ledger/`) is what awaits them and decides who is told what.
+//!
+//! [`Shared`] is one façade; its methods are grouped by concept in the
+//! files beside this one: `workers.rs` (what worker connections report),
+//! `cancel.rs`, `archive.rs` (tasks in the record only, old failures retired),
+//! `view.rs` (the live view), `pending.rs` (changes awaiting the disk).
+//! Its parts with their own types: `waiters.rs` (parked `Wait`s) and
+//! `worker_links.rs` (the channels to worker connections).
 
 use std::{
     collections::BTreeMap,
     ops::Deref,
-    sync::{
-        Arc, Mutex, MutexGuard,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, Mutex, MutexGuard, atomic::AtomicU64},
 };
 
-use tessera_proto::{EventEntry, FailureKind, LeaseRef, TaskId, TaskInfo};
-use tokio::sync::{mpsc, oneshot};
-use tracing::{info, warn};
+use tessera_proto::{EventEntry, LeaseRef, TaskId, TaskInfo};
+use tokio::sync::oneshot;
+use tracing::info;
 
 use super::{
-    record::{Entry, Journal, Loaded, RowChange, RowState, StoreError},
+    record::{Entry, Journal, Loaded, RowChange, StoreError},
     scheduler::{
-        Assignment, Outcome, Scheduler, SchedulerConfig, WorkerId,
+        Scheduler, SchedulerConfig,
         durable::{Confirmation, Removal, ResultRef},
     },
-    store::{DataDir, Kind},
+    store::DataDir,
 };
 use crate::clock::{Clock, SteadyWall};
 
@@ -37,11 +41,15 @@ mod archive;
 mod cancel;
 mod pending;
 mod view;
+mod waiters;
+mod worker_links;
+mod workers;
 
 pub use pending::{Join, Pending};
-
-/// Most `Wait` requests parked on one task.
-const MAX_WAITERS_PER_TASK: usize = 1024;
+pub use waiters::TooManyWaiters;
+use waiters::Waiters;
+pub use worker_links::ToWorker;
+use worker_links::WorkerLinks;
 
 /// Resolves when a change is on disk.
 pub type Durable = oneshot::Receiver<Result<(), StoreError>>;
@@ -52,21 +60,11 @@ pub async fn durable(d: Durable) -> Result<(), StoreError> {
         .map_err(|_| StoreError::Io("the journal stopped".into()))?
 }
 
-/// What the master sends a worker connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ToWorker {
-    Assign(Assignment),
-    /// Give the task back if not started (stealing).
-    Release(LeaseRef),
-    /// Stop working on the task.
-    Drop(LeaseRef),
-}
-
 #[derive(Debug)]
 struct Inner {
     scheduler: Scheduler,
-    workers: BTreeMap<WorkerId, mpsc::Sender<ToWorker>>,
-    waiters: BTreeMap<TaskId, Vec<oneshot::Sender<TaskInfo>>>,
+    workers: WorkerLinks,
+    waiters: Waiters,
     /// No dispatch before this (results cannot be stored right now).
     paused_until: Option<std::time::Instant>,
     /// Tasks with a change that is not durable yet (see [`Pending`]).
@@ -102,14 +100,6 @@ impl Deref for Shared {
     }
 }
 
-/// How long dispatch pauses after a result could not be stored.
-const STORAGE_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Refused because too many waiters are parked on the task.
-#[derive(Debug, thiserror::Error)]
-#[error("too many clients are waiting on task {0}")]
-pub struct TooManyWaiters(pub TaskId);
-
 impl Shared {
     /// Rebuilds the state from what the record `loaded`.
     pub fn new(
@@ -127,8 +117,8 @@ impl Shared {
             core: Arc::new(Core {
                 inner: Mutex::new(Inner {
                     scheduler,
-                    workers: BTreeMap::new(),
-                    waiters: BTreeMap::new(),
+                    workers: WorkerLinks::default(),
+                    waiters: Waiters::default(),
                     paused_until: None,
                     unsettled: BTreeMap::new(),
                 }),
@@ -203,70 +193,6 @@ impl Shared {
         self.journal.write(entries, g.scheduler.next_task(), true)
     }
 
-    /// Registers a worker connection; what the master sends it arrives on the receiver.
-    pub fn join_worker(
-        &self,
-        name: String,
-        capacity: usize,
-    ) -> (WorkerId, mpsc::Receiver<ToWorker>) {
-        let id = WorkerId(self.next_worker.fetch_add(1, Ordering::Relaxed));
-        let (tx, rx) = mpsc::channel(capacity);
-        let mut g = self.lock();
-        g.scheduler.worker_joined(id, name);
-        g.workers.insert(id, tx);
-        (id, rx)
-    }
-
-    pub fn worker_capacity(&self, worker: WorkerId, threads: u32) {
-        let mut g = self.lock();
-        g.scheduler.worker_capacity(worker, threads);
-        self.settle(&mut g);
-    }
-
-    pub fn worker_ready(&self, worker: WorkerId, credits: u32) {
-        let mut g = self.lock();
-        g.scheduler.worker_ready(worker, credits);
-        self.settle(&mut g);
-    }
-
-    pub fn worker_draining(&self, worker: WorkerId) {
-        let mut g = self.lock();
-        g.scheduler.worker_draining(worker);
-        self.settle(&mut g);
-    }
-
-    pub fn worker_lost(&self, worker: WorkerId, why: &str) {
-        let mut g = self.lock();
-        g.workers.remove(&worker);
-        let held = g.scheduler.leases_of(worker);
-        let failed = g.scheduler.worker_lost(worker, why, self.clock.now());
-        if !held.is_empty() {
-            info!(%worker, tasks = held.len(), "worker lost ({why}); its tasks are queued again");
-        }
-        for task in &failed {
-            warn!(%task, "task failed: out of attempts");
-        }
-        self.follow_up_failed(&mut g, failed);
-        self.settle(&mut g);
-    }
-
-    /// A worker's result could not be stored: the task is queued again
-    /// without counting against its attempts, and dispatch pauses briefly so
-    /// a full disk does not turn into a busy loop.
-    pub fn result_not_stored(&self, worker: WorkerId, task: TaskId, attempt: u32, why: &str) {
-        let mut g = self.lock();
-        g.scheduler.not_stored(worker, task, attempt, why);
-        g.paused_until = Some(self.clock.now() + STORAGE_PAUSE);
-        self.settle(&mut g);
-    }
-
-    /// An assignment never reached its worker.
-    pub fn undeliverable(&self, worker: WorkerId, a: &Assignment) {
-        let mut g = self.lock();
-        g.scheduler.undeliverable(worker, a.task, a.attempt);
-        self.settle(&mut g);
-    }
-
     pub fn reserve_id(&self) -> TaskId {
         self.lock().scheduler.reserve_id()
     }
@@ -313,129 +239,6 @@ impl Shared {
         let before = g.scheduler.row(task);
         g.scheduler.add_submitter(task, submitter, true);
         Join::Joined(self.pending(&mut g, vec![(task, before)]))
-    }
-
-    pub fn started(&self, worker: WorkerId, task: TaskId, attempt: u32) {
-        let now = self.clock.now();
-        self.lock().scheduler.started(worker, task, attempt, now);
-    }
-
-    /// The worker sent a frame: it is alive (a silent worker may get work again).
-    pub fn worker_seen(&self, worker: WorkerId) {
-        let mut g = self.lock();
-        let was_silent = g.scheduler.is_silent(worker);
-        g.scheduler.worker_seen(worker);
-        if was_silent {
-            info!(%worker, "silent worker showed life again; it may get work");
-            self.settle(&mut g);
-        }
-    }
-
-    pub fn released(&self, worker: WorkerId, task: TaskId, attempt: u32) -> bool {
-        let mut g = self.lock();
-        let asked = g.scheduler.lease_of(task).is_some_and(|l| l.releasing);
-        let ok = g.scheduler.released(worker, task, attempt);
-        if ok && asked {
-            info!(%task, from = %worker, "task stolen: given back unstarted for an idle worker");
-            super::metrics::task_stolen();
-        }
-        self.settle(&mut g);
-        ok
-    }
-
-    /// Extends the live leases named; the dead ones are sent `Drop`.
-    pub fn heartbeat(&self, worker: WorkerId, leases: &[LeaseRef]) {
-        let now = self.clock.now();
-        let mut g = self.lock();
-        let dead = g.scheduler.heartbeat(worker, leases, now);
-        if let Some(tx) = g.workers.get(&worker) {
-            for l in dead {
-                let _ = tx.try_send(ToWorker::Drop(l));
-            }
-        }
-    }
-
-    /// Result bytes for (`task`, `attempt`) are arriving: the lease is alive.
-    pub fn touch(&self, worker: WorkerId, task: TaskId, attempt: u32) {
-        let now = self.clock.now();
-        self.lock().scheduler.touch(worker, task, attempt, now);
-    }
-
-    /// Expires overdue leases; returns how many.
-    pub fn expire_due(&self) -> usize {
-        let now = self.clock.now();
-        let mut g = self.lock();
-        let expired = g.scheduler.expire(now);
-        super::metrics::leases_expired(expired.len());
-        let mut failed = Vec::new();
-        for e in &expired {
-            if e.timed_out
-                && let Some(tx) = g.workers.get(&e.worker)
-            {
-                let l = LeaseRef {
-                    task: e.task,
-                    attempt: e.attempt,
-                };
-                let _ = tx.try_send(ToWorker::Drop(l));
-            }
-            if e.failed {
-                warn!(task = %e.task, worker = %e.worker, "lease expired; task failed: out of attempts");
-                failed.push(e.task);
-            } else {
-                info!(task = %e.task, worker = %e.worker, attempt = e.attempt, "lease expired; task queued again");
-            }
-        }
-        self.follow_up_failed(&mut g, failed);
-        if !expired.is_empty() || g.scheduler.queue_len() == 0 {
-            // Also the moment to look for stragglers (a matter of time).
-            self.settle(&mut g);
-        }
-        expired.len()
-    }
-
-    /// A worker's stored result. Tell the worker it is stored once the
-    /// returned [`Durable`] resolves.
-    pub fn complete(
-        &self,
-        worker: WorkerId,
-        task: TaskId,
-        attempt: u32,
-        len: u64,
-        checksum: u64,
-    ) -> (Outcome, Option<Pending>) {
-        let now = self.clock.now();
-        let mut g = self.lock();
-        let before = g.scheduler.row(task);
-        let (outcome, to_drop) = g
-            .scheduler
-            .complete(worker, task, attempt, len, checksum, now);
-        let pending =
-            (outcome == Outcome::Accepted).then(|| self.pending(&mut g, vec![(task, before)]));
-        for (holder, attempt) in to_drop {
-            if let Some(tx) = g.workers.get(&holder) {
-                let _ = tx.try_send(ToWorker::Drop(LeaseRef { task, attempt }));
-            }
-        }
-        self.settle(&mut g);
-        (outcome, pending)
-    }
-
-    pub fn fail(
-        &self,
-        worker: WorkerId,
-        task: TaskId,
-        attempt: u32,
-        kind: FailureKind,
-        reason: String,
-    ) -> (Outcome, Option<Pending>) {
-        let now = self.clock.now();
-        let mut g = self.lock();
-        let before = g.scheduler.row(task);
-        let outcome = g.scheduler.fail(worker, task, attempt, kind, reason, now);
-        let pending =
-            (outcome == Outcome::Accepted).then(|| self.pending(&mut g, vec![(task, before)]));
-        self.settle(&mut g);
-        (outcome, pending)
     }
 
     /// Whether a report about `task` can change nothing: it is decided
@@ -509,10 +312,8 @@ impl Shared {
         let result = g.scheduler.result_ref(task);
         let before = g.scheduler.row(task);
         let holder = g.scheduler.delete(task)?;
-        if let Some((worker, attempt)) = holder
-            && let Some(tx) = g.workers.get(&worker)
-        {
-            let _ = tx.try_send(ToWorker::Drop(LeaseRef { task, attempt }));
+        if let Some((worker, attempt)) = holder {
+            g.workers.drop_lease(worker, task, attempt);
         }
         let pending = self.pending(&mut g, vec![(task, before)]);
         self.settle(&mut g);
@@ -521,7 +322,7 @@ impl Shared {
 
     /// Drops the waits parked on a task that is gone.
     pub fn forget_waiters(&self, task: TaskId) {
-        self.lock().waiters.remove(&task);
+        self.lock().waiters.forget(task);
     }
 
     /// A task's recorded events.
@@ -539,18 +340,12 @@ impl Shared {
         let Some(info) = g.scheduler.info(task) else {
             return Ok(None);
         };
-        let (tx, rx) = oneshot::channel();
         if info.state.is_terminal() {
+            let (tx, rx) = oneshot::channel();
             let _ = tx.send(info);
             return Ok(Some(rx));
         }
-        let list = g.waiters.entry(task).or_default();
-        list.retain(|w| !w.is_closed());
-        if list.len() >= MAX_WAITERS_PER_TASK {
-            return Err(TooManyWaiters(task));
-        }
-        list.push(tx);
-        Ok(Some(rx))
+        g.waiters.park(task).map(Some)
     }
 
     pub fn queue_len(&self) -> usize {
@@ -567,50 +362,9 @@ impl Shared {
         self.journal.close();
     }
 
-    /// Tasks a lease decision failed (out of attempts): their waiters are
-    /// told, and their inputs removed, once the failure is durable; if it
-    /// cannot be recorded they are queued again, as a restart would.
-    fn follow_up_failed(&self, g: &mut Inner, failed: Vec<TaskId>) {
-        if failed.is_empty() {
-            return;
-        }
-        let before = failed
-            .iter()
-            .map(|t| {
-                let row = g.scheduler.row(*t).map(|mut r| {
-                    r.state = RowState::Queued;
-                    r
-                });
-                (*t, row)
-            })
-            .collect();
-        let pending = self.pending(g, before);
-        let shared = self.clone();
-        tokio::spawn(async move {
-            match pending.durable().await {
-                Ok(settling) => {
-                    for task in failed {
-                        shared.announce(task);
-                        if let Err(e) = shared.files.remove(Kind::Input, task).await {
-                            warn!(%task, "cannot remove the input of a failed task: {e}");
-                        }
-                    }
-                    drop(settling);
-                }
-                Err(unrecorded) => {
-                    let e = shared.rollback(unrecorded);
-                    warn!("cannot record failed tasks; they are queued again: {e}");
-                }
-            }
-        });
-    }
-
     fn notify(g: &mut Inner, task: TaskId) {
-        let Some(info) = g.scheduler.info(task) else {
-            return;
-        };
-        for w in g.waiters.remove(&task).unwrap_or_default() {
-            let _ = w.send(info.clone());
+        if let Some(info) = g.scheduler.info(task) {
+            g.waiters.answer(task, &info);
         }
     }
 
@@ -623,11 +377,7 @@ impl Shared {
             return;
         }
         for (worker, assignment) in g.scheduler.dispatch(now) {
-            let delivered = match g.workers.get(&worker) {
-                Some(tx) => tx.try_send(ToWorker::Assign(assignment.clone())).is_ok(),
-                None => false,
-            };
-            if !delivered {
+            if !g.workers.send(worker, ToWorker::Assign(assignment.clone())) {
                 g.scheduler
                     .undeliverable(worker, assignment.task, assignment.attempt);
             }
@@ -636,23 +386,20 @@ impl Shared {
             info!(task = %b.assignment.task, straggler = %b.straggler, backup = %b.worker,
                 "straggler: a backup attempt on an idle worker (the first result wins)");
             super::metrics::backup_launched();
-            let delivered = match g.workers.get(&b.worker) {
-                Some(tx) => tx.try_send(ToWorker::Assign(b.assignment.clone())).is_ok(),
-                None => false,
-            };
-            if !delivered {
+            if !g
+                .workers
+                .send(b.worker, ToWorker::Assign(b.assignment.clone()))
+            {
                 g.scheduler
                     .undeliverable(b.worker, b.assignment.task, b.assignment.attempt);
             }
         }
         for order in g.scheduler.steal() {
-            if let Some(tx) = g.workers.get(&order.victim) {
-                let l = LeaseRef {
-                    task: order.task,
-                    attempt: order.attempt,
-                };
-                let _ = tx.try_send(ToWorker::Release(l));
-            }
+            let l = LeaseRef {
+                task: order.task,
+                attempt: order.attempt,
+            };
+            g.workers.send(order.victim, ToWorker::Release(l));
         }
         self.record_behind(g);
     }

@@ -3,10 +3,10 @@
 //! later heartbeat naming the lease is answered with `Drop` too). Parked
 //! waits are answered by the ledger once the `Cancelled` event is durable.
 
-use tessera_proto::{LeaseRef, TaskId, TaskInfo};
+use tessera_proto::{TaskId, TaskInfo};
 use tracing::info;
 
-use super::{Pending, Shared, ToWorker};
+use super::{Pending, Shared};
 use crate::master::scheduler::cancel::Cancel;
 
 impl Shared {
@@ -22,9 +22,7 @@ impl Shared {
             match holder {
                 Some((worker, attempt)) => {
                     info!(%task, %worker, attempt, "task cancelled; telling its worker to drop it");
-                    if let Some(tx) = g.workers.get(&worker) {
-                        let _ = tx.try_send(ToWorker::Drop(LeaseRef { task, attempt }));
-                    }
+                    g.workers.drop_lease(worker, task, attempt);
                 }
                 None => info!(%task, "queued task cancelled"),
             }

@@ -6,10 +6,10 @@
 //! resubmission's dedupe, the next ledger operation on the task) waits for
 //! it, so nobody reads a state that a crash can still undo.
 
-use tessera_proto::{LeaseRef, TaskId};
+use tessera_proto::TaskId;
 use tokio::sync::oneshot;
 
-use super::{Durable, Shared, ToWorker};
+use super::{Durable, Shared};
 use crate::master::record::{StoreError, TaskRow};
 
 /// The waiters of one unsettled task.
@@ -144,13 +144,11 @@ impl Shared {
             let mut g = self.lock();
             for (task, row) in before {
                 let gone = row.is_none();
-                if let Some((worker, attempt)) = g.scheduler.reinstate(task, row)
-                    && let Some(tx) = g.workers.get(&worker)
-                {
-                    let _ = tx.try_send(ToWorker::Drop(LeaseRef { task, attempt }));
+                if let Some((worker, attempt)) = g.scheduler.reinstate(task, row) {
+                    g.workers.drop_lease(worker, task, attempt);
                 }
                 if gone {
-                    g.waiters.remove(&task);
+                    g.waiters.forget(task);
                 }
             }
             self.settle(&mut g);
