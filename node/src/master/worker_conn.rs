@@ -48,7 +48,7 @@ pub async fn serve<R: AsyncRead + Unpin>(
     out: mpsc::Sender<Item<StoredFile>>,
     shutdown: CancellationToken,
 ) {
-    let capacity = super::worker_queue_capacity(ctx.config.scheduler.max_credits);
+    let capacity = super::connection::worker_queue_capacity(ctx.config.scheduler.max_credits);
     let (id, mut to_worker) = ctx.state.join_worker(node_id.clone(), capacity);
     ctx.state.worker_address(id, peer.to_string());
     info!(worker = %id, node = %node_id, %peer, "worker joined");

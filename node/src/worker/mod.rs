@@ -6,6 +6,7 @@
 pub mod compute;
 #[cfg(test)]
 pub(crate) mod fake_master;
+mod job;
 pub mod local;
 pub mod observer;
 pub mod session;

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use tessera_proto::{
     FailureKind, Liveness, Msg, ProtoError, Refusal, Role, TaskId,
     dial::{DialError, DialOptions, Dialed, dial},
-    outgoing::{Outgoing, Upload, outgoing},
+    outgoing::{Outgoing, outgoing},
 };
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -25,8 +25,9 @@ use tracing::{debug, info, warn};
 
 use super::{
     WorkerConfig,
-    compute::{Compute, TaskFailure},
-    local::{Downloaded, Finished, Local, Release, Waiting},
+    compute::Compute,
+    job::{FinishedResult, JobDone, Work, run_job},
+    local::{Downloaded, Finished, Local, Release},
 };
 
 /// How a session ended.
@@ -73,15 +74,6 @@ impl SessionError {
 /// After a drain out of grace, how long to wait for the master to confirm
 /// (`Pong`) that it has read the hand-backs.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
-
-/// A finished run of one task.
-struct JobDone {
-    task: TaskId,
-    attempt: u32,
-    /// `None`: stopped because the master dropped the attempt (there is no
-    /// outcome, and nothing to report).
-    result: Option<Result<Bytes, TaskFailure>>,
-}
 
 /// Connects, handshakes, and works until the connection ends, or until
 /// `shutdown` and a drain: then `Ok(())`.
@@ -253,31 +245,6 @@ pub async fn run(
         writer.abort();
     }
     result
-}
-
-/// A result waiting for the writer.
-#[derive(Debug)]
-struct FinishedResult {
-    task: TaskId,
-    attempt: u32,
-    data: Bytes,
-}
-
-impl FinishedResult {
-    /// As the writer sends it: `Done` with its length and checksum, then
-    /// its bytes as chunks of the task's stream.
-    fn upload(self) -> Upload {
-        Upload {
-            header: Msg::Done {
-                checksum: tessera_proto::checksum(&self.data),
-                task: self.task,
-                attempt: self.attempt,
-                len: self.data.len() as u64,
-            },
-            stream: self.task.0,
-            data: self.data,
-        }
-    }
 }
 
 struct Session<'a> {
@@ -519,64 +486,5 @@ impl Session<'_> {
             .await?;
         }
         Ok(())
-    }
-}
-
-/// What a job does with its image.
-#[derive(Debug, Clone)]
-enum Work {
-    /// Process it on the pool.
-    Process,
-    /// `--synthetic`: return the input unchanged, at once.
-    Synthetic,
-    /// `--test-panic-on` matched: panic on the pool.
-    TestPanic,
-    /// `--test-crash-on` matched: a poison image that kills the process a
-    /// moment into processing, as a crashing decoder would.
-    TestCrash(super::Crash),
-}
-
-/// Runs one task; ends at once when `dropped` is cancelled (the master said
-/// `Drop`: cancelled, or decided by another attempt), so the slot frees up
-/// without waiting. An image already on the pool finishes there and its
-/// result is thrown away.
-async fn run_job(
-    compute: Compute,
-    w: Waiting,
-    delay: Option<Duration>,
-    dropped: CancellationToken,
-    how: Work,
-) -> JobDone {
-    let (task, attempt) = (w.task, w.attempt);
-    let work = async {
-        if let Some(d) = delay {
-            tokio::time::sleep(d).await;
-        }
-        let started = tokio::time::Instant::now();
-        let r = match how {
-            Work::Process => compute.process(w.data, w.checksum).await,
-            Work::Synthetic => Ok(w.data),
-            Work::TestPanic => compute.panic_for_test().await,
-            Work::TestCrash(crash) => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                tracing::error!(%task, "--test-crash-on matched; aborting");
-                (crash.0)();
-                std::future::pending().await
-            }
-        };
-        debug!(%task, ms = started.elapsed().as_millis() as u64, "processed");
-        r
-    };
-    let result = tokio::select! {
-        r = work => Some(r),
-        () = dropped.cancelled() => {
-            info!(%task, attempt, "stopped working on a dropped task");
-            None
-        }
-    };
-    JobDone {
-        task,
-        attempt,
-        result,
     }
 }
