@@ -1,7 +1,7 @@
 //! Randomness and blocking work: with time and the network (both reached
 //! through tokio, which a simulation controls), the two things that decide
 //! how a run unfolds. Every node takes them from here, so a simulation can
-//! fix them (see `tests/tests/simulation.rs`):
+//! fix them (see `tests/tests/simulation/`):
 //!
 //! * [`random`] draws from the operating system's generator, or from a
 //!   seeded one while a [`Seeded`] guard is alive on this thread. It is for

@@ -1,6 +1,6 @@
 //! The master's answers to well-formed traffic and to a peer of another
 //! version, over real TCP on 127.0.0.1:0, with the master and workers running
-//! in this process. Hostile and malformed traffic: `hostile.rs`.
+//! in this process. Hostile and malformed traffic: `hostile/`.
 
 use std::{sync::Arc, time::Duration};
 

@@ -1,40 +1,8 @@
-//! The real master, workers and clients on turmoil's simulated hosts, TCP,
-//! time and disk, under faults drawn from a seed; a seed fixes the whole
-//! run (ARCHITECTURE.md, "The simulation", lists the seams that make it so,
-//! the faults, the oracle, and how to add a fault).
-//!
-//! `TESSERA_SIM_SEEDS=N` runs seeds 1..=N (default 200, about a minute;
-//! `TESSERA_SIM_FIRST=K` starts at seed K instead, to split a long run
-//! over processes);
-//! `TESSERA_SIM_SEED=S` replays one and prints its faults and the master's
-//! record. Each run ends with the line
-//! `simulation: N seeds passed, 0 failed (F faults injected)`.
-//!
-//! Faults are drawn for the first 600 simulated seconds, then undone; the
-//! batch must end within 300 s of calm after them (liveness).
-//! `TESSERA_SIM_LOG=info` (a tracing filter) adds the nodes' logs to a
-//! replay's trace.
-//!
-//! Workers process images inline (`WorkerConfig::inline_compute`), so no
-//! simulated time passes while an image is processed; each image takes its
-//! worker's `test_delay` (20-300 ms, one worker in four 0.8-2.5 s, from the
-//! seed) of simulated time.
-//!
-//! The simulated cluster runs with `--max-attempts 5` (see `max_attempts`
-//! below): at 3, 998 of seeds 1-1,000 pass (498 and 648 fail an innocent
-//! image that died alone three times, quickly or before the master had
-//! seen enough of the storm; blame weighs deaths by running time,
-//! `scheduler/background.rs`).
-//!
-//! Found with it: at ten times this fault rate (a fault every 20-200 ms),
-//! 4 of 100 seeds failed an innocent image "for its content" after three
-//! worker crashes that hit it while it ran alone. A crash alone on a worker
-//! is the blame rule's evidence of a poison; in a storm of crashes it is
-//! not (the limit the README states). And the reverted fixes the README
-//! names.
+//! One seed's run: the master, workers and clients on turmoil's simulated
+//! hosts, faults injected and undone on the seed's schedule, and what the
+//! oracle found.
 
 use std::{
-    collections::BTreeMap,
     path::{Path, PathBuf},
     sync::{
         Arc,
@@ -53,97 +21,44 @@ use tessera_node::{
     master::{self, InvariantHook, MasterConfig, RecordStore, record::MemStore},
     worker::{self, Crash, WorkerConfig},
 };
-use tessera_proto::{ClusterKey, TaskEvent, TaskId, determinism::Seeded};
+use tessera_proto::{ClusterKey, TaskEvent, determinism::Seeded};
 use tessera_tests::{
-    check_swapped,
     sim_clock::SimClock,
     sim_disk::SimDisk,
     sim_net::{SimDialer, SimListener},
-    valid_pngsuite,
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::{
+    corpus::{POISON, inputs},
+    determinism::{ONE_AT_A_TIME, align_task_ids},
+    faults::{CALM, FAULTS_UNTIL, Fault, power_cut},
+    oracle::{check_client, check_record},
+};
+
 const PORT: u16 = 7878;
-const MASTER: &str = "master";
-/// Faults are injected until then (most batches end long before); then
-/// every fault is undone, and the batch must end within [`CALM`].
-///
-/// Under unbroken faults a batch is only slowed, not stopped (seeds 4207,
-/// 6572, 9236 and 9945 still decided 0.3-0.6 tasks a second after 900 s of
-/// a fault every 0.55 s, the master crashing every 8 s); a cluster that
-/// never ends a batch once the faults stop is a liveness bug.
-const FAULTS_UNTIL: Duration = Duration::from_secs(600);
-const CALM: Duration = Duration::from_secs(300);
-/// An image whose name has this kills every worker that processes it.
-const POISON: &str = "poison";
+pub(crate) const MASTER: &str = "master";
 
 /// A simulated client: its batch, and what it saw.
-struct SimClient {
-    name: String,
-    inputs: Vec<Input>,
-    out_dir: PathBuf,
-    report: Arc<std::sync::Mutex<Option<batch::Report>>>,
+pub(crate) struct SimClient {
+    pub(crate) name: String,
+    pub(crate) inputs: Vec<Input>,
+    pub(crate) out_dir: PathBuf,
+    pub(crate) report: Arc<std::sync::Mutex<Option<batch::Report>>>,
     /// Replies that answered no waiting request (answered twice, or never asked).
-    strays: Arc<std::sync::atomic::AtomicU64>,
+    pub(crate) strays: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// One seed's run: what was injected, and what the oracle found.
-struct Run {
-    faults: Vec<String>,
-    problems: Vec<String>,
+pub(crate) struct Run {
+    pub(crate) faults: Vec<String>,
+    pub(crate) problems: Vec<String>,
     /// What the master recorded, every event of every task with its time,
     /// and when the batch ended: equal for two runs of one seed.
-    fingerprint: String,
+    pub(crate) fingerprint: String,
 }
 
-/// The corpus: every valid PngSuite image, twice under two names (the
-/// imaging runs for real).
-fn inputs(dir: &Path) -> Vec<Input> {
-    let suite = valid_pngsuite();
-    ["a", "b"]
-        .iter()
-        .flat_map(|copy| {
-            suite.iter().map(move |p: &PathBuf| {
-                let name = PathBuf::from(format!(
-                    "{copy}-{}",
-                    p.file_name().unwrap().to_string_lossy()
-                ));
-                let path = dir.join(&name);
-                std::fs::copy(p, &path).unwrap();
-                Input { path, name }
-            })
-        })
-        .chain(std::iter::once({
-            let name = PathBuf::from(format!("{POISON}.png"));
-            let path = dir.join(&name);
-            std::fs::copy(&suite[0], &path).unwrap();
-            Input { path, name }
-        }))
-        .collect()
-}
-
-/// The simulations of this file run one at a time (see [`align_task_ids`]).
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// When a host crashes, tokio drops its tasks shard by shard, and puts a
-/// task in a shard by its id, which comes from one counter for the whole
-/// process: the order its connections close in (which reset or FIN goes
-/// out first, and so every later delay drawn) follows the ids. Every run
-/// starts its ids at the same remainder, and no other thread makes tasks
-/// while it runs, so the order is the seed's, whatever ran before.
-fn align_task_ids() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    loop {
-        let id: u64 = rt.spawn(async {}).id().to_string().parse().unwrap();
-        if id % 64 == 63 {
-            break;
-        }
-    }
-}
-
-fn run_seed(seed: u64, trace: bool) -> Run {
+pub(crate) fn run_seed(seed: u64, trace: bool) -> Run {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     align_task_ids();
     let mut rng = StdRng::seed_from_u64(seed);
@@ -508,231 +423,4 @@ fn progress(record: &MemStore) -> String {
         count(|e| matches!(e, TaskEvent::Completed { .. } | TaskEvent::Failed { .. })),
         count(|e| matches!(e, TaskEvent::Leased { .. }))
     )
-}
-
-/// What one client must have seen: every image it sent answered once; the
-/// innocent ones done, pixel-exact, each under a task of its own; the
-/// poison failed for its content; no reply it did not ask for.
-fn check_client(client: &SimClient, in_dir: &Path) -> Vec<String> {
-    let mut problems = Vec::new();
-    let strays = client.strays.load(Ordering::SeqCst);
-    if strays > 0 {
-        problems.push(format!("{strays} replies answered no waiting request"));
-    }
-    let Some(report) = client.report.lock().unwrap().take() else {
-        return vec![format!(
-            "the batch never finished (faults end at {}s; {}s of calm after them)",
-            FAULTS_UNTIL.as_secs(),
-            CALM.as_secs()
-        )];
-    };
-    let mut answered: Vec<&Path> = report
-        .outcomes
-        .iter()
-        .map(|o| o.input.name.as_path())
-        .collect();
-    answered.sort();
-    let mut sent: Vec<&Path> = client.inputs.iter().map(|i| i.name.as_path()).collect();
-    sent.sort();
-    if answered != sent {
-        problems.push(format!(
-            "{} answers for {} images: not each answered exactly once",
-            answered.len(),
-            sent.len()
-        ));
-    }
-    let sent_poison = sent.iter().any(|n| n.to_string_lossy().contains(POISON));
-    let mut poison_failed = false;
-    for (input, failure) in report.failed() {
-        if input.name.to_string_lossy().contains(POISON)
-            && failure.reason.starts_with("failed for its content")
-        {
-            poison_failed = true;
-            continue;
-        }
-        problems.push(format!(
-            "{} failed: {}",
-            input.name.display(),
-            failure.reason
-        ));
-    }
-    if sent_poison && !poison_failed {
-        problems.push("the poison image did not fail for its content".into());
-    }
-    let mut tasks: Vec<_> = report.done().map(|d| d.task).collect();
-    tasks.sort();
-    tasks.dedup();
-    if tasks.len() != report.done().count() {
-        problems.push("two images were answered with one task".into());
-    }
-    for done in report.done() {
-        let name = done.output.file_name().unwrap();
-        let input = std::fs::read(in_dir.join(name)).unwrap();
-        let output = std::fs::read(&done.output).unwrap();
-        if let Err(e) = check_swapped(&input, &output) {
-            problems.push(format!("{}: {e}", name.to_string_lossy()));
-        }
-    }
-    problems
-}
-
-/// What the master's record must say at the end (what survived every
-/// crash): every task ended, and decided once; nothing leased after its
-/// decision (the first result won, whatever came later).
-fn check_record(record: &MemStore) -> Vec<String> {
-    let mut problems = Vec::new();
-    let mut by_task: BTreeMap<TaskId, Vec<TaskEvent>> = BTreeMap::new();
-    for (task, e) in record.all_events() {
-        by_task.entry(task).or_default().push(e.event);
-    }
-    for (task, events) in &by_task {
-        let decisions: Vec<&TaskEvent> = events
-            .iter()
-            .filter(|e| matches!(e, TaskEvent::Completed { .. } | TaskEvent::Failed { .. }))
-            .collect();
-        match decisions.len() {
-            0 => problems.push(format!("task {task} never ended: {events:?}")),
-            1 => {}
-            _ => problems.push(format!("task {task} decided twice: {decisions:?}")),
-        }
-        let decided_at = events
-            .iter()
-            .position(|e| matches!(e, TaskEvent::Completed { .. } | TaskEvent::Failed { .. }));
-        if let Some(at) = decided_at
-            && let Some(late) = events[at..]
-                .iter()
-                .find(|e| matches!(e, TaskEvent::Leased { .. }))
-        {
-            problems.push(format!("task {task} leased after its decision: {late:?}"));
-        }
-    }
-    problems
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Fault {
-    /// The host's process (a worker's, or the master's) crashes: it stops
-    /// at once and its kernel closes its connections (a reset where data
-    /// was unread); it is started again later (the master on its data
-    /// directory, with what its record had made durable).
-    Crash,
-    /// The host (a worker, or the master) loses power: as `Crash`, but its
-    /// connections vanish without a word; its peers learn of it by silence.
-    PowerCut,
-    /// The link between the host (a worker or a client) and the master is
-    /// cut both ways.
-    Partition,
-    /// The master's messages to the host are lost; the host's still arrive.
-    OneWay,
-    /// Messages between the host and the master are held back, then
-    /// delivered in a burst.
-    Hold,
-    /// The link between the host and the master fails now and then, at
-    /// random, with this chance per message and tick (each failure breaks
-    /// the connections over it: simulated TCP does not resend).
-    Flaky(f64),
-}
-
-/// Crashes `host` as a power cut does: its software stops, and its
-/// connections vanish without a FIN or a reset (what was on its links is
-/// lost; its peers learn of it by silence). The link faults in force on its
-/// links (`undo`: each names the end that is not the master) hold again
-/// afterwards.
-fn power_cut(
-    sim: &mut turmoil::Sim<'_>,
-    host: &str,
-    peers: &[String],
-    undo: &[(Duration, String, Fault)],
-) {
-    let in_force = |peer: &str| {
-        let end = if host == MASTER { peer } else { host };
-        undo.iter()
-            .find(|(_, h, f)| h == end && !matches!(f, Fault::Crash | Fault::PowerCut))
-            .map(|(_, _, f)| *f)
-    };
-    for peer in peers {
-        sim.set_link_fail_rate(host, peer.as_str(), 0.0);
-        sim.partition(host, peer.as_str());
-    }
-    sim.crash(host);
-    for peer in peers {
-        sim.repair(host, peer.as_str());
-        let end = if host == MASTER { peer.as_str() } else { host };
-        match in_force(peer) {
-            None | Some(Fault::Crash | Fault::PowerCut) => {}
-            Some(Fault::Partition) => sim.partition(end, MASTER),
-            Some(Fault::OneWay) => sim.partition_oneway(MASTER, end),
-            Some(Fault::Hold) => sim.hold(end, MASTER),
-            Some(Fault::Flaky(rate)) => sim.set_link_fail_rate(end, MASTER, rate),
-        }
-    }
-}
-
-#[test]
-fn seeded_faults_lose_no_image_and_fail_no_innocent_one() {
-    let one: Option<u64> = std::env::var("TESSERA_SIM_SEED")
-        .ok()
-        .map(|s| s.parse().expect("TESSERA_SIM_SEED: a number"));
-    let seeds: Vec<u64> = match one {
-        Some(s) => vec![s],
-        None => {
-            let n: u64 = std::env::var("TESSERA_SIM_SEEDS")
-                .map(|s| s.parse().expect("TESSERA_SIM_SEEDS: a number"))
-                .unwrap_or(200);
-            // Where to start, to split a long run over processes.
-            let first: u64 = std::env::var("TESSERA_SIM_FIRST")
-                .map(|s| s.parse().expect("TESSERA_SIM_FIRST: a number"))
-                .unwrap_or(1);
-            (first..first + n).collect()
-        }
-    };
-    let (mut passed, mut failed, mut injected) = (0, Vec::new(), 0);
-    for &seed in &seeds {
-        let run = run_seed(seed, one.is_some());
-        injected += run.faults.len();
-        if run.problems.is_empty() {
-            passed += 1;
-        } else {
-            failed.push(format!(
-                "seed {seed} failed (replay: TESSERA_SIM_SEED={seed} cargo test --release -p tessera-tests --test simulation -- --nocapture):\n  {}\nfaults:\n  {}",
-                run.problems.join("\n  "),
-                run.faults.join("\n  ")
-            ));
-        }
-    }
-    println!(
-        "simulation: {passed} seeds passed, {} failed ({injected} faults injected)",
-        failed.len()
-    );
-    assert!(failed.is_empty(), "{}", failed.join("\n\n"));
-}
-
-/// A seed fixes the whole run: the same faults at the same times, and the
-/// same record of every task, event for event, to the millisecond, whatever
-/// ran before it in the process (the seeds run in one order, then in the
-/// reverse order).
-#[test]
-fn a_seed_fixes_the_whole_run() {
-    let seeds = [3, 11, 29, 5];
-    let first: Vec<Run> = seeds.iter().map(|&s| run_seed(s, false)).collect();
-    for (&seed, first) in seeds.iter().zip(&first).rev() {
-        let again = run_seed(seed, false);
-        assert_eq!(first.faults, again.faults, "seed {seed}: the faults differ");
-        if first.fingerprint != again.fingerprint {
-            let (a, b): (Vec<_>, Vec<_>) = (
-                first.fingerprint.lines().collect(),
-                again.fingerprint.lines().collect(),
-            );
-            let at = a
-                .iter()
-                .zip(&b)
-                .position(|(x, y)| x != y)
-                .unwrap_or(a.len().min(b.len()));
-            panic!(
-                "seed {seed}: two runs differ from the record's line {at}:\n  {:?}\n  {:?}",
-                a.get(at),
-                b.get(at)
-            );
-        }
-    }
 }
