@@ -18,7 +18,8 @@
 //! `cargo bench -p tessera-tests --bench lan_rate` (rounds per placement:
 //! `TESSERA_BENCH_REPEAT`, default 3; images: `TESSERA_LAN_IMAGES`, default 48,
 //! of 4 MiB each; `TESSERA_LAN_IN_FLIGHT`; `TESSERA_LAN_CLIENT`: another
-//! `tessera` binary to run).
+//! `tessera` binary to run; `TESSERA_LAN_NODE`: another `tessera-node`
+//! binary, for the master and the workers).
 
 use std::{io::Write, path::Path, time::Duration, time::Instant};
 
@@ -94,6 +95,13 @@ fn client_binary() -> String {
     std::env::var("TESSERA_LAN_CLIENT").unwrap_or_else(|_| CLIENT.into())
 }
 
+/// The `tessera-node` binary for the master and workers
+/// (`TESSERA_LAN_NODE`, default: this build's): a copy of another build's,
+/// to compare two masters at the same load.
+fn node_binary() -> String {
+    std::env::var("TESSERA_LAN_NODE").unwrap_or_else(|_| NODE.into())
+}
+
 /// `tessera run --in-flight` (`TESSERA_LAN_IN_FLIGHT`, default: its own default, 16).
 fn in_flight() -> String {
     std::env::var("TESSERA_LAN_IN_FLIGHT").unwrap_or_else(|_| "16".into())
@@ -130,7 +138,7 @@ async fn main() {
     let mut master: Proc = lan.spawn(
         "m",
         "master",
-        NODE,
+        &node_binary(),
         &[
             "master",
             "--key-file",
@@ -152,7 +160,7 @@ async fn main() {
             lan.spawn(
                 h,
                 h,
-                NODE,
+                &node_binary(),
                 &[
                     "worker",
                     "--key-file",

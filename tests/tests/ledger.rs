@@ -1,7 +1,8 @@
 //! The ledger's rules, against a real master over real TCP: a repeated
 //! report of the winning result leaves the stored result alone, a file
 //! missing under a connection's outbox does not end the connection, and a
-//! decided task's input is removed.
+//! decided task's input is removed, and a worker's connection is still read
+//! while its reports wait for the disk.
 
 use std::{path::Path, time::Duration};
 
@@ -171,4 +172,74 @@ async fn a_decided_task_s_input_is_removed() {
     .await;
     // The done task's result is still there to fetch.
     assert!(!client.fetch(done).await.unwrap().is_empty());
+}
+
+/// While a worker's reports wait for the record's commit (a slow disk), the
+/// master still reads that worker's connection: its `Ping` is answered and
+/// its next frames are taken, so a slow commit never stalls the worker's
+/// other results or costs it its leases. The reports are answered
+/// (`Accepted`) only once the commit is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_is_still_read_while_its_reports_wait_for_the_disk() {
+    let record = tessera_node::master::record::MemStore::new();
+    let held = record.clone();
+    let c = Cluster::start_with(
+        0,
+        move |m| m.record = tessera_node::master::RecordStore::Memory(held),
+        |_| {},
+    )
+    .await;
+    let client = c.client().await;
+    let done = client.submit("done.png", png()).await.unwrap();
+    let failed = client.submit("failed.png", png()).await.unwrap();
+    let mut w = raw_worker(&c, 2).await;
+    let mut attempts = std::collections::BTreeMap::new();
+    for _ in 0..2 {
+        let Msg::Assign { task, attempt, .. } = next_msg(&mut w).await else {
+            panic!("expected an assignment");
+        };
+        attempts.insert(task, attempt);
+    }
+    /// Lets the record's writes go when the test ends, failed or not (the
+    /// runtime's shutdown waits for the journal's blocked thread).
+    struct Release(tessera_node::master::record::MemStore);
+    impl Drop for Release {
+        fn drop(&mut self) {
+            self.0.hold_writes(false);
+        }
+    }
+    let _release = Release(record.clone());
+    record.hold_writes(true);
+    send_result(&mut w, done, attempts[&done], &png()).await;
+    w.1.send(&Msg::Failed {
+        task: failed,
+        attempt: attempts[&failed],
+        kind: FailureKind::Internal,
+        reason: "the worker's disk is full".into(),
+    })
+    .await
+    .unwrap();
+    w.1.send(&Msg::Ping { seq: 7 }).await.unwrap();
+    loop {
+        match w.0.recv_within(Duration::from_secs(5)).await {
+            Ok(incoming) => match incoming.msg {
+                Msg::Pong { seq: 7 } => break,
+                Msg::Accepted { task } => panic!("{task} accepted before it was durable"),
+                _ => continue,
+            },
+            Err(e) => panic!("no Pong while the reports wait for the disk: {e}"),
+        }
+    }
+    record.hold_writes(false);
+    let mut accepted = std::collections::BTreeSet::new();
+    while accepted.len() < 2 {
+        if let Msg::Accepted { task } = next_msg(&mut w).await {
+            accepted.insert(task);
+        }
+    }
+    assert_eq!(accepted, [done, failed].into_iter().collect());
+    assert_eq!(
+        client.wait_timeout(done, T).await.unwrap().state,
+        TaskState::Done
+    );
 }

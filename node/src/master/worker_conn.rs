@@ -9,7 +9,7 @@ use tessera_proto::{
     Checksummer, ErrorCode, FrameReader, Incoming, LeaseRef, Msg, ProtoError, TaskId,
     outgoing::Item, stream::Progress,
 };
-use tokio::{io::AsyncRead, sync::mpsc};
+use tokio::{io::AsyncRead, sync::mpsc, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -36,6 +36,12 @@ struct WorkerConn {
     id: WorkerId,
     out: mpsc::Sender<Item<StoredFile>>,
     results: BTreeMap<TaskId, ResultUpload>,
+    /// Reports (results, failures) the ledger is making durable, beside
+    /// the reader: a slow commit must not stop this connection being read
+    /// (its heartbeats, its next results).
+    settling: JoinSet<()>,
+    /// At most this many settle at once; past it the reader waits for one.
+    max_settling: usize,
 }
 
 /// Serves one worker until it disconnects or `shutdown` fires. Whatever way
@@ -135,6 +141,9 @@ pub async fn serve<R: AsyncRead + Unpin>(
         id,
         out,
         results: BTreeMap::new(),
+        settling: JoinSet::new(),
+        // One answer (`Accepted`) each, on a queue of `capacity`.
+        max_settling: capacity,
     };
     let why = loop {
         let next = tokio::select! {
@@ -170,11 +179,24 @@ pub async fn serve<R: AsyncRead + Unpin>(
         }
     };
     forward.abort();
+    // Reports still settling finish on their own: what they made durable
+    // stays so (a result is as good after its worker left).
+    conn.settling.detach_all();
     info!(worker = %id, node = %node_id, "worker left: {why}");
     ctx.state.worker_lost(id, &why);
 }
 
 impl WorkerConn {
+    /// Runs `report` (a ledger step, then its answer to the worker) beside
+    /// the reader.
+    async fn settle_beside(&mut self, report: impl Future<Output = ()> + Send + 'static) {
+        while self.settling.try_join_next().is_some() {}
+        if self.settling.len() >= self.max_settling {
+            let _ = self.settling.join_next().await;
+        }
+        self.settling.spawn(report);
+    }
+
     async fn send(&self, msg: Msg) -> Result<(), String> {
         self.out
             .send(Item::Msg(msg))
@@ -232,25 +254,21 @@ impl WorkerConn {
                 kind,
                 reason,
             } => {
-                match self
-                    .ctx
-                    .ledger
-                    .accept_failure(self.id, task, attempt, kind, reason)
-                    .await
-                {
-                    Ok(obsolete) => {
-                        let sent = self.send(Msg::Accepted { task }).await;
-                        if let Some(o) = obsolete {
-                            o.remove().await;
+                let (ledger, out, id) = (self.ctx.ledger.clone(), self.out.clone(), self.id);
+                self.settle_beside(async move {
+                    match ledger.accept_failure(id, task, attempt, kind, reason).await {
+                        Ok(obsolete) => {
+                            let _ = out.send(Item::Msg(Msg::Accepted { task })).await;
+                            if let Some(o) = obsolete {
+                                o.remove().await;
+                            }
                         }
-                        sent
+                        // Not recorded: the task is as it was; no `Accepted`.
+                        Err(e) => warn!(%task, "cannot record a failure: {e}"),
                     }
-                    // Not recorded: the task is as it was; no `Accepted`.
-                    Err(e) => {
-                        warn!(%task, "cannot record a failure: {e}");
-                        Ok(())
-                    }
-                }
+                })
+                .await;
+                Ok(())
             }
             other => {
                 let message = format!("{} is not a message a worker may send", other.name());
@@ -363,18 +381,21 @@ impl WorkerConn {
             ));
         }
         let len = upload.progress.announced();
-        let answer = self
-            .ctx
-            .ledger
-            .accept_result(self.id, task, upload.attempt, file, len, upload.checksum)
-            .await;
-        match answer {
-            ResultAnswer::Accepted(obsolete) => {
-                let sent = self.send(Msg::Accepted { task }).await;
-                obsolete.remove().await;
-                sent
+        let (attempt, checksum) = (upload.attempt, upload.checksum);
+        let (ledger, out, id) = (self.ctx.ledger.clone(), self.out.clone(), self.id);
+        self.settle_beside(async move {
+            match ledger
+                .accept_result(id, task, attempt, file, len, checksum)
+                .await
+            {
+                ResultAnswer::Accepted(obsolete) => {
+                    let _ = out.send(Item::Msg(Msg::Accepted { task })).await;
+                    obsolete.remove().await;
+                }
+                ResultAnswer::NotStored => {}
             }
-            ResultAnswer::NotStored => Ok(()),
-        }
+        })
+        .await;
+        Ok(())
     }
 }
