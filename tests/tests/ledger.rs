@@ -8,6 +8,7 @@ use std::{path::Path, time::Duration};
 
 use bytes::Bytes;
 use tessera_client::{ClientError, ErrorCode, FailureKind, TaskId, TaskState};
+use tessera_node::master::record::MemStore;
 use tessera_proto::{Msg, Role, TaskEvent, checksum};
 use tessera_tests::{
     corrupt_pngsuite, eventually,
@@ -174,14 +175,10 @@ async fn a_decided_task_s_input_is_removed() {
     assert!(!client.fetch(done).await.unwrap().is_empty());
 }
 
-/// While a worker's reports wait for the record's commit (a slow disk), the
-/// master still reads that worker's connection: its `Ping` is answered and
-/// its next frames are taken, so a slow commit never stalls the worker's
-/// other results or costs it its leases. The reports are answered
-/// (`Accepted`) only once the commit is done.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_is_still_read_while_its_reports_wait_for_the_disk() {
-    let record = tessera_node::master::record::MemStore::new();
+/// A cluster with no workers whose record is in memory, and the record
+/// (to hold its writes: a slow disk).
+async fn with_memory_record() -> (Cluster, MemStore) {
+    let record = MemStore::new();
     let held = record.clone();
     let c = Cluster::start_with(
         0,
@@ -189,6 +186,42 @@ async fn a_worker_is_still_read_while_its_reports_wait_for_the_disk() {
         |_| {},
     )
     .await;
+    (c, record)
+}
+
+/// Lets the record's writes go when the test ends, failed or not (the
+/// runtime's shutdown waits for the journal's blocked thread).
+struct Release(MemStore);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.0.hold_writes(false);
+    }
+}
+
+/// Reads `conn` until the `Pong` of `seq`, within 5 s; panics on an answer
+/// in `forbidden` first (an answer given before its state was durable).
+async fn pong_before(conn: &mut Raw, seq: u64, forbidden: impl Fn(&Msg) -> bool) {
+    loop {
+        match conn.0.recv_within(Duration::from_secs(5)).await {
+            Ok(incoming) if incoming.msg == (Msg::Pong { seq }) => return,
+            Ok(incoming) if forbidden(&incoming.msg) => {
+                panic!("answered before it was durable: {:?}", incoming.msg)
+            }
+            Ok(_) => continue,
+            Err(e) => panic!("no Pong while the disk is slow: {e}"),
+        }
+    }
+}
+
+/// While a worker's reports wait for the record's commit (a slow disk), the
+/// master still reads that worker's connection: its `Ping` is answered and
+/// its next frames are taken, so a slow commit never stalls the worker's
+/// other results or costs it its leases. The reports are answered
+/// (`Accepted`) only once the commit is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_is_still_read_while_its_reports_wait_for_the_disk() {
+    let (c, record) = with_memory_record().await;
     let client = c.client().await;
     let done = client.submit("done.png", png()).await.unwrap();
     let failed = client.submit("failed.png", png()).await.unwrap();
@@ -199,14 +232,6 @@ async fn a_worker_is_still_read_while_its_reports_wait_for_the_disk() {
             panic!("expected an assignment");
         };
         attempts.insert(task, attempt);
-    }
-    /// Lets the record's writes go when the test ends, failed or not (the
-    /// runtime's shutdown waits for the journal's blocked thread).
-    struct Release(tessera_node::master::record::MemStore);
-    impl Drop for Release {
-        fn drop(&mut self) {
-            self.0.hold_writes(false);
-        }
     }
     let _release = Release(record.clone());
     record.hold_writes(true);
@@ -220,16 +245,7 @@ async fn a_worker_is_still_read_while_its_reports_wait_for_the_disk() {
     .await
     .unwrap();
     w.1.send(&Msg::Ping { seq: 7 }).await.unwrap();
-    loop {
-        match w.0.recv_within(Duration::from_secs(5)).await {
-            Ok(incoming) => match incoming.msg {
-                Msg::Pong { seq: 7 } => break,
-                Msg::Accepted { task } => panic!("{task} accepted before it was durable"),
-                _ => continue,
-            },
-            Err(e) => panic!("no Pong while the reports wait for the disk: {e}"),
-        }
-    }
+    pong_before(&mut w, 7, |m| matches!(m, Msg::Accepted { .. })).await;
     record.hold_writes(false);
     let mut accepted = std::collections::BTreeSet::new();
     while accepted.len() < 2 {
@@ -242,4 +258,43 @@ async fn a_worker_is_still_read_while_its_reports_wait_for_the_disk() {
         client.wait_timeout(done, T).await.unwrap().state,
         TaskState::Done
     );
+}
+
+/// The same for a client: while its finished submission waits for the
+/// record's commit, the connection is still read (its `Ping` answered, its
+/// next submission taken), and `Submitted` comes only once it is durable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_is_still_read_while_its_submission_waits_for_the_disk() {
+    let (c, record) = with_memory_record().await;
+    let mut conn = c.authed(Role::Client).await;
+    let _release = Release(record.clone());
+    record.hold_writes(true);
+    let data = png();
+    for (req, key) in [(1, 11), (2, 22)] {
+        conn.1
+            .send(&Msg::Submit {
+                req,
+                name: format!("{req}.png"),
+                len: data.len() as u64,
+                checksum: checksum(&data),
+                key,
+                submitter: 5,
+            })
+            .await
+            .unwrap();
+        conn.1.send_stream(req, &data).await.unwrap();
+    }
+    conn.1.send(&Msg::Ping { seq: 9 }).await.unwrap();
+    pong_before(&mut conn, 9, |m| matches!(m, Msg::Submitted { .. })).await;
+    record.hold_writes(false);
+    let mut submitted = std::collections::BTreeSet::new();
+    while submitted.len() < 2 {
+        match next_msg(&mut conn).await {
+            Msg::Submitted { req, .. } => {
+                submitted.insert(req);
+            }
+            other => panic!("expected Submitted, got {other:?}"),
+        }
+    }
+    assert_eq!(submitted, [1, 2].into_iter().collect());
 }

@@ -17,6 +17,7 @@ use tracing::{debug, warn};
 use super::{
     Ctx,
     activity::Activity,
+    beside::Beside,
     client_upload::Uploads,
     ledger::{LedgerError, WaitError},
     store::Kind,
@@ -27,8 +28,11 @@ use super::{
 #[derive(Debug)]
 pub struct ClientConn {
     pub(super) ctx: Arc<Ctx>,
-    out: Outgoing<StoredFile>,
+    pub(super) out: Outgoing<StoredFile>,
     pub(super) uploads: Uploads,
+    /// Finished submissions being made durable, then answered (see
+    /// `client_upload.rs`).
+    pub(super) settling: Beside,
     waits: Arc<AtomicUsize>,
     closed: CancellationToken,
     /// A parked wait holds the connection open (see `activity`).
@@ -45,6 +49,7 @@ pub async fn serve<R: AsyncRead + Unpin>(
 ) {
     let closed = shutdown.child_token();
     let mut conn = ClientConn {
+        settling: Beside::new(ctx.config.max_uploads_per_client),
         ctx,
         out,
         uploads: Uploads::default(),

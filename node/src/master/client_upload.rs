@@ -3,7 +3,8 @@
 //! submission and the new submitter are durable), the rest are written to a
 //! temporary file while their checksum is computed, verified, and handed to
 //! the ledger (file fsync + rename, record, directory fsync + commit), and
-//! only then answered `Submitted`.
+//! only then answered `Submitted`. That last step runs beside the reader
+//! (`beside.rs`), which goes on reading the next submissions meanwhile.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +13,17 @@ use tessera_proto::{Checksummer, ErrorCode, Msg, StreamId, stream::Progress};
 use tracing::{debug, warn};
 
 use super::{client_conn::ClientConn, ledger::Submission, store::TmpFile};
+
+/// The answer to request `req` when the master could not store what it
+/// needed to: `Storage`, with why.
+fn storage_error(req: u64, e: &(dyn std::fmt::Display + Sync)) -> Msg {
+    warn!("cannot store a submission: {e}");
+    Msg::Error {
+        req: Some(req),
+        code: ErrorCode::Storage,
+        message: format!("the master cannot store the image: {e}"),
+    }
+}
 
 /// Longest image name accepted.
 const MAX_NAME: usize = 4096;
@@ -133,9 +145,7 @@ impl ClientConn {
     }
 
     pub(super) async fn storage_error(&self, req: u64, e: &(dyn std::fmt::Display + Sync)) -> bool {
-        warn!("cannot store a submission: {e}");
-        let message = format!("the master cannot store the image: {e}");
-        self.error(Some(req), ErrorCode::Storage, message).await
+        self.reply(storage_error(req, e)).await
     }
 
     pub(super) async fn chunk(&mut self, stream: StreamId, payload: Bytes) -> bool {
@@ -203,9 +213,18 @@ impl ClientConn {
             key: upload.key,
             submitter: upload.submitter,
         };
-        match self.ctx.ledger.accept_input(upload.file, submission).await {
-            Ok(task) => self.reply(Msg::Submitted { req, task }).await,
-            Err(e) => self.storage_error(req, &e).await,
-        }
+        // Made durable and answered beside the reader, which goes on
+        // reading the next submissions meanwhile.
+        let (ledger, control) = (self.ctx.ledger.clone(), self.out.control.clone());
+        self.settling
+            .run(async move {
+                let answer = match ledger.accept_input(upload.file, submission).await {
+                    Ok(task) => Msg::Submitted { req, task },
+                    Err(e) => storage_error(req, &e),
+                };
+                let _ = control.send(answer).await;
+            })
+            .await;
+        true
     }
 }

@@ -18,6 +18,7 @@
 
 pub mod activity;
 pub mod admission;
+mod beside;
 pub mod client_conn;
 pub mod client_upload;
 mod connection;

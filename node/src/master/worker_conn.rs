@@ -9,12 +9,13 @@ use tessera_proto::{
     Checksummer, ErrorCode, FrameReader, Incoming, LeaseRef, Msg, ProtoError, TaskId,
     outgoing::Item, stream::Progress,
 };
-use tokio::{io::AsyncRead, sync::mpsc, task::JoinSet};
+use tokio::{io::AsyncRead, sync::mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::{
     Ctx,
+    beside::Beside,
     ledger::ResultAnswer,
     scheduler::{Assignment, WorkerId},
     state::ToWorker,
@@ -39,9 +40,7 @@ struct WorkerConn {
     /// Reports (results, failures) the ledger is making durable, beside
     /// the reader: a slow commit must not stop this connection being read
     /// (its heartbeats, its next results).
-    settling: JoinSet<()>,
-    /// At most this many settle at once; past it the reader waits for one.
-    max_settling: usize,
+    settling: Beside,
 }
 
 /// Serves one worker until it disconnects or `shutdown` fires. Whatever way
@@ -141,9 +140,8 @@ pub async fn serve<R: AsyncRead + Unpin>(
         id,
         out,
         results: BTreeMap::new(),
-        settling: JoinSet::new(),
         // One answer (`Accepted`) each, on a queue of `capacity`.
-        max_settling: capacity,
+        settling: Beside::new(capacity),
     };
     let why = loop {
         let next = tokio::select! {
@@ -179,24 +177,14 @@ pub async fn serve<R: AsyncRead + Unpin>(
         }
     };
     forward.abort();
-    // Reports still settling finish on their own: what they made durable
-    // stays so (a result is as good after its worker left).
-    conn.settling.detach_all();
+    // Reports still settling finish on their own (`Beside`): what they
+    // make durable stays so (a result is as good after its worker left).
+    drop(conn);
     info!(worker = %id, node = %node_id, "worker left: {why}");
     ctx.state.worker_lost(id, &why);
 }
 
 impl WorkerConn {
-    /// Runs `report` (a ledger step, then its answer to the worker) beside
-    /// the reader.
-    async fn settle_beside(&mut self, report: impl Future<Output = ()> + Send + 'static) {
-        while self.settling.try_join_next().is_some() {}
-        if self.settling.len() >= self.max_settling {
-            let _ = self.settling.join_next().await;
-        }
-        self.settling.spawn(report);
-    }
-
     async fn send(&self, msg: Msg) -> Result<(), String> {
         self.out
             .send(Item::Msg(msg))
@@ -255,19 +243,20 @@ impl WorkerConn {
                 reason,
             } => {
                 let (ledger, out, id) = (self.ctx.ledger.clone(), self.out.clone(), self.id);
-                self.settle_beside(async move {
-                    match ledger.accept_failure(id, task, attempt, kind, reason).await {
-                        Ok(obsolete) => {
-                            let _ = out.send(Item::Msg(Msg::Accepted { task })).await;
-                            if let Some(o) = obsolete {
-                                o.remove().await;
+                self.settling
+                    .run(async move {
+                        match ledger.accept_failure(id, task, attempt, kind, reason).await {
+                            Ok(obsolete) => {
+                                let _ = out.send(Item::Msg(Msg::Accepted { task })).await;
+                                if let Some(o) = obsolete {
+                                    o.remove().await;
+                                }
                             }
+                            // Not recorded: the task is as it was; no `Accepted`.
+                            Err(e) => warn!(%task, "cannot record a failure: {e}"),
                         }
-                        // Not recorded: the task is as it was; no `Accepted`.
-                        Err(e) => warn!(%task, "cannot record a failure: {e}"),
-                    }
-                })
-                .await;
+                    })
+                    .await;
                 Ok(())
             }
             other => {
@@ -383,19 +372,20 @@ impl WorkerConn {
         let len = upload.progress.announced();
         let (attempt, checksum) = (upload.attempt, upload.checksum);
         let (ledger, out, id) = (self.ctx.ledger.clone(), self.out.clone(), self.id);
-        self.settle_beside(async move {
-            match ledger
-                .accept_result(id, task, attempt, file, len, checksum)
-                .await
-            {
-                ResultAnswer::Accepted(obsolete) => {
-                    let _ = out.send(Item::Msg(Msg::Accepted { task })).await;
-                    obsolete.remove().await;
+        self.settling
+            .run(async move {
+                match ledger
+                    .accept_result(id, task, attempt, file, len, checksum)
+                    .await
+                {
+                    ResultAnswer::Accepted(obsolete) => {
+                        let _ = out.send(Item::Msg(Msg::Accepted { task })).await;
+                        obsolete.remove().await;
+                    }
+                    ResultAnswer::NotStored => {}
                 }
-                ResultAnswer::NotStored => {}
-            }
-        })
-        .await;
+            })
+            .await;
         Ok(())
     }
 }
