@@ -153,7 +153,7 @@ impl Shared {
     }
 
     /// A worker's stored result. Tell the worker it is stored once the
-    /// returned [`Durable`] resolves.
+    /// returned [`Durable`](super::Durable) resolves.
     pub fn complete(
         &self,
         worker: WorkerId,
