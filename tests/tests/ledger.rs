@@ -1,8 +1,9 @@
 //! The ledger's rules, against a real master over real TCP: a repeated
 //! report of the winning result leaves the stored result alone, a file
 //! missing under a connection's outbox does not end the connection, and a
-//! decided task's input is removed, and a worker's connection is still read
-//! while its reports wait for the disk.
+//! decided task's input is removed, and a connection is still read while
+//! what it sent waits for the disk (a worker's reports, a client's
+//! submissions and confirmations).
 
 use std::{path::Path, time::Duration};
 
@@ -297,4 +298,48 @@ async fn a_client_is_still_read_while_its_submission_waits_for_the_disk() {
         }
     }
     assert_eq!(submitted, [1, 2].into_iter().collect());
+}
+
+/// And for a confirmation: while the record's commit is slow, the client's
+/// connection is still read, and `Confirmed` comes only once it is durable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_is_still_read_while_its_confirmation_waits_for_the_disk() {
+    let (c, record) = with_memory_record().await;
+    let mut conn = c.authed(Role::Client).await;
+    let data = png();
+    conn.1
+        .send(&Msg::Submit {
+            req: 1,
+            name: "a.png".into(),
+            len: data.len() as u64,
+            checksum: checksum(&data),
+            key: 1,
+            submitter: 5,
+        })
+        .await
+        .unwrap();
+    conn.1.send_stream(1, &data).await.unwrap();
+    let Msg::Submitted { task, .. } = next_msg(&mut conn).await else {
+        panic!("expected Submitted");
+    };
+    let mut w = raw_worker(&c, 1).await;
+    let Msg::Assign { attempt, .. } = next_msg(&mut w).await else {
+        panic!("expected an assignment");
+    };
+    send_result(&mut w, task, attempt, &data).await;
+    assert_eq!(next_msg(&mut w).await, Msg::Accepted { task });
+    let _release = Release(record.clone());
+    record.hold_writes(true);
+    conn.1
+        .send(&Msg::Confirm {
+            req: 2,
+            task,
+            submitter: 5,
+        })
+        .await
+        .unwrap();
+    conn.1.send(&Msg::Ping { seq: 3 }).await.unwrap();
+    pong_before(&mut conn, 3, |m| matches!(m, Msg::Confirmed { .. })).await;
+    record.hold_writes(false);
+    assert_eq!(next_msg(&mut conn).await, Msg::Confirmed { req: 2, task });
 }

@@ -24,14 +24,25 @@ use super::{
     stored_file::{IfUnreadable, StoredFile},
 };
 
+/// The answer to request `req` when a ledger operation did not happen:
+/// nothing changed.
+fn ledger_error(req: u64, e: &LedgerError) -> Msg {
+    warn!("request {req} not carried out: {e}");
+    Msg::Error {
+        req: Some(req),
+        code: ErrorCode::Storage,
+        message: format!("the master cannot record this: {e}"),
+    }
+}
+
 /// Per-connection state.
 #[derive(Debug)]
 pub struct ClientConn {
     pub(super) ctx: Arc<Ctx>,
     pub(super) out: Outgoing<StoredFile>,
     pub(super) uploads: Uploads,
-    /// Finished submissions being made durable, then answered (see
-    /// `client_upload.rs`).
+    /// Finished submissions and confirmations being made durable, then
+    /// answered (see `client_upload.rs`, `confirm`).
     pub(super) settling: Beside,
     waits: Arc<AtomicUsize>,
     closed: CancellationToken,
@@ -257,16 +268,25 @@ impl ClientConn {
     }
 
     /// `submitter` stored the result: answered once recorded; the files
-    /// go when every submitter has confirmed.
+    /// go when every submitter has confirmed. Recorded and answered beside
+    /// the reader (`beside.rs`): a batch confirms every image while it
+    /// uploads the next ones.
     async fn confirm(&mut self, req: u64, task: TaskId, submitter: u64) -> bool {
-        match self.ctx.ledger.confirm(task, submitter).await {
-            Ok(obsolete) => {
-                let sent = self.reply(Msg::Confirmed { req, task }).await;
-                obsolete.remove().await;
-                sent
-            }
-            Err(e) => self.ledger_error(req, &e).await,
-        }
+        let (ledger, control) = (self.ctx.ledger.clone(), self.out.control.clone());
+        self.settling
+            .run(async move {
+                match ledger.confirm(task, submitter).await {
+                    Ok(obsolete) => {
+                        let _ = control.send(Msg::Confirmed { req, task }).await;
+                        obsolete.remove().await;
+                    }
+                    Err(e) => {
+                        let _ = control.send(ledger_error(req, &e)).await;
+                    }
+                }
+            })
+            .await;
+        true
     }
 
     async fn history(&mut self, req: u64, task: TaskId) -> bool {
@@ -304,8 +324,6 @@ impl ClientConn {
 
     /// A ledger operation did not happen: nothing changed.
     pub(super) async fn ledger_error(&self, req: u64, e: &LedgerError) -> bool {
-        warn!("request {req} not carried out: {e}");
-        let message = format!("the master cannot record this: {e}");
-        self.error(Some(req), ErrorCode::Storage, message).await
+        self.reply(ledger_error(req, e)).await
     }
 }

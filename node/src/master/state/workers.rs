@@ -153,7 +153,7 @@ impl Shared {
     }
 
     /// A worker's stored result. Tell the worker it is stored once the
-    /// returned [`Durable`](super::Durable) resolves.
+    /// returned [`Pending`] is durable.
     pub fn complete(
         &self,
         worker: WorkerId,
