@@ -151,7 +151,7 @@ impl DataDir {
             path,
             body: Body::Disk(OnDisk {
                 file: Some(file),
-                gathered: Vec::new(),
+                ..OnDisk::default()
             }),
             budget: None,
         })
@@ -173,7 +173,8 @@ impl DataDir {
                 let disk = self.disk.clone();
                 blocking(move || write_whole(&*disk, &path, &data, &to)).await?;
             }
-            Body::Disk(disk) => {
+            Body::Disk(mut disk) => {
+                disk.written().await?;
                 let mut file = disk.file.ok_or_else(|| io::Error::other(UNWRITABLE))?;
                 let gathered = disk.gathered;
                 let (from, to) = (tmp.path.clone(), dest.clone());
@@ -252,6 +253,8 @@ struct OnDisk {
     file: Option<std::fs::File>,
     /// Small pieces not yet written.
     gathered: Vec<u8>,
+    /// The write in a blocking thread, which hands the file back.
+    writing: Option<tokio::task::JoinHandle<io::Result<(std::fs::File, io::Result<()>)>>>,
 }
 
 /// Why a file on disk can take no more data: an earlier write's hand-off
@@ -265,7 +268,11 @@ const GATHER: usize = 256 * 1024;
 impl TmpFile {
     /// Appends `data`. On disk, a large piece goes to a blocking thread as
     /// it is (no copy into an intermediate buffer, as `tokio::fs` makes);
-    /// small ones are gathered first.
+    /// small ones are gathered first. A piece is written behind: this
+    /// returns once the piece before it is written, so the connection
+    /// reading the next piece does not wait for the disk, and at most one
+    /// piece is held beyond what is written. A failed write is returned by
+    /// the next `write` or by [`DataDir::publish`].
     pub async fn write(&mut self, data: Bytes) -> io::Result<()> {
         match &mut self.body {
             Body::Memory(buf) => {
@@ -288,19 +295,29 @@ impl TmpFile {
 }
 
 impl OnDisk {
-    /// Writes `data` at the end of the file, in a blocking thread.
+    /// Waits for the write in progress; its error, if it failed.
+    async fn written(&mut self) -> io::Result<()> {
+        if let Some(writing) = self.writing.take() {
+            let (file, written) = writing.await.map_err(io::Error::other)??;
+            self.file = Some(file);
+            written?;
+        }
+        Ok(())
+    }
+
+    /// Starts writing `data` at the end of the file in a blocking thread,
+    /// once the write before it is done; does not wait for this one.
     async fn write_out(&mut self, data: Bytes) -> io::Result<()> {
+        self.written().await?;
         let mut file = self
             .file
             .take()
             .ok_or_else(|| io::Error::other(UNWRITABLE))?;
-        let (file, written) = blocking(move || {
+        self.writing = Some(tokio::spawn(blocking(move || {
             let written = file.write_all(&data);
             Ok((file, written))
-        })
-        .await?;
-        self.file = Some(file);
-        written
+        })));
+        Ok(())
     }
 }
 
@@ -446,5 +463,42 @@ mod tests {
         let again = store.create_tmp(per).await.unwrap();
         assert!(matches!(again.body, Body::Memory(_)), "budget returned");
         drop((over, again));
+    }
+
+    #[tokio::test]
+    async fn a_write_behind_that_fails_is_reported_by_the_next_write_or_the_publish() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DataDir::open(Arc::new(super::super::disk::StdDisk::default()), dir.path())
+            .await
+            .unwrap();
+        let full = || TmpFile {
+            path: PathBuf::new(),
+            body: Body::Disk(OnDisk {
+                // Every write to /dev/full fails: no space left.
+                file: Some(
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open("/dev/full")
+                        .unwrap(),
+                ),
+                ..OnDisk::default()
+            }),
+            budget: None,
+        };
+        let piece = || Bytes::from(vec![7u8; GATHER]);
+        // Reported by the next write…
+        let mut tmp = full();
+        tmp.write(piece()).await.expect("started, not yet written");
+        let e = tmp.write(piece()).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull, "{e}");
+        // …or by publishing, which then makes nothing.
+        let mut tmp = full();
+        tmp.write(piece()).await.expect("started, not yet written");
+        let e = store
+            .publish(tmp, Kind::Input, TaskId(1))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull, "{e}");
+        assert!(!store.path(Kind::Input, TaskId(1)).exists());
     }
 }
