@@ -254,8 +254,12 @@ struct OnDisk {
     /// Small pieces not yet written.
     gathered: Vec<u8>,
     /// The write in a blocking thread, which hands the file back.
-    writing: Option<tokio::task::JoinHandle<io::Result<(std::fs::File, io::Result<()>)>>>,
+    writing: Option<Writing>,
 }
+
+/// A write of a piece in a blocking thread: the file back, and how the
+/// write went.
+type Writing = tokio::task::JoinHandle<io::Result<(std::fs::File, io::Result<()>)>>;
 
 /// Why a file on disk can take no more data: an earlier write's hand-off
 /// to a blocking thread did not come back.
