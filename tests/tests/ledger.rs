@@ -343,3 +343,103 @@ async fn a_client_is_still_read_while_its_confirmation_waits_for_the_disk() {
     record.hold_writes(false);
     assert_eq!(next_msg(&mut conn).await, Msg::Confirmed { req: 2, task });
 }
+
+/// The machine's disk, except that while `held` every file written whole
+/// (a small image: an input or a result) waits: a slow disk.
+#[derive(Debug, Default)]
+struct SlowDisk {
+    inner: tessera_node::master::disk::StdDisk,
+    held: std::sync::Mutex<bool>,
+    released: std::sync::Condvar,
+}
+
+impl SlowDisk {
+    fn hold(&self, on: bool) {
+        *self.held.lock().unwrap() = on;
+        self.released.notify_all();
+    }
+}
+
+impl tessera_node::master::disk::Disk for SlowDisk {
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn list(&self, dir: &Path) -> std::io::Result<Vec<(std::path::PathBuf, String)>> {
+        self.inner.list(dir)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove_file(path)
+    }
+    fn write_synced(&self, path: &Path, data: &[u8]) -> std::io::Result<()> {
+        let mut held = self.held.lock().unwrap();
+        while *held {
+            held = self.released.wait(held).unwrap();
+        }
+        drop(held);
+        self.inner.write_synced(path, data)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        self.inner.read(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+}
+
+/// A worker that sends a whole result and goes: the result is decided
+/// before the worker's leases are lost, even when storing it is slow. Were
+/// the loss first, this task, on its one allowed attempt, would fail for a
+/// worker that did its work (and its image would carry the blame).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_received_whole_is_decided_before_its_worker_is_lost() {
+    let disk = std::sync::Arc::new(SlowDisk::default());
+    let seam = disk.clone();
+    let c = Cluster::start_with(
+        0,
+        move |m| {
+            m.disk = seam;
+            m.scheduler.max_attempts = 1;
+        },
+        |_| {},
+    )
+    .await;
+    let client = c.client().await;
+    let task = client.submit("a.png", png()).await.unwrap();
+    let mut w = raw_worker(&c, 1).await;
+    let Msg::Assign { attempt, .. } = next_msg(&mut w).await else {
+        panic!("expected an assignment");
+    };
+    struct Open(std::sync::Arc<SlowDisk>);
+    impl Drop for Open {
+        fn drop(&mut self) {
+            self.0.hold(false);
+        }
+    }
+    let _open = Open(disk.clone());
+    w.1.send(&Msg::Started { task, attempt }).await.unwrap();
+    disk.hold(true);
+    send_result(&mut w, task, attempt, &png()).await;
+    w.1.flush().await.unwrap();
+    drop(w);
+    // While the result cannot be stored, the worker is not declared lost.
+    // (No event can say "not yet"; two seconds is ample for the master to
+    // see the connection end, as it does at once when nothing is pending.)
+    let mut lost_early = false;
+    for _ in 0..200 {
+        if client.cluster().await.unwrap().workers_total == 0 {
+            lost_early = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    disk.hold(false);
+    let info = client.wait_timeout(task, T).await.unwrap();
+    assert_eq!(info.state, TaskState::Done, "{info:?}");
+    assert!(
+        !lost_early,
+        "the worker was lost before its result was decided"
+    );
+}

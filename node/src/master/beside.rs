@@ -8,7 +8,9 @@
 //! (back-pressure on that one connection, never an unbounded pile). When
 //! the connection ends, the steps still running finish on their own: what
 //! they make durable stays so, and an answer to a closed connection is
-//! simply not sent.
+//! simply not sent. A connection whose end itself changes the state (a
+//! worker's: its leases are lost) waits for them first ([`Beside::finish`]),
+//! so that what the peer sent before it went is decided before its going.
 
 use std::future::Future;
 
@@ -37,6 +39,11 @@ impl Beside {
             let _ = self.running.join_next().await;
         }
         self.running.spawn(step);
+    }
+
+    /// Waits for every step to finish.
+    pub async fn finish(mut self) {
+        while self.running.join_next().await.is_some() {}
     }
 
     /// How many steps are running.

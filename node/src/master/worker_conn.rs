@@ -177,10 +177,12 @@ pub async fn serve<R: AsyncRead + Unpin>(
         }
     };
     forward.abort();
-    // Reports still settling finish on their own (`Beside`): what they
-    // make durable stays so (a result is as good after its worker left).
-    drop(conn);
     info!(worker = %id, node = %node_id, "worker left: {why}");
+    // What the worker reported before it went is decided before its leases
+    // are lost: a result received whole wins over the loss of its lease
+    // (which could otherwise count against its image, or use its last
+    // attempt).
+    conn.settling.finish().await;
     ctx.state.worker_lost(id, &why);
 }
 
