@@ -200,6 +200,23 @@ impl Drop for Release {
     }
 }
 
+/// On a raw client connection: submits `data` as request `req` with
+/// idempotency key `key`, for submitter 5 (`Submit`, then its chunks).
+async fn raw_submit(conn: &mut Raw, req: u64, key: u128, data: &Bytes) {
+    conn.1
+        .send(&Msg::Submit {
+            req,
+            name: format!("{req}.png"),
+            len: data.len() as u64,
+            checksum: checksum(data),
+            key,
+            submitter: 5,
+        })
+        .await
+        .unwrap();
+    conn.1.send_stream(req, data).await.unwrap();
+}
+
 /// Reads `conn` until the `Pong` of `seq`, within 5 s; panics on an answer
 /// in `forbidden` first (an answer given before its state was durable).
 async fn pong_before(conn: &mut Raw, seq: u64, forbidden: impl Fn(&Msg) -> bool) {
@@ -272,18 +289,7 @@ async fn a_client_is_still_read_while_its_submission_waits_for_the_disk() {
     record.hold_writes(true);
     let data = png();
     for (req, key) in [(1, 11), (2, 22)] {
-        conn.1
-            .send(&Msg::Submit {
-                req,
-                name: format!("{req}.png"),
-                len: data.len() as u64,
-                checksum: checksum(&data),
-                key,
-                submitter: 5,
-            })
-            .await
-            .unwrap();
-        conn.1.send_stream(req, &data).await.unwrap();
+        raw_submit(&mut conn, req, key, &data).await;
     }
     conn.1.send(&Msg::Ping { seq: 9 }).await.unwrap();
     pong_before(&mut conn, 9, |m| matches!(m, Msg::Submitted { .. })).await;
@@ -307,18 +313,7 @@ async fn a_client_is_still_read_while_its_confirmation_waits_for_the_disk() {
     let (c, record) = with_memory_record().await;
     let mut conn = c.authed(Role::Client).await;
     let data = png();
-    conn.1
-        .send(&Msg::Submit {
-            req: 1,
-            name: "a.png".into(),
-            len: data.len() as u64,
-            checksum: checksum(&data),
-            key: 1,
-            submitter: 5,
-        })
-        .await
-        .unwrap();
-    conn.1.send_stream(1, &data).await.unwrap();
+    raw_submit(&mut conn, 1, 1, &data).await;
     let Msg::Submitted { task, .. } = next_msg(&mut conn).await else {
         panic!("expected Submitted");
     };

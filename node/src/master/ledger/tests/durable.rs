@@ -5,26 +5,13 @@ use std::sync::Arc;
 
 use tessera_proto::TaskState;
 
-use super::{fixture, let_others_run, next_assignment};
+use super::{fixture, held_resubmission, let_others_run, next_assignment};
 use crate::master::ledger::ResultAnswer;
 
 #[tokio::test]
 async fn a_resubmission_is_answered_only_once_the_first_submission_is_durable() {
     let f = Arc::new(fixture().await);
-    f.record.hold_writes(true);
-    let first = tokio::spawn({
-        let f = f.clone();
-        async move { f.submit(7, 1).await }
-    });
-    // The first submission is decided (its key is known) but not durable.
-    while f.ledger.state().joinable(7, 2).is_none() {
-        tokio::task::yield_now().await;
-    }
-    let second = tokio::spawn({
-        let f = f.clone();
-        async move { f.ledger.join_existing(7, 2).await }
-    });
-    let_others_run().await;
+    let (first, second) = held_resubmission(&f).await;
     assert!(!second.is_finished(), "answered before the commit");
     assert!(!first.is_finished());
     f.record.hold_writes(false);

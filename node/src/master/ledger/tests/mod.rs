@@ -144,6 +144,31 @@ async fn next_assignment(rx: &mut mpsc::Receiver<ToWorker>) -> Assignment {
     }
 }
 
+/// With the record's writes held: submitter 1's submission of key 7,
+/// decided (its key known) but not durable, and submitter 2's resubmission
+/// of the same key joining it, both running until they block.
+async fn held_resubmission(
+    f: &Arc<Fixture>,
+) -> (
+    tokio::task::JoinHandle<Result<TaskId, LedgerError>>,
+    tokio::task::JoinHandle<Option<Result<TaskId, LedgerError>>>,
+) {
+    f.record.hold_writes(true);
+    let first = tokio::spawn({
+        let f = f.clone();
+        async move { f.submit(7, 1).await }
+    });
+    while f.ledger.state().joinable(7, 2).is_none() {
+        tokio::task::yield_now().await;
+    }
+    let second = tokio::spawn({
+        let f = f.clone();
+        async move { f.ledger.join_existing(7, 2).await }
+    });
+    let_others_run().await;
+    (first, second)
+}
+
 /// Lets every other task run until it blocks.
 async fn let_others_run() {
     for _ in 0..200 {

@@ -5,25 +5,13 @@ use std::sync::Arc;
 
 use tessera_proto::TaskState;
 
-use super::{fixture, let_others_run, next_assignment};
+use super::{fixture, held_resubmission, next_assignment};
 use crate::master::ledger::{LedgerError, ResultAnswer};
 
 #[tokio::test]
 async fn a_resubmission_whose_first_submission_was_not_recorded_gets_no_id() {
     let f = Arc::new(fixture().await);
-    f.record.hold_writes(true);
-    let first = tokio::spawn({
-        let f = f.clone();
-        async move { f.submit(7, 1).await }
-    });
-    while f.ledger.state().joinable(7, 2).is_none() {
-        tokio::task::yield_now().await;
-    }
-    let second = tokio::spawn({
-        let f = f.clone();
-        async move { f.ledger.join_existing(7, 2).await }
-    });
-    let_others_run().await;
+    let (first, second) = held_resubmission(&f).await;
     f.record.fail_writes(true);
     f.record.hold_writes(false);
     assert!(matches!(first.await.unwrap(), Err(LedgerError::Record(_))));
