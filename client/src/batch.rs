@@ -9,10 +9,10 @@ use std::{
 };
 
 use bytes::Bytes;
-use tessera_proto::{ErrorCode, TaskId, TaskState, backoff::Backoff};
+use tessera_proto::{TaskId, TaskState};
 use tokio::{sync::Semaphore, task::JoinSet};
 
-use crate::{Client, ClientError, Reconnecting, buffers::Buffers, files::Input};
+use crate::{Reconnecting, buffers::Buffers, files::Input};
 
 /// How to run a batch.
 #[derive(Debug, Clone)]
@@ -165,7 +165,10 @@ async fn one(
     let key = tessera_proto::submission_key(&name, &data);
     // Resubmitting after a lost answer is safe: the key finds the same task.
     let task = conn
-        .run(|c| submit_respecting_busy(c, &name, data.clone(), key))
+        .run(|c| {
+            let (name, data) = (&name, data.clone());
+            async move { c.submit_with_key(name, data, key).await }
+        })
         .await;
     // The master has the whole input (or will not take it): its buffer
     // serves the next input.
@@ -207,24 +210,6 @@ async fn one(
             Some(task),
             format!("unexpected state after wait: {other}"),
         )),
-    }
-}
-
-/// Submits, backing off while the master answers `Busy`.
-async fn submit_respecting_busy(
-    client: Arc<Client>,
-    name: &str,
-    data: Bytes,
-    key: u128,
-) -> Result<TaskId, ClientError> {
-    let mut backoff = Backoff::new(Duration::from_millis(20), Duration::from_secs(2));
-    loop {
-        match client.submit_with_key(name, data.clone(), key).await {
-            Err(e) if e.code() == Some(ErrorCode::Busy) => {
-                tokio::time::sleep(backoff.next_pause()).await;
-            }
-            other => return other,
-        }
     }
 }
 

@@ -184,7 +184,8 @@ pub enum Command {
     },
 }
 
-/// How long `run` keeps trying to reach a master that went away.
+/// How long `run` keeps trying to reach a master that went away (or whose
+/// disk refuses its images).
 const RECONNECT_FOR: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// `at_ms` (ms since the Unix epoch) as RFC 3339 UTC with milliseconds.

@@ -85,19 +85,83 @@ impl ClientError {
         )
     }
 
-    /// True when the same request may succeed later (busy master, lost connection).
-    pub fn is_transient(&self) -> bool {
+    /// What to do about this error: the client's one retry classifier.
+    pub fn retry(&self) -> Retry {
         match self {
-            ClientError::Master { code, .. } => {
-                matches!(code, ErrorCode::Busy | ErrorCode::Storage)
-            }
             ClientError::Disconnected
             | ClientError::Connect { .. }
             | ClientError::NotFound(_)
+            | ClientError::Wire(_)
             | ClientError::Timeout(_)
-            | ClientError::MasterSilent(_) => true,
-            ClientError::Refused(Refusal::Busy { .. } | Refusal::Timeout { .. }) => true,
-            _ => false,
+            | ClientError::MasterSilent(_)
+            // A handshake the master timed out: the network was too slow
+            // for its deadline, which says nothing about the request.
+            | ClientError::Refused(Refusal::Timeout { .. })
+            // At its connection limit now; a connection may close.
+            | ClientError::Refused(Refusal::Busy { .. }) => Retry::Reconnect,
+            ClientError::Master {
+                code: ErrorCode::Busy,
+                ..
+            } => Retry::Later { bounded: false },
+            ClientError::Master {
+                code: ErrorCode::Storage,
+                ..
+            } => Retry::Later { bounded: true },
+            _ => Retry::Never,
+        }
+    }
+}
+
+/// What a caller should do about a [`ClientError`] ([`ClientError::retry`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// The master is gone for now (restart, crash, network): repeat the
+    /// request on a new connection.
+    Reconnect,
+    /// The master answered that it cannot do this now: repeat the request
+    /// after a pause. `Busy` (its memory or queues are full) passes as
+    /// its work drains, so it is not bounded; `Storage` (its disk refused
+    /// the data: full, or failing) needs someone to make room, so it is
+    /// given up after as long as an outage would be.
+    Later { bounded: bool },
+    /// The answer is final: repeating the request cannot change it.
+    Never,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn master(code: ErrorCode) -> ClientError {
+        ClientError::Master {
+            code,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn errors_are_classed_by_what_to_do() {
+        assert_eq!(ClientError::Disconnected.retry(), Retry::Reconnect);
+        assert_eq!(
+            ClientError::Refused(Refusal::Busy { limit: 1 }).retry(),
+            Retry::Reconnect
+        );
+        assert_eq!(
+            master(ErrorCode::Busy).retry(),
+            Retry::Later { bounded: false }
+        );
+        assert_eq!(
+            master(ErrorCode::Storage).retry(),
+            Retry::Later { bounded: true }
+        );
+        for never in [
+            master(ErrorCode::TooLarge),
+            master(ErrorCode::NotFound),
+            master(ErrorCode::Checksum),
+            ClientError::Refused(Refusal::Unauthorized),
+            ClientError::Refused(Refusal::VersionMismatch { master: 1, peer: 2 }),
+        ] {
+            assert_eq!(never.retry(), Retry::Never, "{never}");
         }
     }
 }

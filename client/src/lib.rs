@@ -34,7 +34,7 @@ pub mod table;
 pub mod top;
 
 pub use client::{Client, ClientConfig};
-pub use error::ClientError;
+pub use error::{ClientError, Retry};
 pub use reconnect::{FixedAddr, Reconnecting, Resolve, Resolved};
 pub use tessera_proto::{
     ClusterInfo, ClusterKey, ErrorCode, FailureKind, TaskId, TaskInfo, TaskState,

@@ -19,11 +19,11 @@ use std::{
     time::Duration,
 };
 
-use tessera_proto::{ClusterKey, Refusal, backoff::Backoff};
+use tessera_proto::{ClusterKey, backoff::Backoff};
 use tokio::{sync::Semaphore, time::Instant};
 use tracing::{info, warn};
 
-use crate::{Client, ClientConfig, ClientError};
+use crate::{Client, ClientConfig, ClientError, error::Retry};
 
 /// The addresses a [`Resolve`] gives, in the order to try them.
 pub type Resolved<'a> = Pin<Box<dyn Future<Output = Result<Vec<String>, ClientError>> + Send + 'a>>;
@@ -62,6 +62,9 @@ pub struct Reconnecting {
     /// The current outage has been reported (once, however many operations
     /// it interrupts); cleared by a reconnection.
     reported: AtomicBool,
+    /// The master's disk refusing data has been reported (once, however
+    /// many operations it refuses); cleared when a refused one succeeds.
+    storage_reported: AtomicBool,
 }
 
 impl Reconnecting {
@@ -83,6 +86,7 @@ impl Reconnecting {
             connecting: Semaphore::new(1),
             max_outage,
             reported: AtomicBool::new(false),
+            storage_reported: AtomicBool::new(false),
         })
     }
 
@@ -136,22 +140,36 @@ impl Reconnecting {
         Err(unreachable.unwrap_or_else(|| ClientError::NotFound("no address given".into())))
     }
 
-    /// Runs `op` on a live connection, retrying on a new one while the master
-    /// is unreachable, for up to `max_outage`.
+    /// Runs `op` on a live connection, retrying as [`ClientError::retry`]
+    /// says: on a new connection while the master is unreachable, for up to
+    /// `max_outage`; on the same one, after a pause, while the master
+    /// answers that it cannot do it now (`Busy`, for as long as it says so;
+    /// `Storage`, its disk refusing the data, for up to `max_outage`).
     pub async fn run<T, F, Fut>(&self, mut op: F) -> Result<T, ClientError>
     where
         F: FnMut(Arc<Client>) -> Fut,
         Fut: Future<Output = Result<T, ClientError>>,
     {
         let mut outage: Option<Instant> = None;
+        let mut refused: Option<Instant> = None;
         let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
+        let mut later = Backoff::new(Duration::from_millis(20), Duration::from_secs(2));
         loop {
             let result = match self.client().await {
                 Ok(c) => op(c).await,
                 Err(e) => Err(e),
             };
-            match result {
-                Err(e) if is_lost_master(&e) => {
+            let e = match result {
+                Ok(v) => {
+                    if refused.is_some() {
+                        self.storage_reported.store(false, Ordering::Relaxed);
+                    }
+                    return Ok(v);
+                }
+                Err(e) => e,
+            };
+            match e.retry() {
+                Retry::Reconnect => {
                     let since = *outage.get_or_insert_with(Instant::now);
                     if since.elapsed() > self.max_outage {
                         return Err(e);
@@ -164,24 +182,20 @@ impl Reconnecting {
                     }
                     tokio::time::sleep(backoff.next_pause()).await;
                 }
-                other => return other,
+                Retry::Later { bounded } => {
+                    if bounded {
+                        let since = *refused.get_or_insert_with(Instant::now);
+                        if since.elapsed() > self.max_outage {
+                            return Err(e);
+                        }
+                        if !self.storage_reported.swap(true, Ordering::Relaxed) {
+                            warn!("{e}; retrying for up to {:?}", self.max_outage);
+                        }
+                    }
+                    tokio::time::sleep(later.next_pause()).await;
+                }
+                Retry::Never => return Err(e),
             }
         }
     }
-}
-
-/// The master is gone (for now), as opposed to having answered. A
-/// handshake the master timed out counts: the network was too slow for
-/// its deadline, which says nothing about the request.
-fn is_lost_master(e: &ClientError) -> bool {
-    matches!(
-        e,
-        ClientError::Disconnected
-            | ClientError::Connect { .. }
-            | ClientError::NotFound(_)
-            | ClientError::Wire(_)
-            | ClientError::Timeout(_)
-            | ClientError::MasterSilent(_)
-            | ClientError::Refused(Refusal::Timeout { .. })
-    )
 }

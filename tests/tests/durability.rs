@@ -17,7 +17,20 @@ const CLIENT: &str = env!("CARGO_BIN_EXE_tessera-under-test");
 const T: Duration = Duration::from_secs(120);
 
 async fn master_on(addr: &str, data: &Path) -> Proc {
-    let args = [
+    master_logged(addr, data, &[], None).await
+}
+
+/// How many times `what` stands in the log at `log` so far.
+fn lines_with(log: &Path, what: &str) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .matches(what)
+        .count()
+}
+
+/// A master with `extra` options, its log written to `log` if given.
+async fn master_logged(addr: &str, data: &Path, extra: &[&str], log: Option<&Path>) -> Proc {
+    let mut args = vec![
         "master",
         "--listen",
         addr,
@@ -25,7 +38,11 @@ async fn master_on(addr: &str, data: &Path) -> Proc {
         data.to_str().unwrap(),
         "--no-mdns",
     ];
-    let mut m = Proc::spawn("master", NODE, &args);
+    args.extend_from_slice(extra);
+    let mut m = match log {
+        Some(log) => Proc::spawn_logged("master", NODE, &args, log),
+        None => Proc::spawn("master", NODE, &args),
+    };
     m.wait_for_line("listening on ", Duration::from_secs(30))
         .await;
     m
@@ -315,18 +332,13 @@ impl Drop for SmallFs {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_disk_refuses_new_submissions_and_keeps_what_was_accepted() {
-    let fs = SmallFs::mount("4m");
-    let data = fs.dir.path().join("data");
-    let addr = format!("127.0.0.1:{}", tessera_tests::supervisor::free_port());
-    let _master = master_on(&addr, &data).await;
-    let client = Client::connect(&addr, &key(&data)).await.unwrap();
+/// Submits photos (each under a name of its own) until the master refuses
+/// one; returns what it accepted, and checks the refusal says why.
+async fn fill_up(client: &Client) -> Vec<(TaskId, Bytes)> {
     let photos: Vec<Bytes> = photos()
         .iter()
         .map(|p| Bytes::from(std::fs::read(p).unwrap()))
         .collect();
-
     let mut accepted: Vec<(TaskId, Bytes)> = Vec::new();
     let refusal = loop {
         let data = photos[accepted.len() % photos.len()].clone();
@@ -347,6 +359,17 @@ async fn a_full_disk_refuses_new_submissions_and_keeps_what_was_accepted() {
     );
     assert!(message.contains("No space left on device"), "{message}");
     assert!(!accepted.is_empty());
+    accepted
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_new_submissions_and_keeps_what_was_accepted() {
+    let fs = SmallFs::mount("4m");
+    let data = fs.dir.path().join("data");
+    let addr = format!("127.0.0.1:{}", tessera_tests::supervisor::free_port());
+    let _master = master_on(&addr, &data).await;
+    let client = Client::connect(&addr, &key(&data)).await.unwrap();
+    let accepted = fill_up(&client).await;
 
     // The master keeps serving: everything accepted is still there.
     for (task, _) in &accepted {
@@ -366,10 +389,133 @@ async fn a_full_disk_refuses_new_submissions_and_keeps_what_was_accepted() {
     assert_eq!(info.state, TaskState::Done);
     check_swapped(&keep_data, &client.fetch(keep).await.unwrap()).unwrap();
     // And new work is accepted again.
-    let again = client.submit("after.png", photos[1].clone()).await.unwrap();
+    let photo = Bytes::from(std::fs::read(&photos()[1]).unwrap());
+    let again = client.submit("after.png", photo).await.unwrap();
     let info = tokio::time::timeout(T, client.wait(again))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(info.state, TaskState::Done);
+}
+
+/// The promise on a full disk: an image whose result the master has no
+/// room to store is innocent. With one attempt allowed (`--max-attempts
+/// 1`), results refused for want of room must spend none: every image
+/// waits, queued or running, through refusal after refusal, and once room
+/// is made every one is done with its own pixels, with no further event
+/// needed to hand them out again (the master's pause after a refusal ends
+/// by itself).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_a_full_disk_cannot_take_wait_for_room_and_never_fail() {
+    let fs = SmallFs::mount("4m");
+    let data = fs.dir.path().join("data");
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("master.log");
+    let addr = format!("127.0.0.1:{}", tessera_tests::supervisor::free_port());
+    let _master = master_logged(&addr, &data, &["--max-attempts", "1"], Some(&log)).await;
+    let client = Client::connect(&addr, &key(&data)).await.unwrap();
+    let accepted = fill_up(&client).await;
+
+    // A worker now finishes images whose results have no room.
+    let _w = worker(&addr, &data, "w", &["--threads", "1"]);
+    let refused = || lines_with(&log, "cannot store a result");
+    // More refusals than images: some image was refused, handed out again
+    // after the master's pause, and refused again, on its one attempt.
+    let images = accepted.len();
+    tessera_tests::eventually(
+        T,
+        "the master to refuse an image's result a second time",
+        || refused() > images,
+    )
+    .await;
+    for (task, _) in &accepted {
+        let state = client.status(*task).await.unwrap().state;
+        assert!(
+            matches!(state, TaskState::Queued | TaskState::Running),
+            "task {task} is {state:?} while its results had no room"
+        );
+    }
+
+    // Room for two results: the rest are deleted.
+    let keep = accepted.len().min(2);
+    for (task, _) in &accepted[keep..] {
+        client.delete(*task).await.unwrap();
+    }
+    for (task, input) in &accepted[..keep] {
+        let Ok(info) = tokio::time::timeout(T, client.wait(*task)).await else {
+            panic!(
+                "task {task} not done {T:?} after room was made: {:?}\nhistory: {:?}\nfiles: {:?}\nmaster's log:\n{}",
+                client.status(*task).await,
+                tessera_tests::history_lines(&client, *task).await,
+                walk(&data),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        };
+        assert_eq!(info.unwrap().state, TaskState::Done, "task {task}");
+        check_swapped(input, &client.fetch(*task).await.unwrap()).unwrap();
+    }
+}
+
+/// `tessera run` against a master whose disk something else filled up: the
+/// images it cannot store yet are not failed. The batch says why it waits
+/// and retries; once room is made every image is done, pixel-exact, and
+/// the batch exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_waits_out_a_full_disk_and_fails_nothing() {
+    let fs = SmallFs::mount("8m");
+    let data = fs.dir.path().join("data");
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("master.log");
+    let addr = format!("127.0.0.1:{}", tessera_tests::supervisor::free_port());
+    let _master = master_logged(&addr, &data, &[], Some(&log)).await;
+    let _w = worker(&addr, &data, "w", &["--threads", "1"]);
+
+    // Something else fills the disk.
+    let ballast = fs.dir.path().join("ballast");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&ballast).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+    }
+
+    let input = tmp.path().join("in");
+    let photos = photos();
+    tessera_tests::copy_into(&input, &photos);
+    let out = tmp.path().join("out");
+    let key = key_file(&data);
+    let run = tokio::process::Command::new(CLIENT)
+        .args(["run", input.to_str().unwrap(), "-o", out.to_str().unwrap()])
+        .args(["--master", &addr, "--key-file", key.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let refusals = || lines_with(&log, "cannot store a submission");
+    // Refused, and refused again: the batch retries.
+    tessera_tests::eventually(T, "the master to refuse a submission twice", || {
+        refusals() >= 2
+    })
+    .await;
+    std::fs::remove_file(&ballast).unwrap();
+
+    let output = tokio::time::timeout(T, run.wait_with_output())
+        .await
+        .expect("the batch ended once room was made")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{}\n{stderr}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(
+        stderr.contains("No space left on device") && stderr.contains("retrying for up to"),
+        "the batch says why it waits:\n{stderr}"
+    );
+    for p in &photos {
+        let result = std::fs::read(out.join(p.file_name().unwrap())).unwrap();
+        check_swapped(&std::fs::read(p).unwrap(), &result).unwrap();
+    }
 }

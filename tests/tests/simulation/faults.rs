@@ -37,6 +37,9 @@ pub(crate) enum Fault {
     /// random, with this chance per message and tick (each failure breaks
     /// the connections over it: simulated TCP does not resend).
     Flaky(f64),
+    /// The master's disk is full: it can store neither a new image nor a
+    /// result (`ENOSPC`) until room is made.
+    DiskFull,
 }
 
 /// Crashes `host` as a power cut does: its software stops, and its
@@ -53,7 +56,9 @@ pub(crate) fn power_cut(
     let in_force = |peer: &str| {
         let end = if host == MASTER { peer } else { host };
         undo.iter()
-            .find(|(_, h, f)| h == end && !matches!(f, Fault::Crash | Fault::PowerCut))
+            .find(|(_, h, f)| {
+                h == end && !matches!(f, Fault::Crash | Fault::PowerCut | Fault::DiskFull)
+            })
             .map(|(_, _, f)| *f)
     };
     for peer in peers {
@@ -65,7 +70,7 @@ pub(crate) fn power_cut(
         sim.repair(host, peer.as_str());
         let end = if host == MASTER { peer.as_str() } else { host };
         match in_force(peer) {
-            None | Some(Fault::Crash | Fault::PowerCut) => {}
+            None | Some(Fault::Crash | Fault::PowerCut | Fault::DiskFull) => {}
             Some(Fault::Partition) => sim.partition(end, MASTER),
             Some(Fault::OneWay) => sim.partition_oneway(MASTER, end),
             Some(Fault::Hold) => sim.hold(end, MASTER),

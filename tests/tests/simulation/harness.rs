@@ -109,14 +109,18 @@ pub(crate) fn run_seed(seed: u64, trace: bool) -> Run {
     let master_key = key.clone();
     let master_record = record.clone();
     let master_clock = clock.clone();
+    // The master's disk: the faults make it full now and then.
+    let disk = SimDisk::default();
+    let master_disk = disk.clone();
     sim.host(MASTER, move || {
         let (dir, key, hook) = (data.clone(), master_key.clone(), hook.clone());
+        let disk = master_disk.clone();
         let record = RecordStore::Memory(master_record.clone());
         let clock = Arc::new(master_clock.clone());
         async move {
             let mut config = MasterConfig::new(dir);
             config.record = record;
-            config.disk = Arc::new(SimDisk);
+            config.disk = Arc::new(disk);
             config.clock = clock;
             config.key = key;
             config.invariants = Some(hook);
@@ -278,6 +282,7 @@ pub(crate) fn run_seed(seed: u64, trace: bool) -> Run {
                 Fault::Partition | Fault::OneWay => sim.repair(host.as_str(), MASTER),
                 Fault::Hold => sim.release(host.as_str(), MASTER),
                 Fault::Flaky(_) => sim.set_link_fail_rate(host.as_str(), MASTER, 0.0),
+                Fault::DiskFull => disk.set_full(false),
             }
             faults.push(format!(
                 "{:>8.3}s {host}: {fault:?} undone",
@@ -289,9 +294,10 @@ pub(crate) fn run_seed(seed: u64, trace: bool) -> Run {
             continue;
         }
         next = now + Duration::from_millis(rng.random_range(100..1000));
-        let (host, fault) = match rng.random_range(0..26) {
+        let (host, fault) = match rng.random_range(0..27) {
             0 => (MASTER.to_string(), Fault::Crash),
             25 => (MASTER.to_string(), Fault::PowerCut),
+            26 => (MASTER.to_string(), Fault::DiskFull),
             1 => {
                 // An administrator or NTP sets the master's wall clock, up
                 // to an hour either way (it reads it when it starts).
@@ -349,6 +355,7 @@ pub(crate) fn run_seed(seed: u64, trace: bool) -> Run {
             Fault::OneWay => sim.partition_oneway(MASTER, host.as_str()),
             Fault::Hold => sim.hold(host.as_str(), MASTER),
             Fault::Flaky(rate) => sim.set_link_fail_rate(host.as_str(), MASTER, rate),
+            Fault::DiskFull => disk.set_full(true),
         }
         faults.push(format!(
             "{:>8.3}s {host}: {fault:?} for {lasts:?}",

@@ -126,7 +126,8 @@ impl Shared {
         self.lock().scheduler.touch(worker, task, attempt, now);
     }
 
-    /// Expires overdue leases; returns how many.
+    /// Expires overdue leases (and ends a storage pause that is over);
+    /// returns how many leases expired.
     pub fn expire_due(&self) -> usize {
         let now = self.clock.now();
         let mut g = self.lock();
@@ -145,7 +146,13 @@ impl Shared {
             }
         }
         self.follow_up_failed(&mut g, failed);
-        if !expired.is_empty() || g.scheduler.queue_len() == 0 {
+        // A storage pause that is over ends here: no other event may come
+        // to hand out what waited for it.
+        let pause_over = g.paused_until.is_some_and(|until| now >= until);
+        if pause_over {
+            g.paused_until = None;
+        }
+        if !expired.is_empty() || pause_over || g.scheduler.queue_len() == 0 {
             // Also the moment to look for stragglers (a matter of time).
             self.settle(&mut g);
         }
