@@ -38,7 +38,7 @@ pub(crate) enum Fault {
     /// the connections over it: simulated TCP does not resend).
     Flaky(f64),
     /// The master's disk is full: it can store neither a new image nor a
-    /// result (`ENOSPC`) until room is made.
+    /// result (`ENOSPC`), nor commit to its record, until room is made.
     DiskFull,
 }
 

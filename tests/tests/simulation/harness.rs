@@ -282,7 +282,10 @@ pub(crate) fn run_seed(seed: u64, trace: bool) -> Run {
                 Fault::Partition | Fault::OneWay => sim.repair(host.as_str(), MASTER),
                 Fault::Hold => sim.release(host.as_str(), MASTER),
                 Fault::Flaky(_) => sim.set_link_fail_rate(host.as_str(), MASTER, 0.0),
-                Fault::DiskFull => disk.set_full(false),
+                Fault::DiskFull => {
+                    disk.set_full(false);
+                    record.fail_writes(false);
+                }
             }
             faults.push(format!(
                 "{:>8.3}s {host}: {fault:?} undone",
@@ -355,7 +358,10 @@ pub(crate) fn run_seed(seed: u64, trace: bool) -> Run {
             Fault::OneWay => sim.partition_oneway(MASTER, host.as_str()),
             Fault::Hold => sim.hold(host.as_str(), MASTER),
             Fault::Flaky(rate) => sim.set_link_fail_rate(host.as_str(), MASTER, rate),
-            Fault::DiskFull => disk.set_full(true),
+            Fault::DiskFull => {
+                disk.set_full(true);
+                record.fail_writes(true);
+            }
         }
         faults.push(format!(
             "{:>8.3}s {host}: {fault:?} for {lasts:?}",
