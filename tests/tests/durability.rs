@@ -519,3 +519,74 @@ async fn a_batch_waits_out_a_full_disk_and_fails_nothing() {
         check_swapped(&std::fs::read(p).unwrap(), &result).unwrap();
     }
 }
+
+/// The record on a disk that fills up: a commit refused for want of room
+/// fails alone. Once room is made the same open record commits again, and
+/// keeps every task it had committed before.
+#[test]
+fn the_record_commits_again_once_a_full_disk_has_room() {
+    use tessera_node::master::record::{Entry, RedbStore, RowChange, RowState, TaskRow, TaskStore};
+    use tessera_proto::{EventEntry, TaskEvent};
+
+    let fs = SmallFs::mount("2m");
+    let mut store = RedbStore::open(&fs.dir.path().join("record.redb")).unwrap();
+    let entry = |task: u64| {
+        // Long names, so the disk fills in a few hundred commits.
+        let name = format!("{task:04}-{}", "x".repeat(2000));
+        Entry {
+            task: TaskId(task),
+            event: Some(EventEntry {
+                at_ms: 1,
+                event: TaskEvent::Submitted {
+                    name: name.clone(),
+                    len: 3,
+                    checksum: 9,
+                },
+            }),
+            row: RowChange::Put(TaskRow {
+                name,
+                input_len: 3,
+                input_checksum: 9,
+                key: u128::from(task),
+                submitted_ms: 1,
+                attempts: 0,
+                lost: 0,
+                history: Vec::new(),
+                state: RowState::Queued,
+                strikes: 0,
+                evidence: 0,
+                submitters: Vec::new(),
+                exposure_ms: 0,
+            }),
+        }
+    };
+    // Half the disk is taken by something else.
+    let ballast = fs.dir.path().join("ballast");
+    std::fs::write(&ballast, vec![0u8; 1024 * 1024]).unwrap();
+    let mut next = 1u64;
+    let refusal = loop {
+        match store.apply(&[entry(next)], next + 1, true) {
+            Ok(()) => next += 1,
+            Err(e) => break e,
+        }
+        assert!(next < 100_000, "a 2 MiB disk never filled up");
+    };
+    assert!(next > 1, "nothing was committed before the disk filled");
+    assert!(
+        refusal.to_string().contains("No space left on device"),
+        "{refusal}"
+    );
+
+    std::fs::remove_file(&ballast).unwrap();
+    store
+        .apply(&[entry(next)], next + 1, true)
+        .expect("the record commits again once there is room");
+    for task in 1..=next {
+        let row = store.row(TaskId(task)).unwrap();
+        assert_eq!(
+            row.map(|r| r.key),
+            Some(u128::from(task)),
+            "task {task} of {next}"
+        );
+    }
+}

@@ -3,10 +3,11 @@
 //! append-only `events` (task, sequence) → event, and the derived `tasks`
 //! task → current state; plus `meta` for the next task id.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use tessera_proto::{EventEntry, TaskId, wire};
+use tracing::{info, warn};
 
 use super::row::{self, ROW_FORMAT, TaskRow};
 
@@ -70,8 +71,14 @@ pub const RECORD_CACHE_BYTES: usize = 4 * 1024 * 1024;
 /// The record in a redb file.
 #[derive(Debug)]
 pub struct RedbStore {
-    db: Database,
+    path: PathBuf,
+    /// `None` while closed after a failed write that it could not be
+    /// reopened from (see [`TaskStore::apply`] below).
+    db: Option<Database>,
 }
+
+/// What reads answer while the record is closed after a failed write.
+const CLOSED: &str = "the record is closed after a failed write; it is reopened at the next write";
 
 fn io(e: impl std::fmt::Display) -> StoreError {
     StoreError::Io(e.to_string())
@@ -79,6 +86,19 @@ fn io(e: impl std::fmt::Display) -> StoreError {
 
 impl RedbStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Ok(RedbStore {
+            path: path.to_path_buf(),
+            db: Some(Self::open_db(path)?),
+        })
+    }
+
+    fn db(&self) -> Result<&Database, StoreError> {
+        self.db
+            .as_ref()
+            .ok_or_else(|| StoreError::Io(CLOSED.into()))
+    }
+
+    fn open_db(path: &Path) -> Result<Database, StoreError> {
         // redb caches up to 1 GiB of pages by default, so the master's memory
         // grew with its record; a bounded cache keeps it flat (the soak).
         let db = redb::Builder::new()
@@ -125,33 +145,12 @@ impl RedbStore {
         }
         tx.open_table(META).map_err(io)?;
         tx.commit().map_err(io)?;
-        Ok(RedbStore { db })
-    }
-}
-
-impl TaskStore for RedbStore {
-    fn load(&self) -> Result<Loaded, StoreError> {
-        let tx = self.db.begin_read().map_err(io)?;
-        let tasks = tx.open_table(TASKS).map_err(io)?;
-        let mut rows = Vec::new();
-        for item in tasks.iter().map_err(io)? {
-            let (k, v) = item.map_err(io)?;
-            let row: TaskRow = row::decode_row(v.value())
-                .map_err(|e| StoreError::Corrupt(format!("task {}: {e}", k.value())))?;
-            rows.push((TaskId(k.value()), row));
-        }
-        let meta = tx.open_table(META).map_err(io)?;
-        let next_task = meta.get("next_task").map_err(io)?.map_or(1, |v| v.value());
-        Ok(Loaded { rows, next_task })
+        Ok(db)
     }
 
-    fn apply(
-        &mut self,
-        entries: &[Entry],
-        next_task: u64,
-        durable: bool,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.db.begin_write().map_err(io)?;
+    /// One transaction of `entries`.
+    fn write(&self, entries: &[Entry], next_task: u64, durable: bool) -> Result<(), StoreError> {
+        let mut tx = self.db()?.begin_write().map_err(io)?;
         let level = if durable {
             Durability::Immediate
         } else {
@@ -192,9 +191,58 @@ impl TaskStore for RedbStore {
         }
         tx.commit().map_err(io)
     }
+}
+
+impl TaskStore for RedbStore {
+    fn load(&self) -> Result<Loaded, StoreError> {
+        let tx = self.db()?.begin_read().map_err(io)?;
+        let tasks = tx.open_table(TASKS).map_err(io)?;
+        let mut rows = Vec::new();
+        for item in tasks.iter().map_err(io)? {
+            let (k, v) = item.map_err(io)?;
+            let row: TaskRow = row::decode_row(v.value())
+                .map_err(|e| StoreError::Corrupt(format!("task {}: {e}", k.value())))?;
+            rows.push((TaskId(k.value()), row));
+        }
+        let meta = tx.open_table(META).map_err(io)?;
+        let next_task = meta.get("next_task").map_err(io)?.map_or(1, |v| v.value());
+        Ok(Loaded { rows, next_task })
+    }
+
+    /// redb refuses every transaction after a write failed (an I/O error,
+    /// or a full disk) until the database is opened again, so a disk that
+    /// filled up and then had room would refuse the record until the
+    /// master restarted. A failed write therefore closes and reopens it.
+    /// What the file then holds is what a crash would leave: the failed
+    /// transaction is not in it (a commit is atomic), nor are the
+    /// non-durable ones since the last durable one, which nobody was told
+    /// of (durable before announced).
+    fn apply(
+        &mut self,
+        entries: &[Entry],
+        next_task: u64,
+        durable: bool,
+    ) -> Result<(), StoreError> {
+        if self.db.is_none() {
+            self.db = Some(Self::open_db(&self.path)?);
+            info!("the record is open again");
+        }
+        let result = self.write(entries, next_task, durable);
+        if let Err(e) = &result {
+            // The old handle first: it holds the file's lock.
+            self.db = None;
+            match Self::open_db(&self.path) {
+                Ok(db) => self.db = Some(db),
+                Err(again) => warn!(
+                    "cannot reopen the record after a failed write ({e}): {again}; trying again at the next write"
+                ),
+            }
+        }
+        result
+    }
 
     fn history(&self, task: TaskId) -> Result<Vec<EventEntry>, StoreError> {
-        let tx = self.db.begin_read().map_err(io)?;
+        let tx = self.db()?.begin_read().map_err(io)?;
         let events = tx.open_table(EVENTS).map_err(io)?;
         let mut out = Vec::new();
         for item in events.range((task.0, 0)..=(task.0, u64::MAX)).map_err(io)? {
@@ -207,7 +255,7 @@ impl TaskStore for RedbStore {
     }
 
     fn row(&self, task: TaskId) -> Result<Option<TaskRow>, StoreError> {
-        let tx = self.db.begin_read().map_err(io)?;
+        let tx = self.db()?.begin_read().map_err(io)?;
         let tasks = tx.open_table(TASKS).map_err(io)?;
         let Some(v) = tasks.get(task.0).map_err(io)? else {
             return Ok(None);
