@@ -2,7 +2,8 @@
 //! by `tessera run` through a master and several workers, while faults drawn
 //! from a seeded RNG hit them for the whole batch: workers SIGKILLed (the
 //! supervisor restarts them), workers SIGSTOPped past their lease and
-//! resumed, the master SIGKILLed and started again on its data directory.
+//! resumed, the master SIGKILLed and started again on its data directory,
+//! the master's disk filled up for a while (with [`Mix::fill`]).
 //! Everything injected is written to a [`FaultLog`] with its time, so a
 //! failing seed can be read and replayed.
 
@@ -19,6 +20,7 @@ use crate::{
     photos,
     run::{Expected, Run, RunOutput},
     supervisor::{Locate, Master, WorkerSpec, Workers},
+    tmpfs::Ballast,
     valid_pngsuite,
 };
 
@@ -116,6 +118,8 @@ pub struct Counts {
     pub master_kills: usize,
     /// Master restarts on a port other than the one before.
     pub master_new_port: usize,
+    /// Times the master's disk was filled up (then given room again).
+    pub disk_fills: usize,
     /// Workers that died of something other than our SIGKILL.
     pub other_deaths: usize,
 }
@@ -137,7 +141,17 @@ pub struct Mix {
     /// the same port at random after that (everyone finds it by mDNS);
     /// otherwise always on the port it had.
     pub new_port: bool,
+    /// A directory on the master's own small file system (its data
+    /// directory's), to fill up now and then for [`DISK_FULL_FOR`], every
+    /// [`DISK_FULL_GAP`]: the master's disk running out of room.
+    pub fill: Option<PathBuf>,
 }
+
+/// How long the master's disk stays full, when [`Mix::fill`] is given.
+pub const DISK_FULL_FOR: (Duration, Duration) =
+    (Duration::from_millis(300), Duration::from_millis(2000));
+/// Time from the master's disk having room again to its filling up next.
+pub const DISK_FULL_GAP: (Duration, Duration) = (Duration::from_secs(2), Duration::from_secs(6));
 
 /// A master and its supervised workers.
 #[derive(Debug)]
@@ -217,12 +231,19 @@ pub async fn round(
     let slots = cluster.workers.slots.len();
     let mut resume_at: Vec<Option<Instant>> = vec![None; slots];
     let mut next_fault = Instant::now() + between(rng, mix.gap);
+    // The master's disk: full until the instant, or when to fill it next.
+    let mut full: Option<(Instant, Ballast)> = None;
+    let mut next_fill = mix
+        .fill
+        .as_ref()
+        .map(|_| Instant::now() + between(rng, DISK_FULL_GAP));
     loop {
         if let Some(status) = run.try_exit() {
             log.note(format!("tessera run exited: {status}"));
             break;
         }
         if started.elapsed() > deadline {
+            drop(full.take());
             let n = run.reported();
             log.note("deadline: tessera run still running; killed it");
             cluster.workers.resume_all();
@@ -253,8 +274,27 @@ pub async fn round(
                 log.note(format!("SIGCONT {}", cluster.workers.slots[i].name()));
             }
         }
+        if full.as_ref().is_some_and(|(until, _)| now >= *until) {
+            full = None;
+            log.note("room again on the master's disk");
+        }
+        if let (Some(dir), Some(at)) = (&mix.fill, next_fill)
+            && now >= at
+            && full.is_none()
+        {
+            let lasts = between(rng, DISK_FULL_FOR);
+            full = Some((now + lasts, Ballast::fill(dir, "ballast")));
+            next_fill = Some(now + lasts + between(rng, DISK_FULL_GAP));
+            counts.disk_fills += 1;
+            log.note(format!("the master's disk full for {lasts:.2?}"));
+        }
         if master_kill_at.last().is_some_and(|&n| run.reported() >= n) {
             master_kill_at.pop();
+            // A master may not start on a full disk (opening its record
+            // writes to it): room first, as an operator would make it.
+            if full.take().is_some() {
+                log.note("room again on the master's disk");
+            }
             kill_master(cluster, mix, rng, log, counts).await;
         }
         if now >= next_fault {
@@ -281,6 +321,7 @@ pub async fn round(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     cluster.workers.resume_all();
+    drop(full);
     run.finish(Duration::from_secs(10)).await
 }
 

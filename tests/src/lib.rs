@@ -19,6 +19,7 @@ pub mod sim_clock;
 pub mod sim_disk;
 pub mod sim_net;
 pub mod supervisor;
+pub mod tmpfs;
 
 pub use eavesdrop::{image_windows, windows_found_in};
 

@@ -38,6 +38,7 @@ use tessera_tests::{
     procstat::{self, Sample},
     run::{Verdict, history, judge},
     supervisor::WorkerSpec,
+    tmpfs::Tmpfs,
 };
 
 const NODE: &str = env!("CARGO_BIN_EXE_tessera-node-under-test");
@@ -92,7 +93,11 @@ fn worker_specs() -> Vec<WorkerSpec> {
     ]
 }
 
-fn mix(master_kills: usize, new_port: bool) -> Mix {
+/// The master's data directory's own file system: big enough for what a
+/// batch keeps (and a soak's record), small enough to fill up in a moment.
+const DATA_FS: &str = "256m";
+
+fn mix(master_kills: usize, new_port: bool, data_fs: &Tmpfs) -> Mix {
     Mix {
         lease_timeout: LEASE_TIMEOUT,
         gap: (Duration::from_millis(300), Duration::from_millis(1200)),
@@ -100,6 +105,7 @@ fn mix(master_kills: usize, new_port: bool) -> Mix {
         max_paused: 2,
         master_kills,
         new_port,
+        fill: Some(data_fs.path().to_path_buf()),
     }
 }
 
@@ -181,11 +187,12 @@ async fn failed_histories(
 
 fn figures(seed: u64, c: &Counts, images: usize, v: &Verdict, seconds: f64) -> String {
     format!(
-        "{{\"bench\":\"chaos\",\"seed\":{seed},\"images\":{images},\"worker_kills\":{},\"worker_pauses\":{},\"master_kills\":{},\"master_new_port\":{},\"poison_deaths\":{},\"innocent_failures\":{},\"duplicates\":{},\"poison_failed_after_s\":{},\"seconds\":{seconds:.1}}}",
+        "{{\"bench\":\"chaos\",\"seed\":{seed},\"images\":{images},\"worker_kills\":{},\"worker_pauses\":{},\"master_kills\":{},\"master_new_port\":{},\"disk_fills\":{},\"poison_deaths\":{},\"innocent_failures\":{},\"duplicates\":{},\"poison_failed_after_s\":{},\"seconds\":{seconds:.1}}}",
         c.worker_kills,
         c.worker_pauses,
         c.master_kills,
         c.master_new_port,
+        c.disk_fills,
         c.other_deaths,
         v.innocent_failures.len(),
         v.duplicates,
@@ -200,9 +207,10 @@ async fn one_seed(seed: u64, new_port: bool) -> Result<String, String> {
     let corpus = Corpus::build(&tmp.path().join("in"), "");
     let images = corpus.innocent.len() + 1;
     let name = format!("chaos-{}-{seed}", std::process::id());
+    let data_fs = Tmpfs::mount(DATA_FS);
     let mut cluster = Cluster::start(
         NODE,
-        &tmp.path().join("data"),
+        &data_fs.path().join("data"),
         &name,
         &master_args(),
         &worker_specs(),
@@ -217,7 +225,7 @@ async fn one_seed(seed: u64, new_port: bool) -> Result<String, String> {
     let result = round(
         &mut cluster,
         CLIENT,
-        &mix(2, new_port),
+        &mix(2, new_port, &data_fs),
         &mut rng,
         &corpus,
         &out_dir,
@@ -339,9 +347,10 @@ async fn soak() {
         .unwrap_or(1);
     let tmp = tempfile::tempdir().unwrap();
     let name = format!("soak-{}", std::process::id());
+    let data_fs = Tmpfs::mount(DATA_FS);
     let mut cluster = Cluster::start(
         NODE,
-        &tmp.path().join("data"),
+        &data_fs.path().join("data"),
         &name,
         &master_args(),
         &worker_specs(),
@@ -367,7 +376,7 @@ async fn soak() {
         let result = round(
             &mut cluster,
             CLIENT,
-            &mix(0, false),
+            &mix(0, false, &data_fs),
             &mut rng,
             &corpus,
             &out_dir,
@@ -446,10 +455,11 @@ async fn soak() {
         }
     }
     println!(
-        "{{\"bench\":\"soak\",\"case\":\"summary\",\"seconds\":{:.0},\"rounds\":{rounds},\"images\":{images},\"worker_kills\":{},\"worker_pauses\":{},\"poison_deaths\":{},\"innocent_failures\":{innocent_failures},\"duplicates\":{duplicates}}}",
+        "{{\"bench\":\"soak\",\"case\":\"summary\",\"seconds\":{:.0},\"rounds\":{rounds},\"images\":{images},\"worker_kills\":{},\"worker_pauses\":{},\"disk_fills\":{},\"poison_deaths\":{},\"innocent_failures\":{innocent_failures},\"duplicates\":{duplicates}}}",
         start.elapsed().as_secs_f64(),
         counts.worker_kills,
         counts.worker_pauses,
+        counts.disk_fills,
         counts.other_deaths
     );
     assert!(

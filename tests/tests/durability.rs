@@ -10,7 +10,11 @@ use std::{
 
 use bytes::Bytes;
 use tessera_client::{Client, ClientError, ClusterKey, ErrorCode, FailureKind, TaskId, TaskState};
-use tessera_tests::{Proc, check_swapped, photos, valid_pngsuite};
+use tessera_tests::{
+    Proc, check_swapped, photos,
+    tmpfs::{Ballast, Tmpfs},
+    valid_pngsuite,
+};
 
 const NODE: &str = env!("CARGO_BIN_EXE_tessera-node-under-test");
 const CLIENT: &str = env!("CARGO_BIN_EXE_tessera-under-test");
@@ -286,52 +290,6 @@ async fn a_corrupted_stored_file_is_caught_by_its_checksum_and_never_served() {
     assert!(!out.exists(), "a corrupt result is never written");
 }
 
-/// A tmpfs of `size` mounted on a fresh directory, unmounted on drop.
-struct SmallFs {
-    dir: tempfile::TempDir,
-}
-
-impl SmallFs {
-    fn mount(size: &str) -> SmallFs {
-        let uid = std::process::Command::new("id")
-            .arg("-u")
-            .output()
-            .expect("run id -u");
-        assert_eq!(
-            String::from_utf8_lossy(&uid.stdout).trim(),
-            "0",
-            "this test needs root: it mounts a small tmpfs to fill up (CI runs as root)"
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let status = std::process::Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size}"),
-                "tessera-test",
-                dir.path().to_str().unwrap(),
-            ])
-            .status()
-            .expect("run mount");
-        assert!(
-            status.success(),
-            "cannot mount a tmpfs on {}",
-            dir.path().display()
-        );
-        SmallFs { dir }
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
-
 /// Submits photos (each under a name of its own) until the master refuses
 /// one; returns what it accepted, and checks the refusal says why.
 async fn fill_up(client: &Client) -> Vec<(TaskId, Bytes)> {
@@ -364,8 +322,8 @@ async fn fill_up(client: &Client) -> Vec<(TaskId, Bytes)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_refuses_new_submissions_and_keeps_what_was_accepted() {
-    let fs = SmallFs::mount("4m");
-    let data = fs.dir.path().join("data");
+    let fs = Tmpfs::mount("4m");
+    let data = fs.path().join("data");
     let addr = format!("127.0.0.1:{}", tessera_tests::supervisor::free_port());
     let _master = master_on(&addr, &data).await;
     let client = Client::connect(&addr, &key(&data)).await.unwrap();
@@ -407,8 +365,8 @@ async fn a_full_disk_refuses_new_submissions_and_keeps_what_was_accepted() {
 /// by itself).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_a_full_disk_cannot_take_wait_for_room_and_never_fail() {
-    let fs = SmallFs::mount("4m");
-    let data = fs.dir.path().join("data");
+    let fs = Tmpfs::mount("4m");
+    let data = fs.path().join("data");
     let logs = tempfile::tempdir().unwrap();
     let log = logs.path().join("master.log");
     let addr = format!("127.0.0.1:{}", tessera_tests::supervisor::free_port());
@@ -462,8 +420,8 @@ async fn results_a_full_disk_cannot_take_wait_for_room_and_never_fail() {
 /// the batch exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_waits_out_a_full_disk_and_fails_nothing() {
-    let fs = SmallFs::mount("8m");
-    let data = fs.dir.path().join("data");
+    let fs = Tmpfs::mount("8m");
+    let data = fs.path().join("data");
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("master.log");
     let addr = format!("127.0.0.1:{}", tessera_tests::supervisor::free_port());
@@ -471,13 +429,7 @@ async fn a_batch_waits_out_a_full_disk_and_fails_nothing() {
     let _w = worker(&addr, &data, "w", &["--threads", "1"]);
 
     // Something else fills the disk.
-    let ballast = fs.dir.path().join("ballast");
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&ballast).unwrap();
-        let block = vec![0u8; 64 * 1024];
-        while f.write_all(&block).is_ok() {}
-    }
+    let ballast = Ballast::fill(fs.path(), "ballast");
 
     let input = tmp.path().join("in");
     let photos = photos();
@@ -498,7 +450,7 @@ async fn a_batch_waits_out_a_full_disk_and_fails_nothing() {
         refusals() >= 2
     })
     .await;
-    std::fs::remove_file(&ballast).unwrap();
+    drop(ballast);
 
     let output = tokio::time::timeout(T, run.wait_with_output())
         .await
@@ -528,8 +480,8 @@ fn the_record_commits_again_once_a_full_disk_has_room() {
     use tessera_node::master::record::{Entry, RedbStore, RowChange, RowState, TaskRow, TaskStore};
     use tessera_proto::{EventEntry, TaskEvent};
 
-    let fs = SmallFs::mount("2m");
-    let mut store = RedbStore::open(&fs.dir.path().join("record.redb")).unwrap();
+    let fs = Tmpfs::mount("2m");
+    let mut store = RedbStore::open(&fs.path().join("record.redb")).unwrap();
     let entry = |task: u64| {
         // Long names, so the disk fills in a few hundred commits.
         let name = format!("{task:04}-{}", "x".repeat(2000));
@@ -561,7 +513,7 @@ fn the_record_commits_again_once_a_full_disk_has_room() {
         }
     };
     // Half the disk is taken by something else.
-    let ballast = fs.dir.path().join("ballast");
+    let ballast = fs.path().join("ballast");
     std::fs::write(&ballast, vec![0u8; 1024 * 1024]).unwrap();
     let mut next = 1u64;
     let refusal = loop {
