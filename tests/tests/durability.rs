@@ -542,3 +542,59 @@ fn the_record_commits_again_once_a_full_disk_has_room() {
         );
     }
 }
+
+/// The whole master on a disk that fills up while its record grows: tiny
+/// images fit in the room left, until the record's own file cannot grow
+/// and a commit fails. Once room is made, the same master (no restart)
+/// accepts and finishes images again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_whose_record_could_not_grow_records_again_once_there_is_room() {
+    let fs = Tmpfs::mount("8m");
+    let data = fs.path().join("data");
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("master.log");
+    let addr = format!("127.0.0.1:{}", tessera_tests::supervisor::free_port());
+    let _master = master_logged(&addr, &data, &[], Some(&log)).await;
+    let client = Client::connect(&addr, &key(&data)).await.unwrap();
+    let tiny = Bytes::from(std::fs::read(&valid_pngsuite()[0]).unwrap());
+    let ballast = Ballast::fill(fs.path(), "ballast");
+    // Leave 64 KiB: room for a few image files, not for the record to grow.
+    let len = std::fs::metadata(fs.path().join("ballast")).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(fs.path().join("ballast"))
+        .unwrap()
+        .set_len(len - 64 * 1024)
+        .unwrap();
+    let mut accepted = Vec::new();
+    let refusal = loop {
+        let name = format!("tiny-{}.png", accepted.len());
+        match client.submit(&name, tiny.clone()).await {
+            Ok(task) => accepted.push(task),
+            Err(e) => break e,
+        }
+        assert!(accepted.len() < 10_000, "the disk never filled up");
+    };
+    assert_eq!(refusal.code(), Some(ErrorCode::Storage), "{refusal}");
+    // The record's commit, not the image file, found the disk full.
+    assert!(
+        refusal
+            .to_string()
+            .contains("task record: I/O error: No space left on device"),
+        "{refusal}"
+    );
+    assert!(!accepted.is_empty(), "the 64 KiB left took no image");
+
+    drop(ballast);
+    accepted.push(client.submit("after.png", tiny.clone()).await.unwrap());
+    let _w = worker(&addr, &data, "w", &["--threads", "1"]);
+    // Everything accepted before the refusal, and after it, is done.
+    for task in accepted {
+        let info = tokio::time::timeout(T, client.wait(task))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(info.state, TaskState::Done, "task {task}");
+        check_swapped(&tiny, &client.fetch(task).await.unwrap()).unwrap();
+    }
+}
