@@ -29,6 +29,15 @@ const IMAGES: usize = 24;
 const WIDTH: u32 = 1920;
 const HEIGHT: u32 = 1080;
 
+/// The bytes of the files in `dir` (the batch's inputs or its results: what
+/// the client sends and receives, encrypted, and the master stores).
+fn dir_bytes(dir: &Path) -> f64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len() as f64)
+        .sum()
+}
+
 /// `IMAGES` mosaics for `round` in `dir`: every image tiles the photos in
 /// its own order and offset.
 fn mosaics(photos: &[RgbImage], dir: &Path, round: usize) {
@@ -131,8 +140,9 @@ async fn main() {
         let worker_cpu = cpu_of(worker.pid()) - before.1;
         let client_cpu = cpu_of_waited_children() - before.2;
         let share = worker_cpu / (master_cpu + worker_cpu + client_cpu);
+        let (mb_in, mb_out) = (dir_bytes(&input) / 1e6, dir_bytes(&output) / 1e6);
         let line = format!(
-            "{{\"bench\":\"process_share\",\"round\":{round},\"warm_up\":{},\"images\":{IMAGES},\"megapixels\":{megapixels:.1},\"wall_s\":{wall:.3},\"cpu_s\":{{\"master\":{master_cpu:.2},\"worker\":{worker_cpu:.2},\"client\":{client_cpu:.2}}},\"master_over_worker\":{:.3},\"client_over_worker\":{:.3},\"worker_share\":{share:.3},\"mpix_per_worker_cpu_s\":{:.1}}}\n",
+            "{{\"bench\":\"process_share\",\"round\":{round},\"warm_up\":{},\"images\":{IMAGES},\"megapixels\":{megapixels:.1},\"mb_in\":{mb_in:.1},\"mb_out\":{mb_out:.1},\"wall_s\":{wall:.3},\"cpu_s\":{{\"master\":{master_cpu:.2},\"worker\":{worker_cpu:.2},\"client\":{client_cpu:.2}}},\"master_over_worker\":{:.3},\"client_over_worker\":{:.3},\"worker_share\":{share:.3},\"mpix_per_worker_cpu_s\":{:.1}}}\n",
             round == 0,
             master_cpu / worker_cpu,
             client_cpu / worker_cpu,
