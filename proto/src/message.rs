@@ -22,7 +22,7 @@ pub const MAX_CHUNK: usize = 1024 * 1024;
 
 /// How many variants [`Msg`] has; a frame whose variant index is at or past
 /// this is an unknown message type.
-pub const MSG_VARIANTS: u32 = 32;
+pub const MSG_VARIANTS: u32 = 33;
 
 /// The first byte of every [`Msg::Chunk`] frame (its variant index), the
 /// only message that may exceed the control-frame limit.
@@ -236,6 +236,14 @@ pub enum Msg {
         req: u64,
         task: TaskId,
     },
+    /// Worker → master, its last word on a connection it gives up because
+    /// it heard nothing from the master for `silent_ms` (the master's lease
+    /// timeout): the master stopped, or its messages were lost on the way.
+    /// What the worker held there is lost to that silence, not to a crash,
+    /// so it is no evidence against any image (`scheduler/blame.rs`).
+    HangingUp {
+        silent_ms: u64,
+    },
 }
 
 /// The submitter of `tessera submit` and `tessera fetch`, which run as
@@ -285,6 +293,7 @@ impl Msg {
             Msg::Ping { .. } => "Ping",
             Msg::Pong { .. } => "Pong",
             Msg::Confirmed { .. } => "Confirmed",
+            Msg::HangingUp { .. } => "HangingUp",
         }
     }
 }

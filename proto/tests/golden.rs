@@ -195,6 +195,7 @@ fn messages() -> Vec<(&'static str, Msg)> {
         ("Ping", Msg::Ping { seq: 3 }),
         ("Pong", Msg::Pong { seq: 3 }),
         ("Confirmed", Msg::Confirmed { req: 10, task: t }),
+        ("HangingUp", Msg::HangingUp { silent_ms: 600 }),
     ]
 }
 
@@ -267,6 +268,7 @@ const GOLDEN_MSGS: &[(&str, &str)] = &[
     ("Ping", "1d03"),
     ("Pong", "1e03"),
     ("Confirmed", "1f0a07"),
+    ("HangingUp", "20fb5802"),
 ];
 
 #[test]

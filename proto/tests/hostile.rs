@@ -27,11 +27,7 @@ fn an_unknown_message_type_is_a_typed_error() {
     let err = decode_msg(BytesMut::from(&[0x7f][..])).unwrap_err();
     assert_eq!(err, DecodeError::UnknownVariant { found: 0x7f });
     // The first unknown index is exactly one past the last known variant.
-    let last = wire::encode(&Msg::Confirmed {
-        req: 1,
-        task: tessera_proto::TaskId(1),
-    })
-    .unwrap();
+    let last = wire::encode(&Msg::HangingUp { silent_ms: 1 }).unwrap();
     assert_eq!(u32::from(last[0]) + 1, tessera_proto::message::MSG_VARIANTS);
     let err = decode_msg(BytesMut::from(&[last[0] + 1][..])).unwrap_err();
     assert_eq!(

@@ -187,3 +187,70 @@ async fn a_client_waiting_on_a_hung_master_gets_a_typed_error() {
     assert_eq!(info.state, TaskState::Done, "{info:?}");
     check_swapped(&input, &client.fetch(task).await.unwrap()).unwrap();
 }
+
+/// A master that pauses is nobody's evidence: its workers give their
+/// connections up while it is stopped (as they must, above), and when it
+/// runs again it reads those connections' ends. An image that was executing
+/// alone on such a worker must not be blamed as if the worker had died of
+/// it: with `--max-attempts 1` one such blame would fail an innocent image.
+/// Three images, each paused over while it executes; every one ends done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_that_pauses_blames_no_image_its_workers_were_running() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (master, addr, key_file) = spawn_master(
+        NODE,
+        &tmp.path().join("data"),
+        &[
+            "--heartbeat-interval",
+            "100ms",
+            "--lease-timeout",
+            "600ms",
+            "--max-attempts",
+            "1",
+        ],
+    )
+    .await;
+    let _worker = spawn_worker(
+        NODE,
+        &addr,
+        &key_file,
+        "w",
+        &["--threads", "1", "--prefetch", "0", "--test-delay", "2s"],
+    );
+    let config = ClientConfig {
+        silence_timeout: Duration::from_secs(30),
+        ..ClientConfig::default()
+    };
+    let client = Client::connect_with(&addr, &key(&key_file), config)
+        .await
+        .unwrap();
+    let input = std::fs::read(&photos()[0]).unwrap();
+    for round in 0..3 {
+        let task = client
+            .submit(&format!("paused-{round}.png"), Bytes::from(input.clone()))
+            .await
+            .unwrap();
+        let start = std::time::Instant::now();
+        while client.status(task).await.unwrap().state != TaskState::Running {
+            assert!(start.elapsed() < T, "round {round}: never leased");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // The worker has it (`Started` goes before its --test-delay).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        master.signal("STOP");
+        // Past the worker's silence limit (the lease timeout): it hangs up.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        master.signal("CONT");
+        let info = tokio::time::timeout(T, client.wait(task))
+            .await
+            .expect("decided in time")
+            .unwrap();
+        assert_eq!(
+            info.state,
+            TaskState::Done,
+            "round {round}: {info:?}\n{:?}",
+            client.history(task).await
+        );
+        check_swapped(&input, &client.fetch(task).await.unwrap()).unwrap();
+    }
+}

@@ -40,6 +40,7 @@ use crate::clock::{Clock, SteadyWall};
 mod archive;
 mod cancel;
 mod pending;
+mod stalls;
 mod view;
 mod waiters;
 mod worker_links;
@@ -67,6 +68,8 @@ struct Inner {
     waiters: Waiters,
     /// No dispatch before this (results cannot be stored right now).
     paused_until: Option<std::time::Instant>,
+    /// The master's own stalls, seen by its lease sweeper.
+    stalls: stalls::Stalls,
     /// Tasks with a change that is not durable yet (see [`Pending`]).
     unsettled: BTreeMap<TaskId, pending::Unsettled>,
 }
@@ -110,6 +113,7 @@ impl Shared {
         files: Arc<DataDir>,
     ) -> Self {
         let wall = SteadyWall::new(clock.as_ref());
+        let stalls = stalls::Stalls::new(config.lease_timeout);
         let mut scheduler = Scheduler::new(config);
         scheduler.set_wall_ms(wall.at(clock.now()));
         scheduler.restore(loaded.rows, loaded.next_task);
@@ -120,6 +124,7 @@ impl Shared {
                     workers: WorkerLinks::default(),
                     waiters: Waiters::default(),
                     paused_until: None,
+                    stalls,
                     unsettled: BTreeMap::new(),
                 }),
                 next_worker: AtomicU64::new(1),

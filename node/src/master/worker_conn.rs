@@ -2,7 +2,7 @@
 //! master streams it assigned images, the worker streams results back or
 //! reports a failure.
 
-use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
+use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use tessera_proto::{
@@ -41,6 +41,9 @@ struct WorkerConn {
     /// the reader: a slow commit must not stop this connection being read
     /// (its heartbeats, its next results).
     settling: Beside,
+    /// The worker said it gives the connection up for the master's silence
+    /// (`HangingUp`): its leases are lost to silence, not to a death.
+    hung_up: bool,
 }
 
 /// Serves one worker until it disconnects or `shutdown` fires. Whatever way
@@ -142,6 +145,7 @@ pub async fn serve<R: AsyncRead + Unpin>(
         results: BTreeMap::new(),
         // One answer (`Accepted`) each, on a queue of `capacity`.
         settling: Beside::new(capacity),
+        hung_up: false,
     };
     let why = loop {
         let next = tokio::select! {
@@ -183,7 +187,7 @@ pub async fn serve<R: AsyncRead + Unpin>(
     // (which could otherwise count against its image, or use its last
     // attempt).
     conn.settling.finish().await;
-    ctx.state.worker_lost(id, &why);
+    ctx.state.worker_lost(id, &why, conn.hung_up);
 }
 
 impl WorkerConn {
@@ -230,6 +234,13 @@ impl WorkerConn {
                 info!(worker = %self.id, "worker is draining");
                 self.ctx.state.worker_draining(self.id);
                 Ok(())
+            }
+            Msg::HangingUp { silent_ms } => {
+                self.hung_up = true;
+                Err(format!(
+                    "it heard nothing from the master for {:.1} s and gave the connection up",
+                    Duration::from_millis(silent_ms).as_secs_f64()
+                ))
             }
             Msg::Done {
                 task,

@@ -235,17 +235,36 @@ pub async fn run(
         silence = liveness.silent_for(silence_limit) => Err(SessionError::MasterSilent(silence)),
     };
     s.jobs.abort_all();
+    if let Err(SessionError::MasterSilent(silence)) = &result {
+        // Our last word, for a master that still hears us: this connection
+        // ends for its silence, not for a crash, so what we held here is no
+        // evidence against any image. Control goes ahead of any chunk.
+        let silent_ms = u64::try_from(silence.as_millis()).unwrap_or(u64::MAX);
+        let _ = s.out.control.try_send(Msg::HangingUp { silent_ms });
+    }
     let Session { out, .. } = s;
     drop((out, results));
-    if result.is_ok() {
+    let mut writer = writer;
+    match &result {
         // Let the writer send what is queued (hand-backs, and results it
         // has taken already).
-        let _ = tokio::time::timeout(Duration::from_secs(10), writer).await;
-    } else {
-        writer.abort();
+        Ok(()) => {
+            let _ = tokio::time::timeout(Duration::from_secs(10), &mut writer).await;
+        }
+        // A moment to write the last word; a master that stopped reading
+        // may never take it.
+        Err(SessionError::MasterSilent(_)) => {
+            let _ = tokio::time::timeout(HANG_UP_WAIT, &mut writer).await;
+        }
+        Err(_) => {}
     }
+    writer.abort();
     result
 }
+
+/// How long a worker giving up a silent master lets its writer try to send
+/// `HangingUp` before it closes the connection.
+const HANG_UP_WAIT: Duration = Duration::from_millis(200);
 
 struct Session<'a> {
     config: &'a WorkerConfig,

@@ -7,6 +7,7 @@
 mod draining;
 mod harness;
 mod lost_workers;
+mod one_way;
 mod poison;
 mod stealing;
 

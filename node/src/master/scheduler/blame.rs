@@ -18,7 +18,10 @@
 //!   timer, independent of the image work, so an image cannot make its worker
 //!   silent: a lease that expires means the process or its host paused, or the
 //!   network was cut. The task goes back to the queue; the worker is offered
-//!   nothing more until it shows life again ([`super::lease`]).
+//!   nothing more until it shows life again ([`super::lease`]). The master's
+//!   silence is no evidence either: a worker that heard nothing from the
+//!   master for the lease timeout gives its connection up and says so
+//!   (`HangingUp`), and its leases end as [`Loss::HungUp`], not as a death.
 //! * **An image that was not executing is innocent.** A prefetched task whose
 //!   worker died or went silent goes back to the front of the queue.
 //! * **A broken cluster is still bounded.** Every lost attempt without evidence
@@ -40,6 +43,10 @@ pub enum Loss {
     Died { alone: bool },
     /// The lease expired: no heartbeat for the lease timeout.
     Silent,
+    /// The worker gave its connection up after hearing nothing from the
+    /// master for the lease timeout (the master stopped, or its messages
+    /// were lost): silence again, from the other side.
+    HungUp,
     /// The attempt ran past the task timeout on a live worker.
     TimedOut,
 }
@@ -69,7 +76,7 @@ pub fn frees_key(kind: FailureKind) -> bool {
 pub fn verdict(loss: Loss, started: bool) -> Verdict {
     match (loss, started) {
         (_, false) => Verdict::Innocent,
-        (Loss::Silent, true) => Verdict::Innocent,
+        (Loss::Silent | Loss::HungUp, true) => Verdict::Innocent,
         (Loss::Died { alone: false }, true) => Verdict::Suspect,
         (Loss::Died { alone: true }, true) | (Loss::TimedOut, true) => Verdict::Evidence,
     }
@@ -118,6 +125,9 @@ impl Scheduler {
                 "again on this worker (the worker is suspect, not the image)"
             }
             (Verdict::Innocent, _) if !lease.started => "before it started",
+            (Verdict::Innocent, Loss::HungUp) => {
+                "while it ran (not its fault: the worker heard nothing from the master)"
+            }
             (Verdict::Innocent, _) => "while it ran (not its fault: the worker went silent)",
             (Verdict::Suspect, _) => "while it ran beside other images",
             (Verdict::Evidence, Loss::TimedOut) => "",
@@ -220,11 +230,13 @@ mod tests {
             Loss::Died { alone: true },
             Loss::Died { alone: false },
             Loss::Silent,
+            Loss::HungUp,
             Loss::TimedOut,
         ] {
             assert_eq!(verdict(loss, false), Verdict::Innocent, "{loss:?}");
         }
         assert_eq!(verdict(Loss::Silent, true), Verdict::Innocent);
+        assert_eq!(verdict(Loss::HungUp, true), Verdict::Innocent);
         assert_eq!(verdict(Loss::Died { alone: false }, true), Verdict::Suspect);
         assert_eq!(verdict(Loss::Died { alone: true }, true), Verdict::Evidence);
         assert_eq!(verdict(Loss::TimedOut, true), Verdict::Evidence);

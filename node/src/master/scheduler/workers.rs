@@ -52,16 +52,38 @@ impl Scheduler {
         }
     }
 
-    /// The worker's connection is gone: every lease it held ends at once,
-    /// each judged by [`super::blame`] (an image executing alone there is
-    /// blamed, one beside others is suspected, one not started is innocent).
-    /// Its straggling attempts just end (their backups run on). Returns the
+    /// The worker's connection is gone (closed or broken: the worker may
+    /// have crashed): every lease it held ends at once, each judged by
+    /// [`super::blame`] (an image executing alone there is blamed, one
+    /// beside others is suspected, one not started is innocent). Its
+    /// straggling attempts just end (their backups run on). Returns the
     /// tasks that failed for good.
     pub fn worker_lost(&mut self, worker: WorkerId, why: &str, now: Instant) -> Vec<TaskId> {
+        self.remove_worker(worker, why, None, now)
+    }
+
+    /// The worker gave its connection up because it heard nothing from the
+    /// master for the lease timeout (it said so: `HangingUp`): as
+    /// [`Self::worker_lost`], but its leases are lost to that silence
+    /// ([`Loss::HungUp`]), which is no evidence against any image.
+    pub fn worker_hung_up(&mut self, worker: WorkerId, why: &str, now: Instant) -> Vec<TaskId> {
+        self.remove_worker(worker, why, Some(Loss::HungUp), now)
+    }
+
+    /// Ends `worker` and its leases, each lost as `loss`, or, when `None`,
+    /// as a death ([`Loss::Died`]).
+    fn remove_worker(
+        &mut self,
+        worker: WorkerId,
+        why: &str,
+        loss: Option<Loss>,
+        now: Instant,
+    ) -> Vec<TaskId> {
         let Some(slot) = self.workers.get(&worker) else {
             return Vec::new();
         };
         let alone = self.executing(worker, slot) == 1;
+        let loss = loss.unwrap_or(Loss::Died { alone });
         let Some(slot) = self.workers.remove(&worker) else {
             return Vec::new();
         };
@@ -78,7 +100,7 @@ impl Scheduler {
         let mut failed = Vec::new();
         // Requeue newest first at the front, so the oldest ends up first in line.
         for task_id in slot.leases.into_iter().rev() {
-            if self.end_lease(task_id, &slot.name, Loss::Died { alone }, why, now) {
+            if self.end_lease(task_id, &slot.name, loss, why, now) {
                 failed.push(task_id);
             }
         }

@@ -51,11 +51,23 @@ impl Shared {
         self.settle(&mut g);
     }
 
-    pub fn worker_lost(&self, worker: WorkerId, why: &str) {
+    /// The worker's connection ended: closed or broken, or (`hung_up`)
+    /// given up by the worker for the master's silence (`HangingUp`). An
+    /// end during or just after the master's own stall counts as the
+    /// latter, said or not (`stalls.rs`).
+    pub fn worker_lost(&self, worker: WorkerId, why: &str, hung_up: bool) {
         let mut g = self.lock();
         g.workers.remove(worker);
         let held = g.scheduler.leases_of(worker);
-        let failed = g.scheduler.worker_lost(worker, why, self.clock.now());
+        let now = self.clock.now();
+        let failed = if hung_up {
+            g.scheduler.worker_hung_up(worker, why, now)
+        } else if g.stalls.recent(now) {
+            let why = format!("{why}, just after the master itself had stopped running");
+            g.scheduler.worker_hung_up(worker, &why, now)
+        } else {
+            g.scheduler.worker_lost(worker, why, now)
+        };
         if !held.is_empty() {
             info!(%worker, tasks = held.len(), "worker lost ({why}); its tasks are queued again");
         }
@@ -131,6 +143,7 @@ impl Shared {
     pub fn expire_due(&self) -> usize {
         let now = self.clock.now();
         let mut g = self.lock();
+        g.stalls.swept(now);
         let expired = g.scheduler.expire(now);
         crate::master::metrics::leases_expired(expired.len());
         let mut failed = Vec::new();

@@ -20,7 +20,7 @@ async fn a_task_out_of_attempts_is_announced_failed_only_once_durable_and_its_in
         if i + 1 == max {
             f.record.hold_writes(true);
         }
-        f.ledger.state().worker_lost(w, "killed");
+        f.ledger.state().worker_lost(w, "killed", false);
     }
     assert!(f.ledger.state().is_decided(task), "failed in memory");
     let_others_run().await;

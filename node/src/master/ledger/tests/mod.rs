@@ -8,6 +8,7 @@ mod durable;
 mod failure;
 mod record_failure;
 mod retention;
+mod stalled_master;
 
 use std::sync::Arc;
 
