@@ -57,4 +57,4 @@ pub use task::{EventEntry, FailureKind, TaskEvent, TaskId, TaskInfo, TaskState};
 pub const MAGIC: [u8; 4] = *b"TSRA";
 
 /// Bumped on every change to [`Msg`] or the frame layout.
-pub const PROTOCOL_VERSION: u16 = 9;
+pub const PROTOCOL_VERSION: u16 = 10;
