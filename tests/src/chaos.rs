@@ -3,7 +3,8 @@
 //! from a seeded RNG hit them for the whole batch: workers SIGKILLed (the
 //! supervisor restarts them), workers SIGSTOPped past their lease and
 //! resumed, the master SIGKILLed and started again on its data directory,
-//! the master's disk filled up for a while (with [`Mix::fill`]).
+//! the master SIGSTOPped past its workers' patience and resumed, the
+//! master's disk filled up for a while (with [`Mix::fill`]).
 //! Everything injected is written to a [`FaultLog`] with its time, so a
 //! failing seed can be read and replayed.
 
@@ -116,6 +117,9 @@ pub struct Counts {
     pub worker_kills: usize,
     pub worker_pauses: usize,
     pub master_kills: usize,
+    /// Master SIGSTOPs (each for 1.5 to 3 lease timeouts: its workers give
+    /// it up and come back).
+    pub master_pauses: usize,
     /// Master restarts on a port other than the one before.
     pub master_new_port: usize,
     /// Times the master's disk was filled up (then given room again).
@@ -137,6 +141,9 @@ pub struct Mix {
     pub max_paused: usize,
     /// Master SIGKILLs per batch, at progress points drawn from the RNG.
     pub master_kills: usize,
+    /// Master SIGSTOPs per batch, at progress points drawn from the RNG,
+    /// each for 1.5 to 3 lease timeouts.
+    pub master_pauses: usize,
     /// Restart the master on a new port the first time and on a new or
     /// the same port at random after that (everyone finds it by mDNS);
     /// otherwise always on the port it had.
@@ -221,11 +228,19 @@ pub async fn round(
         .collect();
     master_kill_at.sort_unstable();
     master_kill_at.reverse();
+    let mut master_pause_at: Vec<usize> = (0..mix.master_pauses)
+        .map(|_| rng.random_range(total / 10..total * 9 / 10))
+        .collect();
+    master_pause_at.sort_unstable();
+    master_pause_at.reverse();
+    // The master is stopped until then.
+    let mut master_resume_at: Option<Instant> = None;
     let key = cluster.master.key_file();
     let mut run = Run::start(client_bin, &key, &cluster.locate, &corpus.dir, out, &[]);
     log.note(format!(
-        "tessera run started: {total} images, master kills after {:?} images",
-        master_kill_at.iter().rev().collect::<Vec<_>>()
+        "tessera run started: {total} images, master kills after {:?} images, master pauses after {:?}",
+        master_kill_at.iter().rev().collect::<Vec<_>>(),
+        master_pause_at.iter().rev().collect::<Vec<_>>()
     ));
     let started = Instant::now();
     let slots = cluster.workers.slots.len();
@@ -246,6 +261,7 @@ pub async fn round(
             drop(full.take());
             let n = run.reported();
             log.note("deadline: tessera run still running; killed it");
+            resume_master(cluster, &mut master_resume_at, log);
             cluster.workers.resume_all();
             run.proc.signal("KILL");
             return Err(format!(
@@ -288,8 +304,22 @@ pub async fn round(
             counts.disk_fills += 1;
             log.note(format!("the master's disk full for {lasts:.2?}"));
         }
+        if master_resume_at.is_some_and(|t| now >= t) {
+            resume_master(cluster, &mut master_resume_at, log);
+        }
+        if master_pause_at.last().is_some_and(|&n| run.reported() >= n)
+            && master_resume_at.is_none()
+        {
+            master_pause_at.pop();
+            let pause = mix.lease_timeout.mul_f64(rng.random_range(1.5..3.0));
+            cluster.master.proc.signal("STOP");
+            master_resume_at = Some(now + pause);
+            counts.master_pauses += 1;
+            log.note(format!("SIGSTOP master for {pause:.2?}"));
+        }
         if master_kill_at.last().is_some_and(|&n| run.reported() >= n) {
             master_kill_at.pop();
+            resume_master(cluster, &mut master_resume_at, log);
             // A master may not start on a full disk (opening its record
             // writes to it): room first, as an operator would make it.
             if full.take().is_some() {
@@ -320,9 +350,18 @@ pub async fn round(
         tick(cluster);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    resume_master(cluster, &mut master_resume_at, log);
     cluster.workers.resume_all();
     drop(full);
     run.finish(Duration::from_secs(10)).await
+}
+
+/// SIGCONTs the master if it is stopped.
+fn resume_master(cluster: &mut Cluster, stopped_until: &mut Option<Instant>, log: &mut FaultLog) {
+    if stopped_until.take().is_some() {
+        cluster.master.proc.signal("CONT");
+        log.note("SIGCONT master");
+    }
 }
 
 /// SIGKILL's number (9 on every Linux architecture).

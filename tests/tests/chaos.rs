@@ -104,6 +104,7 @@ fn mix(master_kills: usize, new_port: bool, data_fs: &Tmpfs) -> Mix {
         kill_share: 0.5,
         max_paused: 2,
         master_kills,
+        master_pauses: 1,
         new_port,
         fill: Some(data_fs.path().to_path_buf()),
     }
@@ -207,10 +208,11 @@ async fn failed_histories(
 
 fn figures(seed: u64, c: &Counts, images: usize, v: &Verdict, seconds: f64) -> String {
     format!(
-        "{{\"bench\":\"chaos\",\"seed\":{seed},\"images\":{images},\"worker_kills\":{},\"worker_pauses\":{},\"master_kills\":{},\"master_new_port\":{},\"disk_fills\":{},\"poison_deaths\":{},\"innocent_failures\":{},\"duplicates\":{},\"poison_failed_after_s\":{},\"seconds\":{seconds:.1}}}",
+        "{{\"bench\":\"chaos\",\"seed\":{seed},\"images\":{images},\"worker_kills\":{},\"worker_pauses\":{},\"master_kills\":{},\"master_pauses\":{},\"master_new_port\":{},\"disk_fills\":{},\"poison_deaths\":{},\"innocent_failures\":{},\"duplicates\":{},\"poison_failed_after_s\":{},\"seconds\":{seconds:.1}}}",
         c.worker_kills,
         c.worker_pauses,
         c.master_kills,
+        c.master_pauses,
         c.master_new_port,
         c.disk_fills,
         c.other_deaths,
@@ -474,10 +476,11 @@ async fn soak() {
         }
     }
     println!(
-        "{{\"bench\":\"soak\",\"case\":\"summary\",\"seconds\":{:.0},\"rounds\":{rounds},\"images\":{images},\"worker_kills\":{},\"worker_pauses\":{},\"disk_fills\":{},\"poison_deaths\":{},\"innocent_failures\":{innocent_failures},\"duplicates\":{duplicates}}}",
+        "{{\"bench\":\"soak\",\"case\":\"summary\",\"seconds\":{:.0},\"rounds\":{rounds},\"images\":{images},\"worker_kills\":{},\"worker_pauses\":{},\"master_pauses\":{},\"disk_fills\":{},\"poison_deaths\":{},\"innocent_failures\":{innocent_failures},\"duplicates\":{duplicates}}}",
         start.elapsed().as_secs_f64(),
         counts.worker_kills,
         counts.worker_pauses,
+        counts.master_pauses,
         counts.disk_fills,
         counts.other_deaths
     );
