@@ -113,7 +113,8 @@ async fn a_worker_that_stops_hearing_the_master_gets_no_image_blamed() {
     let history = client.history(task).await.unwrap();
     assert_eq!(info.state, TaskState::Done, "{info:?}\n{history:?}");
     check_swapped(&input, &client.fetch(task).await.unwrap()).unwrap();
-    // The first attempt was lost to the master's silence, and said so.
+    // The attempt was lost to the master's silence, and said so; nothing
+    // lost counted against the image.
     let lost: Vec<&String> = history
         .iter()
         .filter_map(|e| match &e.event {
@@ -121,8 +122,11 @@ async fn a_worker_that_stops_hearing_the_master_gets_no_image_blamed() {
             _ => None,
         })
         .collect();
-    assert_eq!(lost.len(), 1, "{history:?}");
-    assert!(lost[0].contains("not its fault"), "{lost:?}");
+    assert!(!lost.is_empty(), "{history:?}");
+    assert!(
+        lost.iter().all(|why| why.contains("not its fault")),
+        "{lost:?}"
+    );
     assert!(
         dialer.dialed.load(Ordering::SeqCst) >= 2,
         "the worker came back on a new connection"
