@@ -113,7 +113,7 @@ pub async fn run(
     // rest wait in the session's `pending`.
     let (out, writer) = outgoing(writer, 4 * slots + 16, 1, Some(liveness.clone()));
     let results = out.payloads.clone();
-    let writer = tokio::spawn(writer);
+    let mut writer = tokio::spawn(writer);
     let mut s = Session {
         config,
         compute,
@@ -244,7 +244,6 @@ pub async fn run(
     }
     let Session { out, .. } = s;
     drop((out, results));
-    let mut writer = writer;
     match &result {
         // Let the writer send what is queued (hand-backs, and results it
         // has taken already).
