@@ -20,13 +20,12 @@
 //! worker's `test_delay` (20-300 ms, one worker in four 0.8-2.5 s, from the
 //! seed) of simulated time.
 //!
-//! The simulated cluster runs with the master's default `--max-attempts 3`
-//! (see `max_attempts` in `harness.rs`; `TESSERA_SIM_MAX_ATTEMPTS` sets
-//! another). Seeds 1-1,000 and 62,951-63,550 all pass with it (2026-12-06).
-//! It ran with 5 while 2 of 1,000 seeds (498 and 648, with the faults drawn
-//! then) failed an innocent image that died alone three times, quickly or
-//! before the master had seen enough of the storm (blame weighs deaths by
-//! running time, `scheduler/background.rs`).
+//! The simulated cluster runs with `--max-attempts 5` (see `max_attempts`
+//! in `harness.rs`; `TESSERA_SIM_MAX_ATTEMPTS` sets another). At the
+//! default 3, 1 of 1,900 seeds fails (2026-12-06: seeds 1-1,000 and
+//! 62,951-63,850; 63,598 fails an innocent image that died alone three
+//! times in a storm of crashes; blame weighs deaths by running time,
+//! `scheduler/background.rs`).
 //!
 //! Found with it: at ten times this fault rate (a fault every 20-200 ms),
 //! 4 of 100 seeds failed an innocent image "for its content" after three
